@@ -1,0 +1,52 @@
+# Build/test entry points. `make test` is what CI runs (.ci/run).
+# Recipes use bash: the test recipe relies on `trap` and $$? handling.
+SHELL := /bin/bash
+
+VENV ?= .venv
+PYTHON ?= python3
+PYTEST_ARGS ?=
+
+# pip runs only when setup.cfg/pyproject.toml is newer than the stamp, or
+# when the set of top-level packages (*/__init__.py) changed: the editable
+# install maps only the packages it found at install time. The stamp holds
+# that set, so editing an __init__.py does not trigger a reinstall.
+STAMP := $(VENV)/.installed-stamp
+PACKAGES := $(sort $(wildcard */__init__.py))
+ifneq ($(PACKAGES),$(strip $(file < $(STAMP))))
+.PHONY: $(STAMP)
+endif
+
+.PHONY: venv run test system-packages clean
+
+venv: $(STAMP)
+
+$(STAMP): setup.cfg pyproject.toml
+	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install -q -e '.[test]'
+	echo '$(PACKAGES)' > $@
+
+system-packages:
+	@scripts/system-packages.sh
+
+# Local demo server (the flask commands live in api/).
+run: venv
+	$(VENV)/bin/flask --app api init-db
+	$(VENV)/bin/flask --app api seed-demo
+	$(VENV)/bin/flask --app api run --host 127.0.0.1 --port 5000
+
+# One shell for the whole recipe so the EXIT trap always stops and deletes
+# the throwaway cluster, whether pytest passes, fails or is interrupted.
+# pytest's exit code is propagated; 5 ("no tests collected") fails too,
+# with a message, so an empty or mis-pointed run cannot look green.
+test: system-packages venv
+	@pgdir=$$(mktemp -d -t taxfree-pg.XXXXXX); \
+	trap 'scripts/throwaway-postgres.sh stop "$$pgdir"' EXIT; \
+	trap 'exit 130' INT TERM; \
+	url=$$(scripts/throwaway-postgres.sh start "$$pgdir") || exit 1; \
+	rc=0; TEST_POSTGRES_URL="$$url" $(VENV)/bin/python -m pytest $(PYTEST_ARGS) || rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests (exit 5), failing" >&2; fi; \
+	exit $$rc
+
+clean:
+	rm -rf $(VENV) instance/ .pytest_cache/ *.egg-info/
+	find . -path ./.git -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
