@@ -1,0 +1,150 @@
+"""The risk engine: which scanned forms need a physical check at the desk.
+
+The policy is data (``RiskPolicy``, loadable from JSON); ``assess`` is a pure
+function of the scan's facts and the policy. Every rule is evaluated, in a
+fixed order, so the officer sees all reasons and a re-scan gives the same
+answer. Random sampling is seeded by (seed, form id) for the same reason.
+"""
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, fields
+from typing import Literal
+
+from shared.countries import is_eu
+from shared.money import format_eur
+
+VALIDATED = "validated"
+CHECK_REQUIRED = "check_required"
+Verdict = Literal["validated", "check_required"]
+
+_SET_FIELDS = ("watched_categories", "retailer_watchlist", "traveller_watchlist")
+
+
+@dataclass(frozen=True)
+class RiskPolicy:
+    """When a form must be checked at the desk. ``high_value_cents=None`` turns
+    the value rule off; ``sample_rate`` is the share of forms picked at random."""
+
+    high_value_cents: int | None = 100_000
+    watched_categories: frozenset[str] = frozenset({"watches", "jewellery", "electronics"})
+    sample_rate: float = 0.05
+    seed: str = ""
+    retailer_watchlist: frozenset[str] = frozenset()
+    traveller_watchlist: frozenset[str] = frozenset()  # opaque traveller keys
+    frequent_forms: int = 5
+    frequent_days: int = 7
+    check_eu_passport: bool = True
+
+    def __post_init__(self) -> None:
+        if self.high_value_cents is not None and self.high_value_cents < 0:
+            raise ValueError("high_value_cents cannot be negative")
+        if not 0.0 <= self.sample_rate <= 1.0:
+            raise ValueError("sample_rate is between 0 and 1")
+        if self.frequent_forms < 1 or self.frequent_days < 1:
+            raise ValueError("frequent_forms and frequent_days are at least 1")
+        for name in _SET_FIELDS:
+            if not isinstance(getattr(self, name), frozenset):
+                raise TypeError(f"{name} must be a frozenset")
+
+
+@dataclass(frozen=True)
+class ScanFacts:
+    """What is known about a form when it is scanned.
+
+    ``forms_by_traveller_recent`` is counted by the caller over the last
+    ``policy.frequent_days`` days, this form included. ``traveller_key`` and
+    ``passport_country`` are None when the traveller is not identified yet.
+    """
+
+    form_id: str
+    total_cents: int
+    categories: frozenset[str]
+    retailer_vat: str
+    traveller_key: str | None
+    passport_country: str | None
+    forms_by_traveller_recent: int
+
+
+@dataclass(frozen=True)
+class FiredRule:
+    """A risk rule that asks for a check, with a detail for the officer."""
+
+    code: str
+    detail: str
+
+
+@dataclass(frozen=True)
+class Assessment:
+    """The outcome of a scan: validated now, or a check at the desk and why."""
+
+    verdict: Verdict
+    fired: tuple[FiredRule, ...]
+
+
+def is_sampled(seed: str, form_id: str, sample_rate: float) -> bool:
+    """Whether the random check picks this form; the same inputs always agree."""
+    return random.Random(f"{seed}:{form_id}").random() < sample_rate
+
+
+def assess(facts: ScanFacts, policy: RiskPolicy) -> Assessment:
+    """Apply every rule of ``policy`` to ``facts``; any fired rule means a check."""
+    fired: list[FiredRule] = []
+    if policy.high_value_cents is not None and facts.total_cents > policy.high_value_cents:
+        fired.append(FiredRule(
+            "high_value",
+            f"Total {format_eur(facts.total_cents)} is above "
+            f"{format_eur(policy.high_value_cents)}.",
+        ))
+    watched = sorted(facts.categories & policy.watched_categories)
+    if watched:
+        fired.append(FiredRule("watched_category", "Watched goods: " + ", ".join(watched) + "."))
+    if is_sampled(policy.seed, facts.form_id, policy.sample_rate):
+        fired.append(FiredRule("random_sample", "Picked by the random check."))
+    if facts.retailer_vat in policy.retailer_watchlist:
+        fired.append(FiredRule(
+            "retailer_watchlist", f"Retailer {facts.retailer_vat} is on the watchlist."
+        ))
+    if facts.traveller_key is not None and facts.traveller_key in policy.traveller_watchlist:
+        fired.append(FiredRule("traveller_watchlist", "Traveller is on the watchlist."))
+    if facts.forms_by_traveller_recent >= policy.frequent_forms:
+        fired.append(FiredRule(
+            "frequent_traveller",
+            f"{facts.forms_by_traveller_recent} forms in the last {policy.frequent_days} days "
+            f"(check from {policy.frequent_forms}).",
+        ))
+    if policy.check_eu_passport and is_eu(facts.passport_country):
+        fired.append(FiredRule(
+            "eu_passport_holder",
+            f"Passport issued by {facts.passport_country}, an EU country: "
+            f"ask for proof of residence outside the EU.",
+        ))
+    verdict: Verdict = CHECK_REQUIRED if fired else VALIDATED
+    return Assessment(verdict, tuple(fired))
+
+
+def policy_to_dict(policy: RiskPolicy) -> dict:
+    """The policy as JSON-friendly data (sets become sorted lists)."""
+    data = {}
+    for f in fields(RiskPolicy):
+        value = getattr(policy, f.name)
+        data[f.name] = sorted(value) if f.name in _SET_FIELDS else value
+    return data
+
+
+def policy_from_dict(data: dict) -> RiskPolicy:
+    """A policy from configuration; missing keys keep their defaults.
+
+    Unknown keys raise ``ValueError`` so a misspelt setting is not ignored.
+    """
+    known = {f.name for f in fields(RiskPolicy)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ValueError(f"unknown risk policy settings: {', '.join(unknown)}")
+    values = dict(data)
+    for name in _SET_FIELDS:
+        if name in values:
+            if isinstance(values[name], str):
+                raise TypeError(f"{name} must be a list of strings, not a string")
+            values[name] = frozenset(values[name])
+    return RiskPolicy(**values)
