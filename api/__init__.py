@@ -1,0 +1,44 @@
+"""The tax-free export validation API (Flask).
+
+``create_app()`` is the application factory: ``flask --app api run`` for
+development, ``gunicorn 'api:create_app()'`` in production.
+"""
+from __future__ import annotations
+
+import logging
+import os
+
+from flask import Flask
+
+from shared import risk, rules
+
+from . import cli, database, problems
+from .keys import Keyring
+
+
+def create_app(test_config: dict | None = None) -> Flask:
+    app = Flask(__name__, instance_path=os.environ.get("INSTANCE_PATH") or None,
+                instance_relative_config=True)
+    from . import config
+
+    app.config.update(config.load(app.instance_path))
+    if test_config:
+        app.config.update(test_config)
+    # Fail at start-up, not at the first scan, on a bad rule configuration.
+    app.config["RULESET"] = rules.ruleset_for(app.config["MEMBER_STATE"])
+    app.config["RISK"] = risk.policy_from_dict(app.config["RISK_POLICY"])
+    app.json.sort_keys = False
+    # "/forms/" and "/forms" are one resource: no redirect (an HTML body) for
+    # a trailing slash.
+    app.url_map.strict_slashes = False
+    logging.basicConfig(level=logging.INFO)
+
+    database.init_app(app)
+    app.extensions["keyring"] = Keyring()
+    problems.init_app(app)
+
+    from .resources import register
+
+    register(app)
+    cli.init_app(app)
+    return app

@@ -1,0 +1,92 @@
+"""Operator commands: ``flask --app api <command>``."""
+from __future__ import annotations
+
+import click
+from alembic import command
+from flask import Flask, current_app
+from flask.cli import with_appcontext
+from sqlalchemy import select
+
+from . import auth, database, keys
+from .migrations import alembic_config
+from .models import Intermediary, Retailer, User, utcnow
+
+
+def init_app(app: Flask) -> None:
+    for cmd in (init_db, seed_demo, create_user, rotate_keys, expire_forms):
+        app.cli.add_command(cmd)
+
+
+def migrate(url: str) -> None:
+    """Bring the database up to the newest schema, and make sure a signing key exists."""
+    command.upgrade(alembic_config(url), "head")
+
+
+@click.command("init-db")
+@with_appcontext
+def init_db():
+    """Create or upgrade the database schema (Alembic) and the first signing key."""
+    migrate(current_app.config["DATABASE_URL"])
+    keys.ensure_key(database.session())
+    click.echo("Database is up to date.")
+
+
+@click.command("seed-demo")
+@with_appcontext
+def seed_demo():
+    """Load demo exit points, a retailer, an intermediary, devices, users and forms."""
+    from .demo import seed
+
+    for line in seed(database.session()):
+        click.echo(line)
+
+
+@click.command("create-user")
+@with_appcontext
+@click.argument("name")
+@click.option("--role", required=True, type=click.Choice(auth.ROLES))
+@click.option("--password", required=True)
+@click.option("--retailer", "retailer_vat", help="VAT number of the retailer (role retailer)")
+@click.option("--intermediary", "intermediary_id", type=int, help="Intermediary id (role intermediary)")
+def create_user(name, role, password, retailer_vat, intermediary_id):
+    """Add a user who logs in with NAME and PASSWORD."""
+    session = database.session()
+    retailer_id = None
+    if role == "retailer":
+        retailer = session.scalar(select(Retailer).where(Retailer.vat_number == retailer_vat or ""))
+        if retailer is None:
+            raise click.UsageError("--retailer must name an existing retailer's VAT number")
+        retailer_id = retailer.id
+    if role == "intermediary" and session.get(Intermediary, intermediary_id or 0) is None:
+        raise click.UsageError("--intermediary must name an existing intermediary id")
+    if session.scalar(select(User).where(User.username == name)):
+        raise click.UsageError(f"user {name} already exists")
+    session.add(User(username=name, role=role, password_hash=auth.hash_password(password),
+                     retailer_id=retailer_id,
+                     intermediary_id=intermediary_id if role == "intermediary" else None))
+    session.commit()
+    click.echo(f"User {name} ({role}) created.")
+
+
+@click.command("rotate-keys")
+@with_appcontext
+def rotate_keys():
+    """Add a new signing key; the previous key keeps verifying, older ones retire."""
+    session = database.session()
+    new = keys.rotate(session)
+    session.commit()
+    current_app.extensions["keyring"].invalidate()
+    live = [k.kid for k in keys.active_keys(session)]
+    click.echo(f"New signing key {new.kid}; verifying with {', '.join(live)}.")
+
+
+@click.command("expire-forms")
+@with_appcontext
+def expire_forms():
+    """Mark issued forms whose export deadline has passed as expired."""
+    from .services import forms
+
+    session = database.session()
+    expired = forms.expire_overdue(session, current_app.config["RULESET"], utcnow())
+    session.commit()
+    click.echo(f"{len(expired)} form(s) expired.")

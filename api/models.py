@@ -1,0 +1,293 @@
+"""The tables: who takes part (exit points, intermediaries, retailers, users,
+devices), the forms with their lines, and what happens to them (scans, checks,
+audit events). Signing keys and idempotency records support the API."""
+from __future__ import annotations
+
+from datetime import date, datetime, timezone
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Date,
+    DateTime,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from .database import Base
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class UTCDateTime(TypeDecorator):
+    """A timezone-aware UTC timestamp on every database.
+
+    SQLite has no time zones: values are stored as naive UTC and come back
+    aware, so the code never meets a naive datetime.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime")
+        value = value.astimezone(timezone.utc)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=timezone.utc)
+        return value.astimezone(timezone.utc)
+
+
+# Integer ids that are 64-bit on PostgreSQL and still the rowid on SQLite.
+BigId = BigInteger().with_variant(Integer, "sqlite")
+
+
+class ExitPoint(Base):
+    __tablename__ = "exit_points"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(8), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(16))
+    country: Mapped[str] = mapped_column(String(2), default="NL")
+    desk_location: Mapped[str] = mapped_column(String(300), default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    __table_args__ = (
+        CheckConstraint("kind IN ('airport', 'seaport', 'land')", name="kind"),
+    )
+
+
+class Intermediary(Base):
+    __tablename__ = "intermediaries"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    # The intermediary's fee, in basis points of the VAT, kept from the refund.
+    fee_bp: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Retailer(Base):
+    __tablename__ = "retailers"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    vat_number: Mapped[str] = mapped_column(String(20), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    address: Mapped[str] = mapped_column(String(500), default="")
+    intermediary_id: Mapped[int | None] = mapped_column(ForeignKey("intermediaries.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    intermediary: Mapped[Intermediary | None] = relationship()
+
+
+class User(Base):
+    __tablename__ = "users"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(100), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(300))
+    role: Mapped[str] = mapped_column(String(16))
+    retailer_id: Mapped[int | None] = mapped_column(ForeignKey("retailers.id"))
+    intermediary_id: Mapped[int | None] = mapped_column(ForeignKey("intermediaries.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    __table_args__ = (
+        CheckConstraint(
+            "role IN ('admin', 'retailer', 'intermediary', 'officer')", name="role"
+        ),
+        CheckConstraint("role != 'retailer' OR retailer_id IS NOT NULL", name="retailer_bound"),
+        CheckConstraint(
+            "role != 'intermediary' OR intermediary_id IS NOT NULL",
+            name="intermediary_bound",
+        ),
+    )
+
+
+class Device(Base):
+    """A kiosk, tablet or handheld at one exit point; it authenticates with a
+    long-lived device token that stops working once the device is revoked."""
+
+    __tablename__ = "devices"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(16))
+    exit_point_id: Mapped[int] = mapped_column(ForeignKey("exit_points.id"))
+    token_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    exit_point: Mapped[ExitPoint] = relationship()
+    __table_args__ = (
+        CheckConstraint("kind IN ('kiosk', 'tablet', 'handheld')", name="kind"),
+    )
+
+
+class SigningKey(Base):
+    """An Ed25519 key that signs QR payloads and access tokens.
+
+    The newest unretired key signs; every unretired key verifies and is
+    published in the JWKS."""
+
+    __tablename__ = "signing_keys"
+    kid: Mapped[str] = mapped_column(String(40), primary_key=True)
+    private_key_pem: Mapped[str] = mapped_column(Text)
+    public_jwk: Mapped[dict] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    retired_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+FORM_STATUSES = (
+    "issued",
+    "check_required",
+    "validated",
+    "partially_validated",
+    "rejected",
+    "cancelled",
+    "expired",
+    "refunded",
+)
+
+
+class Form(Base):
+    __tablename__ = "forms"
+    id: Mapped[str] = mapped_column(String(12), primary_key=True)
+    retailer_id: Mapped[int] = mapped_column(ForeignKey("retailers.id"), index=True)
+    # The intermediary that submitted the form, if any.
+    intermediary_id: Mapped[int | None] = mapped_column(ForeignKey("intermediaries.id"))
+    status: Mapped[str] = mapped_column(String(24), default="issued")
+    invoice_number: Mapped[str] = mapped_column(String(64))
+    purchase_date: Mapped[date] = mapped_column(Date)
+    payment_method: Mapped[str | None] = mapped_column(String(32))
+    refund_method: Mapped[str | None] = mapped_column(String(32))
+    first_name: Mapped[str] = mapped_column(String(100))
+    last_name: Mapped[str] = mapped_column(String(100))
+    passport_number: Mapped[str] = mapped_column(String(20))
+    passport_country: Mapped[str] = mapped_column(String(2))
+    # Keyed hash of passport country + number: finds a traveller's forms
+    # without searching on the number itself.
+    passport_key: Mapped[str] = mapped_column(String(64), index=True)
+    nationality: Mapped[str] = mapped_column(String(2))
+    residence_country: Mapped[str] = mapped_column(String(2))
+    date_of_birth: Mapped[date] = mapped_column(Date)
+    email: Mapped[str | None] = mapped_column(String(254))
+    currency: Mapped[str] = mapped_column(String(3), default="EUR")
+    total_cents: Mapped[int] = mapped_column(BigInteger)
+    vat_cents: Mapped[int] = mapped_column(BigInteger)
+    fee_cents: Mapped[int] = mapped_column(BigInteger)
+    refund_cents: Mapped[int] = mapped_column(BigInteger)
+    export_deadline: Mapped[date] = mapped_column(Date)
+    qr_payload: Mapped[str] = mapped_column(Text)
+    # Set once a scan or an officer validated the export (fully or in part).
+    validated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    exit_point_id: Mapped[int | None] = mapped_column(ForeignKey("exit_points.id"))
+    validated_total_cents: Mapped[int | None] = mapped_column(BigInteger)
+    validated_vat_cents: Mapped[int | None] = mapped_column(BigInteger)
+    validated_refund_cents: Mapped[int | None] = mapped_column(BigInteger)
+    refunded_cents: Mapped[int | None] = mapped_column(BigInteger)
+    refunded_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+
+    retailer: Mapped[Retailer] = relationship()
+    exit_point: Mapped[ExitPoint | None] = relationship()
+    lines: Mapped[list[FormLine]] = relationship(
+        order_by="FormLine.line", cascade="all, delete-orphan", back_populates="form"
+    )
+    __table_args__ = (
+        # One tax-free form per invoice of a retailer.
+        UniqueConstraint("retailer_id", "invoice_number"),
+        CheckConstraint(
+            "status IN (%s)" % ", ".join(f"'{s}'" for s in FORM_STATUSES), name="status"
+        ),
+        CheckConstraint("total_cents > 0 AND vat_cents >= 0 AND refund_cents >= 0", name="money"),
+    )
+
+
+class FormLine(Base):
+    __tablename__ = "form_lines"
+    form_id: Mapped[str] = mapped_column(ForeignKey("forms.id"), primary_key=True)
+    line: Mapped[int] = mapped_column(Integer, primary_key=True)  # 1-based
+    description: Mapped[str] = mapped_column(String(300))
+    quantity: Mapped[int] = mapped_column(Integer)
+    unit_price_cents: Mapped[int] = mapped_column(BigInteger)
+    vat_rate_bp: Mapped[int] = mapped_column(Integer)
+    vat_cents: Mapped[int] = mapped_column(BigInteger)
+    total_cents: Mapped[int] = mapped_column(BigInteger)
+    category: Mapped[str] = mapped_column(String(32))
+    serial_number: Mapped[str | None] = mapped_column(String(64))
+    # The officer's finding at a physical check; None until checked.
+    present: Mapped[bool | None] = mapped_column(Boolean)
+    form: Mapped[Form] = relationship(back_populates="lines")
+    __table_args__ = (
+        CheckConstraint("quantity > 0 AND unit_price_cents > 0", name="positive"),
+    )
+
+
+class Scan(Base):
+    """One scan of a QR payload (or passport lookup) at an exit point."""
+
+    __tablename__ = "scans"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    form_id: Mapped[str | None] = mapped_column(ForeignKey("forms.id"), index=True)
+    device_id: Mapped[str] = mapped_column(ForeignKey("devices.id"))
+    exit_point_id: Mapped[int] = mapped_column(ForeignKey("exit_points.id"))
+    verdict: Mapped[str] = mapped_column(String(16))
+    reason_code: Mapped[str | None] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+
+
+class Check(Base):
+    """A physical check at the customs desk, opened when the risk engine sends
+    a traveller there; one per form."""
+
+    __tablename__ = "checks"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    form_id: Mapped[str] = mapped_column(ForeignKey("forms.id"), unique=True)
+    exit_point_id: Mapped[int] = mapped_column(ForeignKey("exit_points.id"))
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    fired_rules: Mapped[list] = mapped_column(JSON)
+    opened_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    officer_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    outcome: Mapped[str | None] = mapped_column(String(24))
+    reason_code: Mapped[str | None] = mapped_column(String(32))
+    note: Mapped[str | None] = mapped_column(Text)
+    form: Mapped[Form] = relationship()
+    exit_point: Mapped[ExitPoint] = relationship()
+    __table_args__ = (
+        CheckConstraint("status IN ('pending', 'decided')", name="status"),
+    )
+
+
+class Event(Base):
+    """The audit trail: appended, never updated."""
+
+    __tablename__ = "events"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    form_id: Mapped[str | None] = mapped_column(ForeignKey("forms.id"), index=True)
+    type: Mapped[str] = mapped_column(String(40))
+    actor: Mapped[str] = mapped_column(String(64))
+    exit_point: Mapped[str | None] = mapped_column(String(8))
+    data: Mapped[dict] = mapped_column(JSON, default=dict)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class IdempotencyRecord(Base):
+    """The first response to a request sent with an ``Idempotency-Key``."""
+
+    __tablename__ = "idempotency_records"
+    owner: Mapped[str] = mapped_column(String(64), primary_key=True)
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    request_hash: Mapped[str] = mapped_column(String(64))
+    status_code: Mapped[int] = mapped_column(Integer)
+    response_body: Mapped[dict] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

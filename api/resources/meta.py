@@ -1,0 +1,36 @@
+"""Keys and health: the JWKS for offline QR verification, liveness, readiness."""
+from __future__ import annotations
+
+from flask_smorest import Blueprint
+from sqlalchemy import text
+
+from .. import database
+from ..problems import Problem
+from .common import keyring
+
+blp = Blueprint("meta", __name__, url_prefix="/", description="Keys and health")
+
+
+@blp.get("/.well-known/jwks.json")
+@blp.doc(security=[])
+def jwks():
+    """Public keys that verify QR payloads: the current key and the previous one."""
+    return keyring().jwks(database.session()), 200, {"Cache-Control": "public, max-age=300"}
+
+
+@blp.get("/healthz")
+@blp.doc(security=[])
+def healthz():
+    """The process is up."""
+    return {"status": "ok"}
+
+
+@blp.get("/readyz")
+@blp.doc(security=[])
+def readyz():
+    """The process can reach its database."""
+    try:
+        database.session().execute(text("SELECT 1"))
+    except Exception:
+        raise Problem(503, "database_unavailable", "The database cannot be reached.")
+    return {"status": "ready"}

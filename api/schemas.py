@@ -1,0 +1,329 @@
+"""Request and response bodies (marshmallow 4), also the OpenAPI schemas."""
+from __future__ import annotations
+
+import re
+
+import marshmallow as ma
+from marshmallow import ValidationError, fields, validate, validates, validates_schema
+
+from shared import countries, money, rules
+
+from .services.decisions import OUTCOMES, REJECTION_REASONS
+
+
+class Strict(ma.Schema):
+    class Meta:
+        unknown = ma.RAISE
+
+
+def _country(value: str) -> None:
+    if not countries.is_country(value):
+        raise ValidationError("Not an ISO 3166-1 alpha-2 country code (e.g. CN, US).")
+
+
+def Country() -> fields.String:
+    return fields.String(required=True, validate=_country, metadata={"example": "CN"})
+def Text(max_length: int, *, validate_also=None, **kw) -> fields.String:
+    """A non-empty string of at most ``max_length`` characters."""
+    validators = [validate.Length(1, max_length)] + ([validate_also] if validate_also else [])
+    return fields.String(validate=validators, **kw)
+
+VAT_NUMBER = re.compile(r"^NL[0-9]{9}B[0-9]{2}$")
+LATIN_NAME = re.compile(r"^[A-Za-z\u00C0-\u024F][A-Za-z\u00C0-\u024F '\-.]*$")
+
+
+def _vat_number(value: str) -> None:
+    if not VAT_NUMBER.match(value):
+        raise ValidationError("A Dutch VAT number looks like NL123456789B01.")
+
+
+def _latin_name(value: str) -> None:
+    if not LATIN_NAME.match(value):
+        raise ValidationError("Use the Latin-script name as printed in the passport.")
+
+
+# --- auth ---------------------------------------------------------------------
+
+class TokenRequest(Strict):
+    username = Text(100, required=True)
+    password = Text(200, required=True, load_only=True)
+
+
+class TokenResponse(Strict):
+    access_token = fields.String()
+    token_type = fields.String(metadata={"example": "Bearer"})
+    expires_in = fields.Integer(metadata={"description": "Seconds until the token expires"})
+
+
+# --- administration -----------------------------------------------------------
+
+class ExitPointSchema(Strict):
+    id = fields.Integer(dump_only=True)
+    code = fields.String(required=True, validate=validate.Regexp(r"^[A-Z0-9]{3,8}$"),
+                         metadata={"example": "AMS"})
+    name = Text(200, required=True)
+    kind = fields.String(required=True, validate=validate.OneOf(["airport", "seaport", "land"]))
+    desk_location = fields.String(validate=validate.Length(0, 300), load_default="")
+
+
+class IntermediarySchema(Strict):
+    id = fields.Integer(dump_only=True)
+    name = Text(200, required=True)
+    fee_bp = fields.Integer(load_default=0, validate=validate.Range(0, 10000),
+                            metadata={"description": "Fee kept from the refund, in basis points of the VAT"})
+
+
+class RetailerSchema(Strict):
+    id = fields.Integer(dump_only=True)
+    vat_number = fields.String(required=True, validate=_vat_number, metadata={"example": "NL859559001B01"})
+    name = Text(200, required=True)
+    address = fields.String(validate=validate.Length(0, 500), load_default="")
+    intermediary_id = fields.Integer(allow_none=True, load_default=None)
+
+
+class UserCreate(Strict):
+    id = fields.Integer(dump_only=True)
+    username = fields.String(required=True, validate=validate.Regexp(r"^[A-Za-z0-9_.@-]{3,100}$"))
+    password = fields.String(required=True, load_only=True, validate=validate.Length(10, 200))
+    role = fields.String(required=True, validate=validate.OneOf(["admin", "retailer", "intermediary", "officer"]))
+    retailer_id = fields.Integer(allow_none=True, load_default=None)
+    intermediary_id = fields.Integer(allow_none=True, load_default=None)
+
+    @validates_schema
+    def _bound(self, data, **_):
+        if data["role"] == "retailer" and not data.get("retailer_id"):
+            raise ValidationError("A retailer user belongs to a retailer.", "retailer_id")
+        if data["role"] == "intermediary" and not data.get("intermediary_id"):
+            raise ValidationError("An intermediary user belongs to an intermediary.", "intermediary_id")
+
+
+class DeviceCreate(Strict):
+    name = Text(200, required=True)
+    kind = fields.String(required=True, validate=validate.OneOf(["kiosk", "tablet", "handheld"]))
+    exit_point = fields.String(required=True, metadata={"description": "Exit point code", "example": "AMS"})
+
+
+class DeviceSchema(Strict):
+    id = fields.String()
+    name = fields.String()
+    kind = fields.String()
+    exit_point = fields.Function(lambda d: d.exit_point.code)
+    created_at = fields.AwareDateTime()
+    revoked_at = fields.AwareDateTime(allow_none=True)
+
+
+class DeviceCreated(DeviceSchema):
+    token = fields.String(metadata={"description": "The device token; shown only once"})
+
+
+# --- forms --------------------------------------------------------------------
+
+class TravellerSchema(Strict):
+    first_name = Text(100, required=True, validate_also=_latin_name)
+    last_name = Text(100, required=True, validate_also=_latin_name)
+    passport_number = fields.String(required=True, validate=validate.Regexp(
+        r"^[A-Z0-9]{5,20}$", error="Passport numbers are 5 to 20 capital letters and digits."))
+    passport_country = Country()
+    nationality = Country()
+    residence_country = Country()
+    date_of_birth = fields.Date(required=True)
+    email = fields.Email(load_default=None, allow_none=True)
+
+
+class ItemSchema(Strict):
+    description = Text(300, required=True)
+    quantity = fields.Integer(required=True, strict=True, validate=validate.Range(1, 10_000))
+    unit_price_cents = fields.Integer(required=True, strict=True, validate=validate.Range(1, 100_000_000),
+                                      metadata={"description": "Unit price including VAT, in cents"})
+    vat_rate = fields.Decimal(required=True, as_string=False, places=None,
+                              metadata={"description": "VAT rate in percent, e.g. 21 or 9"})
+    category = fields.String(required=True, validate=validate.OneOf(rules.CATEGORIES))
+    serial_number = fields.String(load_default=None, allow_none=True, validate=validate.Length(1, 64))
+
+    @validates("vat_rate")
+    def _rate(self, value, **_):
+        try:
+            money.percent_to_bp(value)
+        except ValueError as exc:
+            raise ValidationError(str(exc))
+
+    @ma.post_load
+    def _basis_points(self, data, **_):
+        data["vat_rate_bp"] = money.percent_to_bp(data.pop("vat_rate"))
+        return data
+
+
+class FormCreate(Strict):
+    retailer_vat = fields.String(load_default=None, validate=_vat_number,
+                                 metadata={"description": "Required for intermediaries"})
+    invoice_number = Text(64, required=True)
+    purchase_date = fields.Date(required=True)
+    payment_method = fields.String(load_default=None, validate=validate.OneOf(["card", "cash", "mobile", "other"]))
+    refund_method = fields.String(load_default=None, validate=validate.OneOf(["card", "cash", "bank", "alipay", "wechat", "other"]))
+    traveller = fields.Nested(TravellerSchema, required=True)
+    items = fields.List(fields.Nested(ItemSchema), required=True, validate=validate.Length(1, 200))
+
+
+class LineSchema(Strict):
+    line = fields.Integer()
+    description = fields.String()
+    quantity = fields.Integer()
+    unit_price_cents = fields.Integer()
+    vat_rate = fields.Function(
+        lambda l: l.vat_rate_bp // 100 if l.vat_rate_bp % 100 == 0 else l.vat_rate_bp / 100,
+        metadata={"description": "VAT rate in percent"},
+    )
+    vat_cents = fields.Integer()
+    total_cents = fields.Integer()
+    category = fields.String()
+    serial_number = fields.String(allow_none=True)
+    present = fields.Boolean(allow_none=True)
+
+
+def mask_passport(number: str) -> str:
+    return "*" * max(len(number) - 3, 0) + number[-3:]
+
+
+class TravellerOut(Strict):
+    first_name = fields.String()
+    last_name = fields.String()
+    passport_number = fields.String()
+    passport_country = fields.String()
+    nationality = fields.String()
+    residence_country = fields.String()
+    date_of_birth = fields.Date()
+    email = fields.String(allow_none=True)
+
+
+class FormSchema(Strict):
+    id = fields.String(metadata={"example": "NL7KQ3X9PD"})
+    status = fields.String()
+    retailer_vat = fields.Function(lambda f: f.retailer.vat_number)
+    retailer_name = fields.Function(lambda f: f.retailer.name)
+    invoice_number = fields.String()
+    purchase_date = fields.Date()
+    payment_method = fields.String(allow_none=True)
+    refund_method = fields.String(allow_none=True)
+    traveller = fields.Function(lambda f: TravellerOut().dump(f))
+    items = fields.List(fields.Nested(LineSchema), attribute="lines")
+    currency = fields.String()
+    total_cents = fields.Integer()
+    vat_cents = fields.Integer()
+    fee_cents = fields.Integer()
+    refund_cents = fields.Integer()
+    export_deadline = fields.Date()
+    qr_payload = fields.String()
+    exit_point = fields.Function(lambda f: f.exit_point.code if f.exit_point else None)
+    validated_at = fields.AwareDateTime(allow_none=True)
+    validated_total_cents = fields.Integer(allow_none=True)
+    validated_vat_cents = fields.Integer(allow_none=True)
+    validated_refund_cents = fields.Integer(allow_none=True)
+    refunded_cents = fields.Integer(allow_none=True)
+    refunded_at = fields.AwareDateTime(allow_none=True)
+    created_at = fields.AwareDateTime()
+    updated_at = fields.AwareDateTime()
+
+
+class FormSummary(Strict):
+    """A form in a list: the passport number is masked."""
+
+    id = fields.String()
+    status = fields.String()
+    retailer_vat = fields.Function(lambda f: f.retailer.vat_number)
+    invoice_number = fields.String()
+    purchase_date = fields.Date()
+    traveller_name = fields.Function(lambda f: f"{f.first_name} {f.last_name}")
+    passport_number = fields.Function(lambda f: mask_passport(f.passport_number))
+    total_cents = fields.Integer()
+    vat_cents = fields.Integer()
+    refund_cents = fields.Integer()
+    export_deadline = fields.Date()
+    exit_point = fields.Function(lambda f: f.exit_point.code if f.exit_point else None)
+    updated_at = fields.AwareDateTime()
+
+
+class FormListArgs(Strict):
+    status = fields.String(validate=validate.OneOf(
+        ["issued", "check_required", "validated", "partially_validated", "rejected",
+         "cancelled", "expired", "refunded"]))
+    updated_since = fields.AwareDateTime(metadata={"description": "ISO 8601 with offset"})
+    cursor = fields.String()
+    limit = fields.Integer(load_default=50, validate=validate.Range(1, 200))
+
+
+class RefundRequest(Strict):
+    amount_cents = fields.Integer(required=True, strict=True, validate=validate.Range(1, 100_000_000))
+    paid_at = fields.AwareDateTime(required=True)
+
+
+class EventSchema(Strict):
+    id = fields.Integer()
+    type = fields.String()
+    at = fields.AwareDateTime()
+    actor = fields.String()
+    exit_point = fields.String(allow_none=True)
+    data = fields.Dict()
+
+
+# --- scans and checks ---------------------------------------------------------
+
+class ScanRequest(Strict):
+    qr_payload = fields.String(required=True, validate=validate.Length(1, 4096))
+
+
+class ScanResponse(Strict):
+    form_id = fields.String(allow_none=True)
+    verdict = fields.String(metadata={"enum": ["validated", "check_required", "refused"]})
+    reason_code = fields.String(allow_none=True)
+    message = fields.String()
+    export_deadline = fields.String(allow_none=True)
+    desk_location = fields.String(allow_none=True)
+
+
+class CheckListArgs(Strict):
+    exit_point = fields.String()
+    status = fields.String(load_default="pending", validate=validate.OneOf(["pending", "decided"]))
+    cursor = fields.String()
+    limit = fields.Integer(load_default=50, validate=validate.Range(1, 200))
+
+
+class CheckSchema(Strict):
+    id = fields.Integer()
+    form_id = fields.String()
+    status = fields.String()
+    exit_point = fields.Function(lambda c: c.exit_point.code)
+    opened_at = fields.AwareDateTime()
+    fired_rules = fields.List(fields.Dict())
+    traveller_name = fields.Function(lambda c: f"{c.form.first_name} {c.form.last_name}")
+    passport_number = fields.Function(lambda c: mask_passport(c.form.passport_number))
+    passport_country = fields.Function(lambda c: c.form.passport_country)
+    total_cents = fields.Function(lambda c: c.form.total_cents)
+    line_count = fields.Function(lambda c: len(c.form.lines))
+    outcome = fields.String(allow_none=True)
+    decided_at = fields.AwareDateTime(allow_none=True)
+
+
+class DecisionLine(Strict):
+    line = fields.Integer(required=True, strict=True)
+    present = fields.Boolean(required=True)
+
+
+class DecisionRequest(Strict):
+    outcome = fields.String(required=True, validate=validate.OneOf(OUTCOMES))
+    lines = fields.List(fields.Nested(DecisionLine), load_default=None, validate=validate.Length(0, 200))
+    reason_code = fields.String(load_default=None, validate=validate.OneOf(REJECTION_REASONS))
+    note = fields.String(load_default=None, validate=validate.Length(0, 2000))
+
+
+# --- pagination ---------------------------------------------------------------
+
+def page_of(item_schema):
+    """One envelope for every list: items and the cursor of the next page."""
+    return type(
+        f"{item_schema.__name__}Page",
+        (Strict,),
+        {
+            "items": fields.List(fields.Nested(item_schema)),
+            "next_cursor": fields.String(allow_none=True),
+        },
+    )

@@ -1,0 +1,265 @@
+"""Issuing forms and the lifecycle steps their owners take: cancel, refund.
+
+Who may see a form is decided here too: a retailer sees its own forms, an
+intermediary those of its linked retailers; anyone else meets a 404, so a
+form's existence never leaks.
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Select, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from shared import formid, qrtoken, rules
+
+from ..auth import Principal
+from ..models import Form, FormLine, Retailer
+from ..problems import Problem
+from . import audit
+
+# Roles that may read any form: customs staff.
+READ_ALL = ("admin", "officer")
+VALIDATED = ("validated", "partially_validated")
+
+
+@dataclass(frozen=True)
+class Issuer:
+    """What issuing a form needs from the app's configuration."""
+
+    ruleset: rules.RuleSet
+    passport_secret: bytes
+    signing_kid: str
+    signing_key: object  # Ed25519PrivateKey
+
+
+def passport_key(secret: bytes, country: str, number: str) -> str:
+    """A keyed hash naming a passport, for lookups without the number itself."""
+    normalised = f"{country.upper()}:{number.upper().replace(' ', '').replace('<', '')}"
+    return hmac.new(secret, normalised.encode(), hashlib.sha256).hexdigest()
+
+
+def visible_forms(principal: Principal) -> Select:
+    """The forms ``principal`` may see, as a query to refine."""
+    query = select(Form)
+    if principal.role in READ_ALL:
+        return query
+    if principal.role == "retailer":
+        return query.where(Form.retailer_id == principal.retailer_id)
+    if principal.role == "intermediary":
+        linked = select(Retailer.id).where(Retailer.intermediary_id == principal.intermediary_id)
+        return query.where(Form.retailer_id.in_(linked))
+    return query.where(False)
+
+
+def get_visible(session: Session, principal: Principal, form_id: str, *, for_update=False) -> Form:
+    form_id = formid.normalize_form_id(form_id)
+    query = visible_forms(principal).where(Form.id == form_id)
+    if for_update:
+        query = query.with_for_update()
+    form = session.scalar(query)
+    if form is None:
+        raise Problem(404, "form_not_found", f"No form {form_id} that you can see.")
+    return form
+
+
+def resolve_retailer(session: Session, principal: Principal, retailer_vat: str | None) -> Retailer:
+    """The retailer a new form is issued for."""
+    if principal.role == "retailer":
+        retailer = session.get(Retailer, principal.retailer_id)
+        if retailer_vat and retailer_vat != retailer.vat_number:
+            raise _field_problem("retailer_vat", "You can only issue forms for your own shop.")
+        return retailer
+    if not retailer_vat:
+        raise _field_problem("retailer_vat", "Name the retailer the form is issued for.")
+    retailer = session.scalar(select(Retailer).where(Retailer.vat_number == retailer_vat))
+    if retailer is None or (
+        principal.role == "intermediary" and retailer.intermediary_id != principal.intermediary_id
+    ):
+        raise _field_problem("retailer_vat", "No retailer with this VAT number that you act for.")
+    return retailer
+
+
+def _field_problem(field: str, message: str) -> Problem:
+    return Problem(422, "invalid_request", message, errors={field: [message]})
+
+
+def issue(session: Session, principal: Principal, data: dict, issuer: Issuer, now: datetime) -> Form:
+    """Check a new form against the rules and store it with its signed QR payload.
+
+    ``data`` is the validated request body. Raises a 422 problem naming every
+    field that breaks a rule, or 409 when the invoice already has a form.
+    """
+    retailer = resolve_retailer(session, principal, data.get("retailer_vat"))
+    traveller = data["traveller"]
+    items = data["items"]
+    lines = [
+        rules.Line(i["quantity"], i["unit_price_cents"], i["vat_rate_bp"], i["category"])
+        for i in items
+    ]
+    draft = rules.Draft(data["purchase_date"], traveller["residence_country"], lines)
+    violations = rules.check_eligibility(draft, issuer.ruleset, now)
+    if violations:
+        errors: dict[str, list[str]] = {}
+        for v in violations:
+            errors.setdefault(v.field, []).append(v.message)
+        raise Problem(
+            422,
+            "ineligible_form",
+            "This purchase does not qualify for a tax-free refund: " + violations[0].message,
+            errors=errors,
+        )
+    fee_bp = retailer.intermediary.fee_bp if retailer.intermediary else 0
+    totals = rules.compute_totals(lines, fee_bp)
+    deadline = rules.export_deadline(data["purchase_date"], issuer.ruleset.export_months)
+    form_id = formid.new_form_id(issuer.ruleset.country)
+    form = Form(
+        id=form_id,
+        retailer_id=retailer.id,
+        intermediary_id=principal.intermediary_id if principal.role == "intermediary" else retailer.intermediary_id,
+        status="issued",
+        invoice_number=data["invoice_number"],
+        purchase_date=data["purchase_date"],
+        payment_method=data.get("payment_method"),
+        refund_method=data.get("refund_method"),
+        first_name=traveller["first_name"],
+        last_name=traveller["last_name"],
+        passport_number=traveller["passport_number"],
+        passport_country=traveller["passport_country"],
+        passport_key=passport_key(
+            issuer.passport_secret, traveller["passport_country"], traveller["passport_number"]
+        ),
+        nationality=traveller["nationality"],
+        residence_country=traveller["residence_country"],
+        date_of_birth=traveller["date_of_birth"],
+        email=traveller.get("email"),
+        currency="EUR",
+        total_cents=totals.total_cents,
+        vat_cents=totals.vat_cents,
+        fee_cents=totals.fee_cents,
+        refund_cents=totals.refund_cents,
+        export_deadline=deadline,
+        qr_payload=qrtoken.sign_form_token(
+            form_id,
+            retailer.vat_number,
+            rules.deadline_end_utc(deadline, issuer.ruleset.timezone),
+            issuer.signing_key,
+            issuer.signing_kid,
+        ),
+        created_at=now,
+        updated_at=now,
+    )
+    form.lines = [
+        FormLine(
+            line=n,
+            description=item["description"],
+            quantity=item["quantity"],
+            unit_price_cents=item["unit_price_cents"],
+            vat_rate_bp=item["vat_rate_bp"],
+            vat_cents=totals.line_vat_cents[n - 1],
+            total_cents=totals.line_total_cents[n - 1],
+            category=item["category"],
+            serial_number=item.get("serial_number"),
+        )
+        for n, item in enumerate(items, start=1)
+    ]
+    session.add(form)
+    try:
+        with session.begin_nested():
+            session.flush()
+    except IntegrityError:
+        if session.scalar(
+            select(Form.id).where(
+                Form.retailer_id == retailer.id, Form.invoice_number == data["invoice_number"]
+            )
+        ):
+            raise Problem(
+                409,
+                "duplicate_invoice",
+                f"Invoice {data['invoice_number']} already has a tax-free form.",
+                errors={"invoice_number": ["This invoice already has a tax-free form."]},
+            )
+        raise
+    audit.record(
+        session, form.id, "form.issued", principal.actor, at=now,
+        total_cents=form.total_cents, refund_cents=form.refund_cents,
+    )
+    return form
+
+
+def _transition(session: Session, form: Form, allowed: tuple[str, ...], values: dict) -> bool:
+    """Move ``form`` out of an ``allowed`` status, atomically: False if another
+    request changed it first."""
+    result = session.execute(
+        update(Form)
+        .where(Form.id == form.id, Form.status.in_(allowed))
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:
+        return False
+    session.refresh(form)
+    return True
+
+
+def cancel(session: Session, principal: Principal, form: Form, now: datetime) -> Form:
+    """Cancel a form that has not been used at an exit point yet."""
+    if not _transition(session, form, ("issued",), {"status": "cancelled", "updated_at": now}):
+        session.refresh(form)
+        raise Problem(
+            409, "form_not_cancellable",
+            f"Only an issued form can be cancelled; this one is {form.status}.",
+        )
+    audit.record(session, form.id, "form.cancelled", principal.actor, at=now)
+    return form
+
+
+def refund(
+    session: Session, principal: Principal, form: Form, amount_cents: int, paid_at: datetime, now: datetime
+) -> Form:
+    """Record that the traveller was paid: only once, only after validation,
+    never more than the VAT of the validated goods."""
+    due = form.validated_vat_cents if form.validated_vat_cents is not None else form.vat_cents
+    if form.status in VALIDATED and amount_cents > due:
+        raise Problem(
+            422, "refund_too_large",
+            f"The refund cannot exceed the VAT of the validated goods ({due} cents).",
+            errors={"amount_cents": [f"At most {due}."]},
+        )
+    if not _transition(
+        session, form, VALIDATED,
+        {"status": "refunded", "refunded_cents": amount_cents, "refunded_at": paid_at, "updated_at": now},
+    ):
+        session.refresh(form)
+        raise Problem(
+            409, "form_not_refundable",
+            f"Only a validated form can be refunded; this one is {form.status}.",
+        )
+    audit.record(
+        session, form.id, "form.refunded", principal.actor, at=now,
+        amount_cents=amount_cents, paid_at=paid_at.isoformat(),
+    )
+    return form
+
+
+def expire_overdue(session: Session, ruleset: rules.RuleSet, now: datetime, actor: str = "system") -> list[str]:
+    """Mark issued forms whose export deadline has passed as expired."""
+    today = rules.local_today(now, ruleset.timezone)
+    overdue = session.scalars(
+        select(Form.id).where(Form.status == "issued", Form.export_deadline < today)
+    ).all()
+    expired = []
+    for form_id in overdue:
+        result = session.execute(
+            update(Form)
+            .where(Form.id == form_id, Form.status == "issued")
+            .values(status="expired", updated_at=now)
+        )
+        if result.rowcount == 1:
+            audit.record(session, form_id, "form.expired", actor, at=now)
+            expired.append(form_id)
+    return expired

@@ -1,0 +1,206 @@
+"""A scan at an exit point becomes a verdict.
+
+validated: the export is certified now. check_required: the traveller goes to
+the customs desk; an officer decides. refused: the form can never be
+validated here, with a reason the kiosk can say in the traveller's language.
+
+A form leaves ``issued`` through one atomic compare-and-set, so two devices
+scanning the same form at the same moment still produce one outcome, and a
+re-scan returns the verdict already given.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from shared import qrtoken, risk, rules
+
+from ..auth import Principal
+from ..models import Check, Form, Scan
+from . import audit
+
+VALIDATED, CHECK_REQUIRED, REFUSED = "validated", "check_required", "refused"
+
+REFUSALS = {
+    "malformed_token": "This is not a tax-free form code.",
+    "unknown_key": "This form was not issued by a known tax-free system.",
+    "bad_signature": "This form code has been altered and cannot be accepted.",
+    "form_not_found": "This form is not known. Ask the shop or your refund company.",
+    "form_cancelled": "This form was cancelled by the shop.",
+    "deadline_passed": "The export deadline for this form passed on {deadline}.",
+    "rejected_at_check": "Customs refused the export of these goods at a physical check.",
+    "validated_elsewhere": "This form was already validated at another exit point.",
+}
+
+
+@dataclass
+class ScanOutcome:
+    verdict: str
+    reason_code: str | None
+    message: str
+    form_id: str | None = None
+    export_deadline: str | None = None
+    desk_location: str | None = None
+    fired: list[dict] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class ScanContext:
+    """The configuration a scan is judged by."""
+
+    ruleset: rules.RuleSet
+    policy: risk.RiskPolicy
+    keys: qrtoken.KeySet
+
+
+def _refused(reason: str, form: Form | None = None, form_id: str | None = None) -> ScanOutcome:
+    deadline = form.export_deadline.isoformat() if form is not None else None
+    return ScanOutcome(
+        REFUSED,
+        reason,
+        REFUSALS[reason].format(deadline=deadline or "its deadline"),
+        form_id=form.id if form is not None else form_id,
+        export_deadline=deadline,
+    )
+
+
+def _payer(form: Form) -> str:
+    intermediary = form.retailer.intermediary
+    return intermediary.name if intermediary is not None else form.retailer.name
+
+
+def verdict_of(form: Form, device: Principal) -> ScanOutcome:
+    """The verdict a form's current status stands for, seen from ``device``'s
+    exit point."""
+    deadline = form.export_deadline.isoformat()
+    if form.status in ("validated", "partially_validated", "refunded"):
+        if form.exit_point_id not in (None, device.exit_point_id):
+            return _refused("validated_elsewhere", form)
+        partial = form.status == "partially_validated" or (
+            form.validated_total_cents is not None and form.validated_total_cents < form.total_cents
+        )
+        return ScanOutcome(
+            VALIDATED,
+            "partially_validated" if partial else None,
+            ("Export validated for the goods you showed. " if partial else "Export validated. ")
+            + f"Your refund will be paid by {_payer(form)}.",
+            form_id=form.id,
+            export_deadline=deadline,
+        )
+    if form.status == "check_required":
+        desk = form.exit_point.desk_location if form.exit_point is not None else ""
+        return ScanOutcome(
+            CHECK_REQUIRED,
+            "selected_for_check",
+            "Go to the customs desk with your goods, passport and this form."
+            + (f" The desk is at: {desk}." if desk else ""),
+            form_id=form.id,
+            export_deadline=deadline,
+            desk_location=desk or None,
+        )
+    if form.status == "cancelled":
+        return _refused("form_cancelled", form)
+    if form.status == "expired":
+        return _refused("deadline_passed", form)
+    if form.status == "rejected":
+        return _refused("rejected_at_check", form)
+    raise ValueError(f"no verdict for status {form.status}")
+
+
+def _recent_forms_of_traveller(session: Session, form: Form, days: int, now: datetime) -> int:
+    return session.scalar(
+        select(func.count())
+        .select_from(Form)
+        .where(Form.passport_key == form.passport_key, Form.created_at >= now - timedelta(days=days))
+    )
+
+
+def _decide_issued(session: Session, form: Form, device: Principal, ctx: ScanContext, now: datetime) -> bool:
+    """Give an issued form its verdict; False if another request moved it
+    out of ``issued`` first."""
+    issued = (Form.id == form.id, Form.status == "issued")
+    if rules.is_expired(form.export_deadline, now, ctx.ruleset.timezone):
+        done = session.execute(
+            update(Form).where(*issued).values(status="expired", updated_at=now)
+        ).rowcount == 1
+        if done:
+            audit.record(session, form.id, "form.expired", device.actor, at=now,
+                         exit_point=device.exit_point_code)
+        return done
+    facts = risk.ScanFacts(
+        form_id=form.id,
+        total_cents=form.total_cents,
+        categories=frozenset(line.category for line in form.lines),
+        retailer_vat=form.retailer.vat_number,
+        traveller_key=form.passport_key,
+        passport_country=form.passport_country,
+        forms_by_traveller_recent=_recent_forms_of_traveller(
+            session, form, ctx.policy.frequent_days, now
+        ),
+    )
+    assessment = risk.assess(facts, ctx.policy)
+    fired = [{"code": r.code, "detail": r.detail} for r in assessment.fired]
+    common = {"exit_point_id": device.exit_point_id, "updated_at": now}
+    if assessment.verdict == risk.VALIDATED:
+        values = dict(
+            common,
+            status="validated",
+            validated_at=now,
+            validated_total_cents=form.total_cents,
+            validated_vat_cents=form.vat_cents,
+            validated_refund_cents=form.refund_cents,
+        )
+    else:
+        values = dict(common, status="check_required")
+    if session.execute(update(Form).where(*issued).values(**values)).rowcount != 1:
+        return False
+    if assessment.verdict == risk.VALIDATED:
+        audit.record(session, form.id, "form.validated", device.actor, at=now,
+                     exit_point=device.exit_point_code, by="scan")
+    else:
+        session.add(Check(form_id=form.id, exit_point_id=device.exit_point_id,
+                          fired_rules=fired, opened_at=now))
+        audit.record(session, form.id, "form.check_required", device.actor, at=now,
+                     exit_point=device.exit_point_code, fired_rules=fired)
+    return True
+
+
+def scan(session: Session, device: Principal, qr_payload: str, ctx: ScanContext, now: datetime) -> ScanOutcome:
+    """Judge one scanned QR payload at ``device``'s exit point and record the scan."""
+    try:
+        claims = qrtoken.verify_form_token(qr_payload, ctx.keys, now)
+        form_id = claims.form_id
+    except qrtoken.TokenRefused as refusal:
+        if refusal.claims is None:
+            return _record(session, device, _refused(refusal.reason_code), None, now)
+        # Genuine but past its deadline: the form itself must say so too.
+        form_id = refusal.claims.form_id
+
+    for _attempt in range(3):
+        form = session.get(Form, form_id, populate_existing=True)
+        if form is None:
+            return _record(session, device, _refused("form_not_found", form_id=form_id), None, now)
+        if form.status != "issued" or _decide_issued(session, form, device, ctx, now):
+            session.refresh(form)
+            return _record(session, device, verdict_of(form, device), form, now)
+        session.rollback()  # another device decided first: read its verdict
+    raise RuntimeError("form status kept changing during a scan")
+
+
+def _record(session: Session, device: Principal, outcome: ScanOutcome, form: Form | None, now: datetime) -> ScanOutcome:
+    session.add(Scan(
+        form_id=form.id if form is not None else None,
+        device_id=device.id,
+        exit_point_id=device.exit_point_id,
+        verdict=outcome.verdict,
+        reason_code=outcome.reason_code,
+        created_at=now,
+    ))
+    if form is not None:
+        audit.record(session, form.id, "form.scanned", device.actor, at=now,
+                     exit_point=device.exit_point_code, verdict=outcome.verdict,
+                     reason_code=outcome.reason_code)
+    return outcome

@@ -1,0 +1,110 @@
+"""Fixtures shared by the whole suite.
+
+API tests run once on SQLite and once on PostgreSQL (the throwaway cluster
+that ``make test`` starts and names in TEST_POSTGRES_URL). Each test gets an
+empty, migrated database.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import threading
+
+import pytest
+from sqlalchemy import create_engine, text
+from werkzeug.serving import make_server
+
+from api import create_app
+from api.cli import migrate
+
+BACKENDS = ["sqlite"] + (["postgresql"] if os.environ.get("TEST_POSTGRES_URL") else [])
+
+
+def pytest_report_header(config):
+    if "postgresql" not in BACKENDS:
+        return "TEST_POSTGRES_URL is not set: API tests run on SQLite only (make test runs both)"
+    return "API tests run on SQLite and PostgreSQL"
+
+
+def pytest_configure(config):
+    if os.environ.get("CI") and "postgresql" not in BACKENDS:
+        raise pytest.UsageError("CI must test PostgreSQL too: run the suite with make test")
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory):
+    """A migrated SQLite file, copied for each test (faster than migrating)."""
+    path = tmp_path_factory.mktemp("template") / "template.sqlite3"
+    migrate(f"sqlite:///{path}")
+    return path
+
+
+@pytest.fixture(scope="session")
+def postgres_url():
+    url = os.environ["TEST_POSTGRES_URL"]
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text("DROP SCHEMA public CASCADE"))
+        conn.execute(text("CREATE SCHEMA public"))
+    migrate(url)
+    tables = None
+    with engine.connect() as conn:
+        tables = [r[0] for r in conn.execute(text(
+            "SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename != 'alembic_version'"))]
+    engine.dispose()
+    return url, tables
+
+
+@pytest.fixture(params=BACKENDS)
+def database_url(request, tmp_path):
+    if request.param == "sqlite":
+        path = tmp_path / "test.sqlite3"
+        shutil.copy(request.getfixturevalue("sqlite_template"), path)
+        yield f"sqlite:///{path}"
+        return
+    url, tables = request.getfixturevalue("postgres_url")
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+    engine.dispose()
+    yield url
+
+
+@pytest.fixture
+def app(database_url, tmp_path, monkeypatch):
+    monkeypatch.setenv("INSTANCE_PATH", str(tmp_path / "instance"))
+    app = create_app({
+        "TESTING": True,
+        "DATABASE_URL": database_url,
+        # No random checks unless a test asks for them.
+        "RISK_POLICY": {"sample_rate": 0.0, "seed": "tests"},
+    })
+    from api import database, keys
+    from shared import risk
+
+    app.config["RISK"] = risk.policy_from_dict(app.config["RISK_POLICY"])
+    with app.app_context():
+        keys.ensure_key(database.session())
+    yield app
+    app.extensions["db_engine"].dispose()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app):
+    return app.test_cli_runner()
+
+
+@pytest.fixture
+def live_server(app):
+    """The app on a real HTTP server on 127.0.0.1, many requests at once."""
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    thread.join(5)
