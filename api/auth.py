@@ -28,9 +28,13 @@ ROLES = ("admin", "retailer", "intermediary", "officer")
 DEVICE_ROLE = "device"
 DEVICE_TOKEN_PREFIX = "tfd_"
 
-# Compared against when the user does not exist, so a wrong username costs
-# as long as a wrong password.
-_DUMMY_HASH = generate_password_hash(secrets.token_hex(8))
+
+
+@functools.cache
+def _dummy_hash(method: str) -> str:
+    """Checked when the user does not exist, so a wrong username costs as
+    long as a wrong password."""
+    return generate_password_hash(secrets.token_hex(8), method=method)
 
 
 @dataclass(frozen=True)
@@ -53,13 +57,13 @@ class Principal:
 
 
 def hash_password(password: str) -> str:
-    return generate_password_hash(password)
+    return generate_password_hash(password, method=current_app.config["PASSWORD_HASH_METHOD"])
 
 
 def authenticate(username: str, password: str) -> User | None:
     user = database.session().scalar(select(User).where(User.username == username))
     if user is None:
-        check_password_hash(_DUMMY_HASH, password)
+        check_password_hash(_dummy_hash(current_app.config["PASSWORD_HASH_METHOD"]), password)
         return None
     return user if check_password_hash(user.password_hash, password) else None
 

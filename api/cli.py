@@ -53,7 +53,7 @@ def create_user(name, role, password, retailer_vat, intermediary_id):
     session = database.session()
     retailer_id = None
     if role == "retailer":
-        retailer = session.scalar(select(Retailer).where(Retailer.vat_number == retailer_vat or ""))
+        retailer = session.scalar(select(Retailer).where(Retailer.vat_number == (retailer_vat or "")))
         if retailer is None:
             raise click.UsageError("--retailer must name an existing retailer's VAT number")
         retailer_id = retailer.id

@@ -33,6 +33,8 @@ def load(instance_path: str) -> dict:
         # existing lookups, so it is kept apart from SECRET_KEY.
         "PASSPORT_HASH_KEY": env.get("PASSPORT_HASH_KEY")
         or _instance_secret(instance_path, "passport_hash_key"),
+        # werkzeug's scrypt; the test suite uses a cheaper method for speed.
+        "PASSWORD_HASH_METHOD": env.get("PASSWORD_HASH_METHOD", "scrypt"),
         "MEMBER_STATE": env.get("MEMBER_STATE", "NL"),
         "RISK_POLICY": json.loads(env.get("RISK_POLICY", "{}")),
         "ACCESS_TOKEN_TTL": int(env.get("ACCESS_TOKEN_TTL", "3600")),

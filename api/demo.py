@@ -6,6 +6,7 @@ reached the way production reaches it, audit trail included.
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
 from datetime import date, timedelta
 
 from flask import current_app
@@ -38,6 +39,10 @@ def seed(session: Session) -> list[str]:
     token, token_hash = auth.new_device_token(kiosk.id)
     kiosk.token_hash = token_hash
     session.commit()
+    # Kept for the README's walk-through; a demo secret, not a production one.
+    token_file = Path(current_app.instance_path) / "demo-kiosk-token"
+    token_file.write_text(token + "\n")
+    token_file.chmod(0o600)
     return [
         "Demo logins (password for all: %s):" % PASSWORD,
         "  admin      - administrator",
@@ -45,7 +50,8 @@ def seed(session: Session) -> list[str]:
         "  boekenkast - retailer De Boekenkast, no intermediary (NL000099998B57)",
         "  refunds    - intermediary Demo Tax Refund BV",
         "  officer    - customs officer",
-        f"Demo kiosk at {ams.code} - device token: {token}",
+        f"Demo kiosk at {ams.code} - device token (also in {token_file}):",
+        f"  {token}",
     ]
 
 

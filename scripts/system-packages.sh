@@ -7,7 +7,8 @@ set -euo pipefail
 # Extend here. postgresql: throwaway test clusters (server 15 on Debian 12).
 # libegl1 libegl-mesa0 libgl1-mesa-dri libmtdev1: Kivy headless (SDL offscreen).
 # chromium: browser tests via Playwright (never `playwright install`).
-PACKAGES="postgresql libegl1 libegl-mesa0 libgl1-mesa-dri libmtdev1 chromium"
+# curl jq: the README walk-through, which the suite runs as written.
+PACKAGES="curl jq postgresql libegl1 libegl-mesa0 libgl1-mesa-dri libmtdev1 chromium"
 
 missing=()
 for pkg in $PACKAGES; do

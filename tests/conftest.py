@@ -78,6 +78,8 @@ def app(database_url, tmp_path, monkeypatch):
         "DATABASE_URL": database_url,
         # No random checks unless a test asks for them.
         "RISK_POLICY": {"sample_rate": 0.0, "seed": "tests"},
+        # Password hashing is made slow on purpose; tests log in a lot.
+        "PASSWORD_HASH_METHOD": "pbkdf2:sha256:1000",
     })
     from api import database, keys
     from shared import risk

@@ -6,6 +6,7 @@ from flask_smorest import Blueprint
 from .. import database, pagination
 from ..auth import current_principal, require
 from ..models import utcnow
+from ..problems import ProblemSchema
 from ..schemas import CheckListArgs, CheckSchema, DecisionRequest, FormSchema, page_of
 from ..services import decisions, forms
 
@@ -29,7 +30,7 @@ def queue(args):
 @require("officer")
 @blp.arguments(DecisionRequest)
 @blp.response(200, FormSchema)
-@blp.alt_response(409, schema="ProblemSchema", description="Already decided")
+@blp.alt_response(409, schema=ProblemSchema, description="Already decided")
 def decide(body, form_id):
     """Record the outcome of a physical check: validated, partially validated
     (the lines shown) or rejected with a reason code. A second decision is 409."""

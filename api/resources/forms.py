@@ -9,11 +9,13 @@ from flask import Response, current_app, jsonify
 from flask.views import MethodView
 from flask_smorest import Blueprint
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 
 from .. import database, pagination
 from ..auth import current_principal, require
 from ..models import Event, Form, utcnow
+from ..problems import Problem, ProblemSchema
 from ..schemas import (
     EventSchema,
     FormCreate,
@@ -47,7 +49,7 @@ class Forms(MethodView):
     @require(*ISSUERS)
     @blp.arguments(FormCreate)
     @blp.response(201, FormSchema)
-    @blp.alt_response(409, schema="ProblemSchema", description="The invoice already has a form")
+    @blp.alt_response(409, schema=ProblemSchema, description="The invoice already has a form")
     @blp.doc(parameters=[{"in": "header", "name": "Idempotency-Key", "required": False,
                           "schema": {"type": "string", "maxLength": 255},
                           "description": "Retries with the same key and body replay the first response"}])
@@ -70,14 +72,14 @@ class Forms(MethodView):
             idempotency.remember(session, principal.actor, key, body_hash, 201, payload)
         try:
             session.commit()
-        except Exception:
+        except IntegrityError:
             session.rollback()
             if key is not None:
                 # A concurrent retry with the same key won the race.
                 stored = idempotency.replay(session, principal.actor, key, body_hash)
                 if stored is not None:
                     return _json(stored.response_body, stored.status_code, replayed=True)
-            raise
+            raise Problem(409, "conflict", "Another request stored this invoice at the same moment.")
         return _json(payload, 201, location=f"/api/v1/forms/{form.id}")
 
     @require(*OWNERS)
@@ -170,7 +172,7 @@ def events(form_id):
 
 def _qr(form_id):
     form = forms.get_visible(database.session(), current_principal(), form_id)
-    code = qrcode.QRCode(error_correction=qrcode.constants.ERROR_CORRECT_M, border=4)
+    code = qrcode.QRCode(error_correction=qrcode.constants.ERROR_CORRECT_M, box_size=8, border=4)
     code.add_data(form.qr_payload)
     code.make(fit=True)
     return code
@@ -182,7 +184,7 @@ def _qr(form_id):
 def qr_png(form_id):
     """The form's QR code as PNG, for printing."""
     buffer = io.BytesIO()
-    _qr(form_id).make_image(box_size=8).save(buffer, format="PNG")
+    _qr(form_id).make_image().save(buffer, format="PNG")
     return Response(buffer.getvalue(), mimetype="image/png")
 
 

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import Select, select, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from shared import formid, qrtoken, rules
@@ -113,13 +112,23 @@ def issue(session: Session, principal: Principal, data: dict, issuer: Issuer, no
             "This purchase does not qualify for a tax-free refund: " + violations[0].message,
             errors=errors,
         )
+    if session.scalar(select(Form.id).where(
+        Form.retailer_id == retailer.id, Form.invoice_number == data["invoice_number"]
+    )):
+        # The unique constraint still guards against two at the same moment.
+        raise Problem(
+            409,
+            "duplicate_invoice",
+            f"Invoice {data['invoice_number']} already has a tax-free form.",
+            errors={"invoice_number": ["This invoice already has a tax-free form."]},
+        )
     fee_bp = retailer.intermediary.fee_bp if retailer.intermediary else 0
     totals = rules.compute_totals(lines, fee_bp)
     deadline = rules.export_deadline(data["purchase_date"], issuer.ruleset.export_months)
     form_id = formid.new_form_id(issuer.ruleset.country)
     form = Form(
         id=form_id,
-        retailer_id=retailer.id,
+        retailer=retailer,
         intermediary_id=principal.intermediary_id if principal.role == "intermediary" else retailer.intermediary_id,
         status="issued",
         invoice_number=data["invoice_number"],
@@ -168,22 +177,7 @@ def issue(session: Session, principal: Principal, data: dict, issuer: Issuer, no
         for n, item in enumerate(items, start=1)
     ]
     session.add(form)
-    try:
-        with session.begin_nested():
-            session.flush()
-    except IntegrityError:
-        if session.scalar(
-            select(Form.id).where(
-                Form.retailer_id == retailer.id, Form.invoice_number == data["invoice_number"]
-            )
-        ):
-            raise Problem(
-                409,
-                "duplicate_invoice",
-                f"Invoice {data['invoice_number']} already has a tax-free form.",
-                errors={"invoice_number": ["This invoice already has a tax-free form."]},
-            )
-        raise
+    session.flush()
     audit.record(
         session, form.id, "form.issued", principal.actor, at=now,
         total_cents=form.total_cents, refund_cents=form.refund_cents,

@@ -1,0 +1,82 @@
+"""Operator commands: flask --app api init-db | seed-demo | create-user | rotate-keys | expire-forms."""
+from __future__ import annotations
+
+from collections import Counter
+from datetime import date, timedelta
+from pathlib import Path
+
+from sqlalchemy import select
+
+from api import database
+from api.models import Form, FORM_STATUSES, SigningKey, User
+
+
+def run(runner, *args):
+    result = runner.invoke(args=list(args))
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def test_init_db_can_run_again_on_a_migrated_database(runner):
+    assert "up to date" in run(runner, "init-db")
+    assert "up to date" in run(runner, "init-db")
+
+
+def test_seed_demo_has_a_form_in_every_state_and_can_run_twice(app, runner):
+    first = run(runner, "seed-demo")
+    second = run(runner, "seed-demo")
+    assert "tfd_" in first and "tfd_" in second
+    token = Path(app.instance_path, "demo-kiosk-token").read_text().strip()
+    assert token in second  # the newest token is the one kept
+    with app.app_context():
+        statuses = Counter(database.session().scalars(select(Form.status)))
+    assert set(statuses) == set(FORM_STATUSES)
+
+
+def test_the_demo_kiosk_token_printed_last_works(app, runner, client):
+    run(runner, "seed-demo")
+    token = Path(app.instance_path, "demo-kiosk-token").read_text().strip()
+    r = client.post("/api/v1/scans", json={"qr_payload": "nonsense"}, headers={"Authorization": f"Bearer {token}"})
+    assert r.status_code == 200 and r.get_json()["reason_code"] == "malformed_token"
+
+
+def test_create_user_binds_a_retailer_user_to_its_shop(app, runner):
+    run(runner, "seed-demo")
+    run(runner, "create-user", "clerk", "--role", "retailer", "--password", "pw-1234567890",
+        "--retailer", "NL000099998B57")
+    with app.app_context():
+        clerk = database.session().scalar(select(User).where(User.username == "clerk"))
+        assert clerk.role == "retailer" and clerk.retailer_id is not None
+    bad = runner.invoke(args=["create-user", "x", "--role", "retailer", "--password", "pw-1234567890",
+                              "--retailer", "NL999999999B99"])
+    assert bad.exit_code != 0 and "existing retailer" in bad.output
+    dup = runner.invoke(args=["create-user", "clerk", "--role", "officer", "--password", "pw-1234567890"])
+    assert dup.exit_code != 0 and "already exists" in dup.output
+
+
+def test_rotate_keys_keeps_the_previous_key_and_retires_older_ones(app, runner, client):
+    first = client.get("/.well-known/jwks.json").get_json()["keys"]
+    run(runner, "rotate-keys")
+    second = client.get("/.well-known/jwks.json").get_json()["keys"]
+    run(runner, "rotate-keys")
+    third = client.get("/.well-known/jwks.json").get_json()["keys"]
+    assert len(first) == 1 and len(second) == 2 and len(third) == 2
+    assert first[0]["kid"] in [k["kid"] for k in second]
+    assert first[0]["kid"] not in [k["kid"] for k in third]
+    with app.app_context():
+        keys = database.session().scalars(select(SigningKey)).all()
+        assert sum(k.retired_at is not None for k in keys) == 1
+
+
+def test_expire_forms_expires_only_issued_forms_past_their_deadline(app, runner):
+    run(runner, "seed-demo")
+    with app.app_context():
+        session = database.session()
+        issued = session.scalars(select(Form).where(Form.status == "issued")).all()
+        issued[0].export_deadline = date.today() - timedelta(days=1)
+        session.commit()
+        overdue_id = issued[0].id
+    assert "1 form(s) expired" in run(runner, "expire-forms")
+    assert "0 form(s) expired" in run(runner, "expire-forms")
+    with app.app_context():
+        assert database.session().get(Form, overdue_id).status == "expired"

@@ -1,0 +1,76 @@
+"""Every error is RFC 9457 problem details; nothing returns HTML or a trace."""
+from __future__ import annotations
+
+import pytest
+
+
+def assert_problem(r, status):
+    assert r.status_code == status
+    assert r.mimetype == "application/problem+json"
+    body = r.get_json()
+    assert {"type", "title", "status", "detail", "instance", "code"} <= set(body)
+    assert body["status"] == status
+    assert "Traceback" not in r.get_data(as_text=True) and "<html" not in r.get_data(as_text=True).lower()
+    return body
+
+
+def test_an_unknown_path_is_a_404_problem(client):
+    body = assert_problem(client.get("/api/v1/nowhere"), 404)
+    assert body["instance"] == "/api/v1/nowhere" and body["title"] == "Not Found"
+
+
+def test_a_wrong_method_is_a_405_problem_with_allow(client):
+    r = client.delete("/api/v1/auth/token")
+    assert_problem(r, 405)
+    assert "POST" in r.headers["Allow"]
+
+
+def test_malformed_json_is_a_400_problem(client):
+    r = client.post("/api/v1/auth/token", data="{not json", content_type="application/json")
+    assert_problem(r, 400)
+
+
+@pytest.mark.parametrize("payload", [[], "text", 42, None])
+def test_a_body_that_is_not_an_object_is_refused(client, payload):
+    r = client.post("/api/v1/auth/token", json=payload)
+    assert r.status_code in (400, 422)
+    assert_problem(r, r.status_code)
+
+
+def test_a_huge_body_is_a_413_problem(client):
+    r = client.post("/api/v1/auth/token", data=b"{" + b" " * (2 * 1024 * 1024) + b"}",
+                    content_type="application/json")
+    assert_problem(r, 413)
+
+
+def test_field_errors_are_listed_per_field_on_422(client):
+    body = assert_problem(client.post("/api/v1/auth/token", json={"username": ""}), 422)
+    assert set(body["errors"]) == {"username", "password"}
+    assert all(isinstance(m, list) and m for m in body["errors"].values())
+
+
+def test_an_unexpected_failure_is_a_500_problem_without_details(app, client, caplog):
+    number = "E" + "12345678"
+
+    @app.get("/boom")
+    def boom():
+        raise RuntimeError(f"passport {number} leaked")
+
+    body = assert_problem(client.get("/boom"), 500)
+    assert "E12345678" not in body["detail"]
+    assert "E12345678" not in caplog.text  # the message of an error is never logged
+    assert "RuntimeError" in caplog.text
+
+
+def test_health_and_readiness(client):
+    assert client.get("/healthz").get_json() == {"status": "ok"}
+    assert client.get("/readyz").get_json() == {"status": "ready"}
+
+
+def test_readiness_fails_as_a_503_problem_when_the_database_is_gone(tmp_path, monkeypatch):
+    from api import create_app
+
+    monkeypatch.setenv("INSTANCE_PATH", str(tmp_path))
+    app = create_app({"DATABASE_URL": "postgresql+psycopg://nobody:x@127.0.0.1:1/none"})
+    assert_problem(app.test_client().get("/readyz"), 503)
+    app.extensions["db_engine"].dispose()
