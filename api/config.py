@@ -35,6 +35,8 @@ def load(instance_path: str) -> dict:
         or _instance_secret(instance_path, "passport_hash_key"),
         # werkzeug's scrypt; the test suite uses a cheaper method for speed.
         "PASSWORD_HASH_METHOD": env.get("PASSWORD_HASH_METHOD", "scrypt"),
+        "LOGIN_ATTEMPTS_PER_USER_PER_MINUTE": int(env.get("LOGIN_ATTEMPTS_PER_USER_PER_MINUTE", "10")),
+        "LOGIN_ATTEMPTS_PER_ADDRESS_PER_MINUTE": int(env.get("LOGIN_ATTEMPTS_PER_ADDRESS_PER_MINUTE", "100")),
         "MEMBER_STATE": env.get("MEMBER_STATE", "NL"),
         "RISK_POLICY": json.loads(env.get("RISK_POLICY", "{}")),
         "ACCESS_TOKEN_TTL": int(env.get("ACCESS_TOKEN_TTL", "3600")),

@@ -291,3 +291,13 @@ class IdempotencyRecord(Base):
     status_code: Mapped[int] = mapped_column(Integer)
     response_body: Mapped[dict] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class RateLimit(Base):
+    """A request counter for one key (e.g. logins from one address) in the
+    current fixed window."""
+
+    __tablename__ = "rate_limits"
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    window_start: Mapped[int] = mapped_column(BigInteger)  # epoch seconds
+    hits: Mapped[int] = mapped_column(Integer)

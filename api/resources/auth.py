@@ -1,11 +1,14 @@
 """POST /api/v1/auth/token: a username and password for an access token."""
 from __future__ import annotations
 
+from flask import current_app, request
 from flask_smorest import Blueprint
 
-from .. import auth
-from ..problems import Problem
+from .. import auth, database
+from ..models import utcnow
+from ..problems import Problem, ProblemSchema
 from ..schemas import TokenRequest, TokenResponse
+from ..services import throttle
 
 blp = Blueprint("auth", __name__, url_prefix="/api/v1/auth", description="Access tokens")
 
@@ -13,9 +16,22 @@ blp = Blueprint("auth", __name__, url_prefix="/api/v1/auth", description="Access
 @blp.post("/token")
 @blp.arguments(TokenRequest)
 @blp.response(200, TokenResponse)
+@blp.alt_response(429, schema=ProblemSchema, description="Too many attempts")
 @blp.doc(security=[])
 def token(body):
-    """Exchange a username and password for a bearer access token."""
+    """Exchange a username and password for a bearer access token.
+
+    Attempts are limited per client address and per username (429 with
+    Retry-After), across all workers."""
+    session = database.session()
+    config = current_app.config
+    now = utcnow()
+    # Per address generously (a shop or an airport office shares one), per
+    # username tightly (guessing one account's password).
+    throttle.hit(session, f"login-ip:{request.remote_addr}",
+                 config["LOGIN_ATTEMPTS_PER_ADDRESS_PER_MINUTE"], 60, now)
+    throttle.hit(session, f"login-user:{body['username'].lower()}",
+                 config["LOGIN_ATTEMPTS_PER_USER_PER_MINUTE"], 60, now)
     user = auth.authenticate(body["username"], body["password"])
     if user is None:
         raise Problem(401, "invalid_credentials", "Wrong username or password.")

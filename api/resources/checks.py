@@ -9,6 +9,7 @@ from ..models import utcnow
 from ..problems import ProblemSchema
 from ..schemas import CheckListArgs, CheckSchema, DecisionRequest, FormSchema, page_of
 from ..services import decisions, forms
+from .common import check_if_match, with_etag
 
 blp = Blueprint("checks", __name__, url_prefix="/api/v1", description="Customs desk")
 
@@ -37,8 +38,9 @@ def decide(body, form_id):
     session = database.session()
     officer = current_principal()
     form = forms.get_visible(session, officer, form_id)
+    check_if_match(form)
     form = decisions.decide(
         session, officer, form, body["outcome"], body["lines"], body["reason_code"], body["note"], utcnow()
     )
     session.commit()
-    return form
+    return with_etag(form)

@@ -26,7 +26,7 @@ from ..schemas import (
     page_of,
 )
 from ..services import forms, idempotency
-from .common import idempotency_key, keyring
+from .common import check_if_match, idempotency_key, keyring, with_etag
 
 blp = Blueprint("forms", __name__, url_prefix="/api/v1/forms", description="Tax-free forms")
 
@@ -66,19 +66,23 @@ class Forms(MethodView):
             stored = idempotency.replay(session, principal.actor, key, body_hash)
             if stored is not None:
                 return _json(stored.response_body, stored.status_code, replayed=True)
-        form = forms.issue(session, principal, body, _issuer(), utcnow())
-        payload = FormSchema().dump(form)
-        if key is not None:
-            idempotency.remember(session, principal.actor, key, body_hash, 201, payload)
         try:
-            session.commit()
-        except IntegrityError:
-            session.rollback()
+            form = forms.issue(session, principal, body, _issuer(), utcnow())
+            payload = FormSchema().dump(form)
             if key is not None:
-                # A concurrent retry with the same key won the race.
-                stored = idempotency.replay(session, principal.actor, key, body_hash)
-                if stored is not None:
-                    return _json(stored.response_body, stored.status_code, replayed=True)
+                idempotency.remember(session, principal.actor, key, body_hash, 201, payload)
+            session.commit()
+        except (IntegrityError, Problem) as clash:
+            if isinstance(clash, Problem) and clash.status != 409:
+                raise
+            session.rollback()
+            # A retry with the same key that ran at the same moment stored
+            # the form first: answer as it did.
+            stored = key and idempotency.replay(session, principal.actor, key, body_hash)
+            if stored:
+                return _json(stored.response_body, stored.status_code, replayed=True)
+            if isinstance(clash, Problem):
+                raise
             raise Problem(409, "conflict", "Another request stored this invoice at the same moment.")
         return _json(payload, 201, location=f"/api/v1/forms/{form.id}")
 
@@ -130,7 +134,7 @@ def _json(body, status, *, replayed=False, location=None) -> Response:
 @blp.response(200, FormSchema)
 def get_form(form_id):
     """A form in full, with the traveller's details."""
-    return forms.get_visible(database.session(), current_principal(), form_id)
+    return with_etag(forms.get_visible(database.session(), current_principal(), form_id))
 
 
 @blp.post("/<form_id>/cancel")
@@ -140,9 +144,11 @@ def cancel(form_id):
     """Cancel a form that has not been used at an exit point yet."""
     session = database.session()
     principal = current_principal()
-    form = forms.cancel(session, principal, forms.get_visible(session, principal, form_id), utcnow())
+    form = forms.get_visible(session, principal, form_id)
+    check_if_match(form)
+    form = forms.cancel(session, principal, form, utcnow())
     session.commit()
-    return form
+    return with_etag(form)
 
 
 @blp.post("/<form_id>/refund")
@@ -154,9 +160,10 @@ def refund(body, form_id):
     session = database.session()
     principal = current_principal()
     form = forms.get_visible(session, principal, form_id)
+    check_if_match(form)
     form = forms.refund(session, principal, form, body["amount_cents"], body["paid_at"], utcnow())
     session.commit()
-    return form
+    return with_etag(form)
 
 
 @blp.get("/<form_id>/events")

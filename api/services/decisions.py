@@ -41,12 +41,14 @@ def queue(session: Session, exit_point_code: str | None, status: str, limit: int
             ExitPoint.code == exit_point_code.upper()
         )
     if after_id is not None:
-        anchor = session.get(Check, after_id)
-        if anchor is not None:
-            query = query.where(
-                (Check.opened_at > anchor.opened_at)
-                | ((Check.opened_at == anchor.opened_at) & (Check.id > anchor.id))
-            )
+        anchor = session.get(Check, after_id) if isinstance(after_id, int) else None
+        if anchor is None:
+            raise Problem(400, "invalid_cursor", "The cursor is not one this API gave out.",
+                          errors={"cursor": ["Not a valid cursor."]})
+        query = query.where(
+            (Check.opened_at > anchor.opened_at)
+            | ((Check.opened_at == anchor.opened_at) & (Check.id > anchor.id))
+        )
     return list(session.scalars(query.limit(limit)))
 
 

@@ -14,12 +14,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sqlalchemy import func, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, object_session
 
 from shared import qrtoken, risk, rules
 
 from ..auth import Principal
-from ..models import Check, Form, Scan
+from ..models import Check, ExitPoint, Form, Scan
 from . import audit
 
 VALIDATED, CHECK_REQUIRED, REFUSED = "validated", "check_required", "refused"
@@ -91,7 +91,10 @@ def verdict_of(form: Form, device: Principal) -> ScanOutcome:
             export_deadline=deadline,
         )
     if form.status == "check_required":
-        desk = form.exit_point.desk_location if form.exit_point is not None else ""
+        # The desk where the traveller is now, even if the check was opened
+        # at another exit point.
+        here = object_session(form).get(ExitPoint, device.exit_point_id)
+        desk = here.desk_location if here is not None else ""
         return ScanOutcome(
             CHECK_REQUIRED,
             "selected_for_check",

@@ -169,3 +169,21 @@ def test_users_are_bound_to_their_retailer_or_intermediary(world):
     assert "retailer_id" in body["errors"]
     problem(world.post("root", "/api/v1/users", {"username": "shop", "password": "long-enough-pw",
                                                   "role": "officer"}), 409, "already_exists")
+
+
+def test_password_guessing_is_stopped_with_429_and_retry_after(world, app, monkeypatch):
+    from api.resources import auth as resource
+
+    # All attempts inside one window, 20 s before it ends.
+    monkeypatch.setattr(resource, "utcnow", lambda: datetime(2026, 11, 28, 9, 30, 40, tzinfo=timezone.utc))
+    limit = app.config["LOGIN_ATTEMPTS_PER_USER_PER_MINUTE"]
+    for _ in range(limit):
+        r = world.client.post("/api/v1/auth/token", json={"username": "shop", "password": "guess"})
+        assert r.status_code == 401
+    r = world.client.post("/api/v1/auth/token", json={"username": "shop", "password": "correct-horse-battery"})
+    body = problem(r, 429, "too_many_requests")
+    assert r.headers["Retry-After"] == "20"
+    assert "wait" in body["detail"]
+    # Another account from the same address is not locked out.
+    assert world.client.post("/api/v1/auth/token", json={
+        "username": "books", "password": "correct-horse-battery"}).status_code == 200

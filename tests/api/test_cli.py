@@ -80,3 +80,18 @@ def test_expire_forms_expires_only_issued_forms_past_their_deadline(app, runner)
     assert "0 form(s) expired" in run(runner, "expire-forms")
     with app.app_context():
         assert database.session().get(Form, overdue_id).status == "expired"
+
+
+def test_the_audit_trail_cannot_be_rewritten_even_by_sql(app, runner):
+    import pytest
+    from sqlalchemy import text
+    from sqlalchemy.exc import DBAPIError
+
+    run(runner, "seed-demo")
+    with app.app_context():
+        session = database.session()
+        for statement in ("UPDATE events SET type = 'form.validated'", "DELETE FROM events"):
+            with pytest.raises(DBAPIError, match="append-only"):
+                session.execute(text(statement))
+            session.rollback()
+        assert session.execute(text("SELECT count(*) FROM events")).scalar() > 10

@@ -253,3 +253,18 @@ def test_the_qr_svg_is_an_svg_document(world):
     r = world.get("shop", f"/api/v1/forms/{form['id']}/qr.svg")
     assert r.status_code == 200 and r.mimetype == "image/svg+xml"
     assert b"<svg" in r.data and b"<path" in r.data
+
+
+def test_an_action_on_a_stale_copy_of_a_form_is_refused_with_412(world):
+    form = world.issue("shop")
+    r = world.get("shop", f"/api/v1/forms/{form['id']}")
+    etag = r.headers["ETag"]
+    world.scan("kiosk", form["qr_payload"])  # the form changes meanwhile
+    changed = world.get("shop", f"/api/v1/forms/{form['id']}").headers["ETag"]
+    assert changed != etag
+    stale = world.post("shop", f"/api/v1/forms/{form['id']}/refund",
+                       {"amount_cents": 100, "paid_at": "2026-11-28T10:00:00+00:00"}, headers={"If-Match": etag})
+    problem(stale, 412, "precondition_failed")
+    fresh = world.post("shop", f"/api/v1/forms/{form['id']}/refund",
+                       {"amount_cents": 100, "paid_at": "2026-11-28T10:00:00+00:00"}, headers={"If-Match": changed})
+    assert fresh.status_code == 200 and fresh.headers["ETag"] not in (etag, changed)

@@ -1,0 +1,167 @@
+"""Many requests at the same moment, over real HTTP on 127.0.0.1: kiosks
+scanning one form together, officers pressing "validate" together, a till
+retrying an issue with one Idempotency-Key. Each outcome must happen once."""
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import requests
+
+from api import auth, database
+from api.models import User
+
+PROBLEM = "application/problem+json"
+PASSWORD = "correct-horse-battery"
+
+
+# --- small helpers ----------------------------------------------------------
+
+def traveller(**overrides) -> dict:
+    data = {
+        "first_name": "Mei", "last_name": "Chen", "passport_number": "E12345678",
+        "passport_country": "CN", "nationality": "CN", "residence_country": "CN",
+        "date_of_birth": "1988-03-14",
+    }
+    data.update(overrides)
+    return data
+
+
+def item(unit_price_cents=12100, *, quantity=1, vat_rate=21, category="clothing", **extra) -> dict:
+    return {"description": "Wool coat", "quantity": quantity, "unit_price_cents": unit_price_cents,
+            "vat_rate": vat_rate, "category": category, **extra}
+
+
+def all_at_once(requests_to_send):
+    """Send each (method, url, headers, json) from its own thread and its own
+    requests.Session, released together; the responses in the same order as
+    (status, content type, headers, body)."""
+    start = threading.Barrier(len(requests_to_send), timeout=30)
+
+    def send(request):
+        method, url, headers, body = request
+        with requests.Session() as http:
+            start.wait()
+            r = http.request(method, url, headers=headers, json=body, timeout=60)
+            return r.status_code, r.headers.get("Content-Type"), r.headers, r.json()
+
+    with ThreadPoolExecutor(max_workers=len(requests_to_send)) as pool:
+        return list(pool.map(send, requests_to_send))
+
+
+def access_token(app, user_id) -> str:
+    """An officer's access token, as POST /auth/token gives it (without
+    spending the login rate limit on ten logins)."""
+    with app.app_context():
+        return auth.issue_access_token(database.session().get(User, user_id))[0]
+
+
+def bearer(token) -> dict:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def events(world, form_id) -> list[dict]:
+    r = world.get("shop", f"/api/v1/forms/{form_id}/events")
+    assert r.status_code == 200, r.get_json()
+    return r.get_json()["items"]
+
+
+def types(evts) -> list[str]:
+    return [e["type"] for e in evts]
+
+
+# --- tests ------------------------------------------------------------------
+
+def test_thirty_kiosks_scanning_one_form_at_once_validate_it_once(world, live_server):
+    kiosks = [world.devices["kiosk"]]
+    for n in range(2, 6):
+        r = world.post("root", "/api/v1/devices", {"name": f"kiosk-{n}", "kind": "kiosk", "exit_point": "AMS"})
+        assert r.status_code == 201, r.get_json()
+        kiosks.append(r.get_json()["token"])
+    form = world.issue("shop", item(), traveller=traveller())
+
+    responses = all_at_once([
+        ("POST", f"{live_server}/api/v1/scans", bearer(kiosks[n % len(kiosks)]), {"qr_payload": form["qr_payload"]})
+        for n in range(30)
+    ])
+
+    assert [(status, body.get("verdict"), body.get("form_id"), body.get("reason_code"))
+            for status, _, _, body in responses] == [(200, "validated", form["id"], None)] * 30
+    evts = events(world, form["id"])
+    assert types(evts).count("form.validated") == 1
+    scanned = [e for e in evts if e["type"] == "form.scanned"]
+    assert len(scanned) == 30
+    assert {(e["data"]["verdict"], e["exit_point"]) for e in scanned} == {("validated", "AMS")}
+    assert types(evts)[:2] == ["form.issued", "form.validated"]
+    r = world.get("shop", f"/api/v1/forms/{form['id']}")
+    assert (r.get_json()["status"], r.get_json()["exit_point"]) == ("validated", "AMS")
+
+
+def test_kiosks_scanning_a_watch_at_once_open_one_check_at_the_desk(world, live_server):
+    form = world.issue("shop", item(60500, category="watches"), traveller=traveller())
+
+    responses = all_at_once([
+        ("POST", f"{live_server}/api/v1/scans", bearer(world.devices["kiosk"]), {"qr_payload": form["qr_payload"]})
+        for _ in range(10)
+    ])
+
+    assert [(status, body.get("verdict"), body.get("reason_code")) for status, _, _, body in responses] == [
+        (200, "check_required", "selected_for_check")] * 10
+    r = world.get("officer", "/api/v1/checks?exit_point=AMS")
+    assert [c["form_id"] for c in r.get_json()["items"]] == [form["id"]]
+    evts = types(events(world, form["id"]))
+    assert evts[:2] == ["form.issued", "form.check_required"]
+    assert (evts.count("form.check_required"), evts.count("form.scanned")) == (1, 10)
+
+
+def test_ten_officers_deciding_one_form_at_once_give_one_decision(app, world, live_server):
+    officers = {}
+    for n in range(3, 13):
+        name = f"officer{n}"
+        r = world.post("root", "/api/v1/users", {"username": name, "password": PASSWORD, "role": "officer"})
+        assert r.status_code == 201, r.get_json()
+        officers[name] = (r.get_json()["id"], access_token(app, r.get_json()["id"]))
+    form = world.issue("shop", item(60500, category="watches"), traveller=traveller())
+    r = world.scan("kiosk", form["qr_payload"])
+    assert r.get_json()["verdict"] == "check_required"
+
+    responses = all_at_once([
+        ("POST", f"{live_server}/api/v1/forms/{form['id']}/decision", bearer(token), {"outcome": "validated"})
+        for _, token in officers.values()
+    ])
+
+    statuses = sorted(status for status, _, _, _ in responses)
+    assert statuses == [200] + [409] * 9
+    conflicts = [(ctype, body["code"], body["status"]) for status, ctype, _, body in responses if status == 409]
+    assert conflicts == [(PROBLEM, "already_decided", 409)] * 9
+    [winner] = [i for i, (status, *_) in enumerate(responses) if status == 200]
+    assert responses[winner][3]["status"] == "validated"
+    winner_id = list(officers.values())[winner][0]
+    evts = events(world, form["id"])
+    assert types(evts) == ["form.issued", "form.check_required", "form.scanned", "form.validated"]
+    assert evts[-1]["actor"] == f"user:{winner_id}"
+    r = world.get("officer", "/api/v1/checks?exit_point=AMS&status=decided")
+    assert [(c["form_id"], c["outcome"]) for c in r.get_json()["items"]] == [(form["id"], "validated")]
+
+
+def test_twenty_retries_of_one_issue_with_one_idempotency_key_store_one_form(world, live_server):
+    body = {
+        "invoice_number": "INV-RETRY-1",
+        "purchase_date": world.issue("books")["purchase_date"],
+        "traveller": traveller(),
+        "items": [item()],
+    }
+    headers = {**bearer(world.tokens["shop"]), "Idempotency-Key": "till-7-retry-0001"}
+
+    responses = all_at_once([("POST", f"{live_server}/api/v1/forms", headers, body)] * 20)
+
+    assert [status for status, _, _, _ in responses] == [201] * 20, [
+        (status, b.get("code"), b.get("detail")) for status, _, _, b in responses if status != 201]
+    ids = {b["id"] for _, _, _, b in responses}
+    assert len(ids) == 1
+    [form_id] = ids
+    replayed = [h.get("Idempotent-Replayed") for _, _, h, _ in responses]
+    assert sorted(replayed, key=str) == [None] + ["true"] * 19
+    r = world.get("shop", "/api/v1/forms")
+    assert [f["id"] for f in r.get_json()["items"]] == [form_id]
+    assert types(events(world, form_id)) == ["form.issued"]

@@ -1,0 +1,408 @@
+"""The customs desk: officers decide the forms the risk engine sent there
+(POST /api/v1/forms/{id}/decision), the desk's queue (GET /api/v1/checks),
+and the refund the retailer reports after validation."""
+from __future__ import annotations
+
+import jwt
+import pytest
+
+PROBLEM = "application/problem+json"
+PAID_AT = "2025-06-01T10:30:00+00:00"
+
+
+# --- small helpers ----------------------------------------------------------
+
+def traveller(**overrides) -> dict:
+    data = {
+        "first_name": "Mei", "last_name": "Chen", "passport_number": "E12345678",
+        "passport_country": "CN", "nationality": "CN", "residence_country": "CN",
+        "date_of_birth": "1988-03-14",
+    }
+    data.update(overrides)
+    return data
+
+
+def item(unit_price_cents=12100, *, quantity=1, vat_rate=21, category="clothing", **extra) -> dict:
+    return {"description": "Wool coat", "quantity": quantity, "unit_price_cents": unit_price_cents,
+            "vat_rate": vat_rate, "category": category, **extra}
+
+
+# A watch sends the traveller to the desk. EUR 499.99 at 21 % holds
+# EUR 86.775... of VAT, rounded half up to 86.78; two books at EUR 19.99
+# and 9 % hold EUR 3.3011 -> 3.30.
+WATCH = item(49999, category="watches", description="Diver watch")
+BOOKS = item(1999, quantity=2, vat_rate=9, category="books", description="Atlas")
+
+
+def issue(world, *items, who="shop") -> dict:
+    """Issue a form for a traveller of its own (the frequent-traveller rule
+    stays quiet)."""
+    return world.issue(who, *items, traveller=traveller(passport_number=f"P{world.invoices + 1:07d}"))
+
+
+def at_the_desk(world, *items, who="shop", device="kiosk") -> dict:
+    """A form whose traveller was sent to the desk by the kiosk."""
+    form = issue(world, *(items or (WATCH,)), who=who)
+    r = world.scan(device, form["qr_payload"])
+    assert r.status_code == 200 and r.get_json()["verdict"] == "check_required", r.get_json()
+    return form
+
+
+def decide(world, form_id, body, who="officer"):
+    return world.post(who, f"/api/v1/forms/{form_id}/decision", body)
+
+
+def decided(world, form_id, body, who="officer") -> dict:
+    r = decide(world, form_id, body, who)
+    assert r.status_code == 200, r.get_json()
+    return r.get_json()
+
+
+def events(world, form_id) -> list[dict]:
+    r = world.get("shop", f"/api/v1/forms/{form_id}/events")
+    assert r.status_code == 200, r.get_json()
+    return r.get_json()["items"]
+
+
+def get_form(world, form_id) -> dict:
+    r = world.get("shop", f"/api/v1/forms/{form_id}")
+    assert r.status_code == 200, r.get_json()
+    return r.get_json()
+
+
+def checks(world, query="exit_point=AMS") -> dict:
+    r = world.get("officer", f"/api/v1/checks?{query}")
+    assert r.status_code == 200, r.get_json()
+    return r.get_json()
+
+
+def assert_problem(r, status, code) -> dict:
+    assert r.status_code == status, r.get_json()
+    assert r.mimetype == PROBLEM
+    body = r.get_json()
+    assert body["status"] == status
+    assert body["code"] == code
+    return body
+
+
+def money(form) -> tuple:
+    return (form["validated_total_cents"], form["validated_vat_cents"], form["validated_refund_cents"])
+
+
+def presence(form) -> list:
+    return [(line["line"], line["present"]) for line in form["items"]]
+
+
+def user_id(world, username) -> str:
+    return jwt.decode(world.tokens[username], options={"verify_signature": False})["sub"]
+
+
+# --- outcomes -----------------------------------------------------------------
+
+def test_an_officer_validates_every_line(world):
+    form = at_the_desk(world, WATCH, BOOKS)
+    assert (form["total_cents"], form["vat_cents"], form["fee_cents"], form["refund_cents"]) == (
+        53997, 9008, 901, 8107)
+
+    body = decided(world, form["id"], {"outcome": "validated"})
+
+    assert body["status"] == "validated"
+    assert money(body) == (53997, 9008, 8107)
+    assert presence(body) == [(1, True), (2, True)]
+    assert body["exit_point"] == "AMS"
+    assert body["validated_at"] is not None
+    last = events(world, form["id"])[-1]
+    assert (last["type"], last["actor"], last["exit_point"]) == (
+        "form.validated", user_id(world, "officer"), "AMS")
+    assert last["data"] == {
+        "by": "officer", "reason_code": None, "note": None,
+        "lines": [{"line": 1, "present": True}, {"line": 2, "present": True}],
+        "validated_total_cents": 53997,
+    }
+    r = world.scan("kiosk", form["qr_payload"])
+    assert (r.get_json()["verdict"], r.get_json()["reason_code"]) == ("validated", None)
+
+
+def test_a_partial_validation_recomputes_the_refund_for_the_goods_shown(world):
+    form = at_the_desk(world, WATCH, BOOKS)
+
+    body = decided(world, form["id"], {"outcome": "partially_validated", "lines": [
+        {"line": 1, "present": True}, {"line": 2, "present": False}]})
+
+    assert body["status"] == "partially_validated"
+    # The watch alone: VAT 86.78, the intermediary keeps 10 % (8.678 -> 8.68).
+    assert money(body) == (49999, 8678, 7810)
+    # The form's own totals are those of the purchase.
+    assert (body["total_cents"], body["vat_cents"], body["refund_cents"]) == (53997, 9008, 8107)
+    assert presence(body) == [(1, True), (2, False)]
+    assert get_form(world, form["id"])["status"] == "partially_validated"
+    last = events(world, form["id"])[-1]
+    assert last["type"] == "form.partially_validated"
+    assert last["data"]["lines"] == [{"line": 1, "present": True}, {"line": 2, "present": False}]
+    assert last["data"]["validated_total_cents"] == 49999
+
+
+def test_a_partially_validated_form_shows_as_validated_for_the_goods_shown_at_the_kiosk(world):
+    form = at_the_desk(world, WATCH, BOOKS)
+    decided(world, form["id"], {"outcome": "partially_validated", "lines": [
+        {"line": 1, "present": False}, {"line": 2, "present": True}]})
+
+    r = world.scan("kiosk", form["qr_payload"])
+
+    assert r.get_json() == {
+        "form_id": form["id"], "verdict": "validated", "reason_code": "partially_validated",
+        "message": "Export validated for the goods you showed. Your refund will be paid by Refunds Inc.",
+        "export_deadline": form["export_deadline"], "desk_location": None,
+    }
+    # The books alone: VAT 3.30, fee 0.33.
+    assert money(get_form(world, form["id"])) == (3998, 330, 297)
+
+
+def test_a_retailer_without_intermediary_refunds_all_the_vat_of_the_goods_shown(world):
+    form = at_the_desk(world, WATCH, BOOKS, who="books")
+    assert (form["fee_cents"], form["refund_cents"]) == (0, 9008)
+
+    body = decided(world, form["id"], {"outcome": "partially_validated", "lines": [
+        {"line": 1, "present": True}, {"line": 2, "present": False}]})
+
+    assert money(body) == (49999, 8678, 8678)
+    r = world.scan("kiosk", form["qr_payload"])
+    assert r.get_json()["message"] == "Export validated for the goods you showed. Your refund will be paid by Bookshop."
+
+
+def test_an_officer_rejects_with_a_reason_code(world):
+    form = at_the_desk(world, WATCH, BOOKS)
+
+    body = decided(world, form["id"], {"outcome": "rejected", "reason_code": "goods_used",
+                                       "note": "Watch worn, strap scratched"})
+
+    assert body["status"] == "rejected"
+    assert money(body) == (None, None, None)
+    assert body["validated_at"] is None
+    last = events(world, form["id"])[-1]
+    assert last["type"] == "form.rejected"
+    assert (last["data"]["reason_code"], last["data"]["note"]) == ("goods_used", "Watch worn, strap scratched")
+    [check] = checks(world, "exit_point=AMS&status=decided")["items"]
+    assert (check["form_id"], check["outcome"], check["status"]) == (form["id"], "rejected", "decided")
+
+
+# --- decisions that do not add up --------------------------------------------
+
+@pytest.mark.parametrize("body, field, message", [
+    ({"outcome": "rejected"}, "reason_code",
+     "Give a reason code for a rejection: goods_not_presented, goods_used, eu_residence, "
+     "deadline_passed, passport_mismatch, other"),
+    ({"outcome": "rejected", "reason_code": "other"}, "note", "Describe the reason in a note."),
+    ({"outcome": "rejected", "reason_code": "other", "note": "   "}, "note", "Describe the reason in a note."),
+    ({"outcome": "validated", "lines": [{"line": 1, "present": True}, {"line": 2, "present": False}]},
+     "lines", "A full validation cannot have absent lines; validate partially."),
+    ({"outcome": "partially_validated", "lines": [{"line": 1, "present": True}, {"line": 2, "present": True}]},
+     "lines", "Every line is present: validate the form in full."),
+    ({"outcome": "partially_validated", "lines": [{"line": 1, "present": False}, {"line": 2, "present": False}]},
+     "lines", "No line is present: reject the form instead."),
+    ({"outcome": "partially_validated", "lines": [{"line": 1, "present": True}]},
+     "lines", "A partial validation lists every line as present or not."),
+    ({"outcome": "partially_validated", "lines": [{"line": 1, "present": True}, {"line": 1, "present": False}]},
+     "lines", "Line 1 is listed twice."),
+])
+def test_a_decision_that_contradicts_itself_is_refused_and_changes_nothing(world, body, field, message):
+    form = at_the_desk(world, WATCH, BOOKS)
+
+    problem = assert_problem(decide(world, form["id"], body), 422, "invalid_decision")
+
+    assert problem["errors"] == {field: [message]}
+    assert problem["detail"] == message
+    after = get_form(world, form["id"])
+    assert after["status"] == "check_required"
+    assert presence(after) == [(1, None), (2, None)]
+    assert [c["form_id"] for c in checks(world)["items"]] == [form["id"]]
+    assert events(world, form["id"])[-1]["type"] == "form.scanned"
+
+
+def test_a_line_the_form_does_not_have_is_refused(world):
+    form = at_the_desk(world, WATCH, BOOKS)
+
+    problem = assert_problem(decide(world, form["id"], {"outcome": "partially_validated", "lines": [
+        {"line": 1, "present": True}, {"line": 2, "present": False}, {"line": 3, "present": True}]}),
+        422, "invalid_decision")
+
+    assert problem["errors"] == {"lines": [f"Form {form['id']} has no line 3."]}
+    assert get_form(world, form["id"])["status"] == "check_required"
+
+
+def test_an_unknown_reason_code_is_an_invalid_field(world):
+    form = at_the_desk(world)
+
+    problem = assert_problem(decide(world, form["id"], {"outcome": "rejected", "reason_code": "bad_mood"}),
+                             422, "invalid_request")
+
+    assert list(problem["errors"]) == ["reason_code"]
+
+
+def test_a_second_decision_is_a_conflict(world):
+    form = at_the_desk(world)
+    decided(world, form["id"], {"outcome": "validated"})
+
+    problem = assert_problem(
+        decide(world, form["id"], {"outcome": "rejected", "reason_code": "goods_not_presented"}, who="officer2"),
+        409, "already_decided")
+
+    assert problem["detail"] == f"Form {form['id']} is not waiting for a decision (it is validated)."
+    assert get_form(world, form["id"])["status"] == "validated"
+    assert [e["type"] for e in events(world, form["id"])].count("form.validated") == 1
+    assert [e["type"] for e in events(world, form["id"])].count("form.rejected") == 0
+
+
+def test_a_form_that_was_never_sent_to_the_desk_cannot_be_decided(world):
+    form = issue(world, WATCH)
+
+    problem = assert_problem(decide(world, form["id"], {"outcome": "validated"}), 409, "already_decided")
+
+    assert problem["detail"] == f"Form {form['id']} is not waiting for a decision (it is issued)."
+    assert get_form(world, form["id"])["status"] == "issued"
+
+
+def test_a_form_validated_at_the_kiosk_cannot_be_decided(world):
+    form = issue(world)
+    world.scan("kiosk", form["qr_payload"])
+
+    assert_problem(decide(world, form["id"], {"outcome": "rejected", "reason_code": "goods_used"}),
+                   409, "already_decided")
+
+    assert get_form(world, form["id"])["status"] == "validated"
+
+
+@pytest.mark.parametrize("who", ["kiosk", "shop", "refunds"])
+def test_only_an_officer_decides(world, who):
+    form = at_the_desk(world)
+
+    assert_problem(decide(world, form["id"], {"outcome": "validated"}, who=who), 403, "forbidden")
+
+    assert get_form(world, form["id"])["status"] == "check_required"
+
+
+def test_deciding_a_form_that_does_not_exist_is_not_found(world):
+    assert_problem(decide(world, "NL0000000", {"outcome": "validated"}), 404, "form_not_found")
+
+
+# --- the desk's queue -----------------------------------------------------------
+
+def test_the_queue_lists_pending_checks_at_one_exit_point_oldest_first(world):
+    first = at_the_desk(world)
+    second = at_the_desk(world)
+    at_rotterdam = at_the_desk(world, device="rtm-kiosk")
+    third = at_the_desk(world)
+
+    page = checks(world)
+
+    assert [c["form_id"] for c in page["items"]] == [first["id"], second["id"], third["id"]]
+    assert {c["status"] for c in page["items"]} == {"pending"}
+    assert {c["exit_point"] for c in page["items"]} == {"AMS"}
+    assert page["next_cursor"] is None
+    assert [c["form_id"] for c in checks(world, "exit_point=RTM")["items"]] == [at_rotterdam["id"]]
+    assert [c["form_id"] for c in checks(world, "")["items"]] == [
+        first["id"], second["id"], at_rotterdam["id"], third["id"]]
+
+
+def test_a_decided_check_leaves_the_queue_and_is_listed_as_decided(world):
+    first = at_the_desk(world)
+    second = at_the_desk(world)
+
+    decided(world, first["id"], {"outcome": "validated"})
+
+    assert [c["form_id"] for c in checks(world)["items"]] == [second["id"]]
+    [done] = checks(world, "exit_point=AMS&status=decided")["items"]
+    assert (done["form_id"], done["status"], done["outcome"]) == (first["id"], "decided", "validated")
+    assert done["decided_at"] is not None
+
+
+def test_the_queue_is_walked_one_check_at_a_time_without_repeats(world):
+    forms = [at_the_desk(world) for _ in range(4)]
+    at_the_desk(world, device="rtm-kiosk")
+
+    seen, cursor, pages = [], None, 0
+    while True:
+        page = checks(world, "exit_point=AMS&limit=1" + (f"&cursor={cursor}" if cursor else ""))
+        pages += 1
+        assert len(page["items"]) == 1
+        seen += [c["form_id"] for c in page["items"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+        assert pages < 10
+
+    assert seen == [f["id"] for f in forms]
+    assert pages == 4
+
+
+def test_a_cursor_that_was_not_given_out_is_a_bad_request(world):
+    assert_problem(world.get("officer", "/api/v1/checks?cursor=not-a-cursor"), 400, "invalid_cursor")
+
+
+# --- the refund after validation --------------------------------------------
+
+def refund(world, form_id, amount_cents, who="shop"):
+    return world.post(who, f"/api/v1/forms/{form_id}/refund", {"amount_cents": amount_cents, "paid_at": PAID_AT})
+
+
+def test_the_retailer_reports_the_refund_of_a_validated_form(world):
+    form = at_the_desk(world, WATCH, BOOKS)
+    decided(world, form["id"], {"outcome": "validated"})
+
+    r = refund(world, form["id"], 8107)
+
+    assert r.status_code == 200, r.get_json()
+    body = r.get_json()
+    assert (body["status"], body["refunded_cents"], body["refunded_at"]) == ("refunded", 8107, PAID_AT)
+    last = events(world, form["id"])[-1]
+    assert (last["type"], last["data"]) == ("form.refunded", {"amount_cents": 8107, "paid_at": PAID_AT})
+    # The traveller's kiosk still says validated.
+    assert world.scan("kiosk", form["qr_payload"]).get_json()["verdict"] == "validated"
+
+
+def test_a_refund_may_not_exceed_the_vat_of_the_goods_shown(world):
+    form = at_the_desk(world, WATCH, BOOKS)
+    decided(world, form["id"], {"outcome": "partially_validated", "lines": [
+        {"line": 1, "present": True}, {"line": 2, "present": False}]})
+
+    problem = assert_problem(refund(world, form["id"], 8679), 422, "refund_too_large")
+
+    assert problem["errors"] == {"amount_cents": ["At most 8678."]}
+    assert get_form(world, form["id"])["status"] == "partially_validated"
+    r = refund(world, form["id"], 8678)
+    assert r.status_code == 200, r.get_json()
+    assert (r.get_json()["status"], r.get_json()["refunded_cents"]) == ("refunded", 8678)
+
+
+def test_a_form_is_refunded_only_once(world):
+    form = issue(world)
+    world.scan("kiosk", form["qr_payload"])
+    assert refund(world, form["id"], 1890).status_code == 200
+
+    problem = assert_problem(refund(world, form["id"], 1890), 409, "form_not_refundable")
+
+    assert problem["detail"] == "Only a validated form can be refunded; this one is refunded."
+    assert [e["type"] for e in events(world, form["id"])].count("form.refunded") == 1
+
+
+def test_a_form_not_yet_validated_cannot_be_refunded(world):
+    form = issue(world)
+
+    problem = assert_problem(refund(world, form["id"], 1890), 409, "form_not_refundable")
+
+    assert problem["detail"] == "Only a validated form can be refunded; this one is issued."
+    assert get_form(world, form["id"])["status"] == "issued"
+
+
+def test_a_rejected_form_cannot_be_refunded(world):
+    form = at_the_desk(world)
+    decided(world, form["id"], {"outcome": "rejected", "reason_code": "passport_mismatch"})
+
+    assert_problem(refund(world, form["id"], 100), 409, "form_not_refundable")
+
+
+def test_a_checks_cursor_for_an_unknown_check_is_a_400(world):
+    import base64
+    cursor = base64.urlsafe_b64encode(b"[999999]").rstrip(b"=").decode()
+    r = world.get("officer", "/api/v1/checks", query_string={"cursor": cursor})
+    assert r.status_code == 400 and r.get_json()["code"] == "invalid_cursor"

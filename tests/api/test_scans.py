@@ -1,0 +1,514 @@
+"""Verdicts at the exit point: a kiosk scans the QR payload of a real form
+(issued through POST /api/v1/forms) and POST /api/v1/scans says validated,
+check_required (go to the desk) or refused with a reason code."""
+from __future__ import annotations
+
+import re
+import secrets
+from datetime import date, datetime, timedelta, timezone
+
+import jwt
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from api import database
+from api.auth import Principal
+from api.models import Device
+from api.services import scans
+from shared import formid, qrtoken, rules
+from shared.risk import RiskPolicy
+
+PROBLEM = "application/problem+json"
+SCANS = "/api/v1/scans"
+WATCH_HOUSE_PAYS = "Your refund will be paid by Refunds Inc."
+DESK = "Go to the customs desk with your goods, passport and this form. The desk is at: Departures 2."
+
+
+# --- small helpers ----------------------------------------------------------
+
+def traveller(**overrides) -> dict:
+    data = {
+        "first_name": "Mei", "last_name": "Chen", "passport_number": "E12345678",
+        "passport_country": "CN", "nationality": "CN", "residence_country": "CN",
+        "date_of_birth": "1988-03-14",
+    }
+    data.update(overrides)
+    return data
+
+
+def item(unit_price_cents=12100, *, quantity=1, vat_rate=21, category="clothing", **extra) -> dict:
+    return {"description": "Wool coat", "quantity": quantity, "unit_price_cents": unit_price_cents,
+            "vat_rate": vat_rate, "category": category, **extra}
+
+
+def issue(world, *items, who="shop", **traveller_fields) -> dict:
+    """Issue a form; each form gets its own traveller unless a passport is given,
+    so the frequent-traveller rule only fires where a test wants it."""
+    fields = {"passport_number": f"P{world.invoices + 1:07d}", **traveller_fields}
+    return world.issue(who, *items, traveller=traveller(**fields))
+
+
+def scan(world, device, payload) -> dict:
+    r = world.scan(device, payload)
+    assert r.status_code == 200, r.get_json()
+    return r.get_json()
+
+
+def events(world, form_id, who="shop") -> list[dict]:
+    r = world.get(who, f"/api/v1/forms/{form_id}/events")
+    assert r.status_code == 200, r.get_json()
+    return r.get_json()["items"]
+
+
+def types(evts) -> list[str]:
+    return [e["type"] for e in evts]
+
+
+def form_status(world, form_id, who="shop") -> str:
+    r = world.get(who, f"/api/v1/forms/{form_id}")
+    assert r.status_code == 200, r.get_json()
+    return r.get_json()["status"]
+
+
+def assert_problem(r, status, code) -> dict:
+    assert r.status_code == status, r.get_json()
+    assert r.mimetype == PROBLEM
+    body = r.get_json()
+    assert body["status"] == status
+    assert body["code"] == code
+    return body
+
+
+def refused(reason_code, message, form=None, form_id=None) -> dict:
+    return {
+        "form_id": form["id"] if form else form_id,
+        "verdict": "refused",
+        "reason_code": reason_code,
+        "message": message,
+        "export_deadline": form["export_deadline"] if form else None,
+        "desk_location": None,
+    }
+
+
+def validated(form, reason_code=None, message="Export validated. " + WATCH_HOUSE_PAYS) -> dict:
+    return {
+        "form_id": form["id"], "verdict": "validated", "reason_code": reason_code,
+        "message": message, "export_deadline": form["export_deadline"], "desk_location": None,
+    }
+
+
+def sent_to_desk(form) -> dict:
+    return {
+        "form_id": form["id"], "verdict": "check_required", "reason_code": "selected_for_check",
+        "message": DESK, "export_deadline": form["export_deadline"], "desk_location": "Departures 2",
+    }
+
+
+def pending_checks(world, exit_point="AMS") -> list[dict]:
+    r = world.get("officer", f"/api/v1/checks?exit_point={exit_point}")
+    assert r.status_code == 200, r.get_json()
+    return r.get_json()["items"]
+
+
+def fired_rules_of(world, form_id) -> list[dict]:
+    [check] = [c for c in pending_checks(world) if c["form_id"] == form_id]
+    return check["fired_rules"]
+
+
+# --- validated now ----------------------------------------------------------
+
+def test_a_plain_low_value_form_is_validated_at_the_kiosk(world):
+    form = issue(world)
+
+    assert scan(world, "kiosk", form["qr_payload"]) == validated(form)
+
+    r = world.get("shop", f"/api/v1/forms/{form['id']}")
+    body = r.get_json()
+    assert body["status"] == "validated"
+    assert body["exit_point"] == "AMS"
+    assert (body["validated_total_cents"], body["validated_vat_cents"], body["validated_refund_cents"]) == (
+        12100, 2100, 1890)
+    assert body["validated_at"] is not None
+    assert pending_checks(world) == []
+
+
+def test_a_rescan_repeats_the_verdict_without_validating_twice(world):
+    form = issue(world)
+
+    first = scan(world, "kiosk", form["qr_payload"])
+    second = scan(world, "kiosk", form["qr_payload"])
+
+    assert first == second == validated(form)
+    evts = events(world, form["id"])
+    assert types(evts) == ["form.issued", "form.validated", "form.scanned", "form.scanned"]
+    assert evts[1]["data"] == {"by": "scan"}
+    assert evts[1]["exit_point"] == "AMS"
+    assert evts[1]["actor"] == f"device:{world.ids['kiosk']}"
+
+
+def test_the_qr_payload_names_the_form_and_ends_when_the_export_deadline_ends(world):
+    form = issue(world)
+    purchase = date.fromisoformat(form["purchase_date"])
+
+    claims = jwt.decode(form["qr_payload"], options={"verify_signature": False})
+
+    assert claims["fid"] == form["id"]
+    assert claims["rv"] == "NL859559001B01"
+    deadline = rules.export_deadline(purchase, 3)
+    assert form["export_deadline"] == deadline.isoformat()
+    assert claims["exp"] == int(rules.deadline_end_utc(deadline, "Europe/Amsterdam").timestamp())
+
+
+# --- the risk engine sends travellers to the desk -----------------------------
+
+def test_a_watch_sends_the_traveller_to_the_desk_and_opens_a_check(world):
+    form = issue(world, item(60500, category="watches", description="Diver watch"))
+
+    assert scan(world, "kiosk", form["qr_payload"]) == sent_to_desk(form)
+
+    [check] = pending_checks(world)
+    assert check["form_id"] == form["id"]
+    assert check["status"] == "pending"
+    assert check["exit_point"] == "AMS"
+    assert check["fired_rules"] == [{"code": "watched_category", "detail": "Watched goods: watches."}]
+    assert check["total_cents"] == 60500
+    assert check["line_count"] == 1
+    assert check["traveller_name"] == "Mei Chen"
+    assert check["passport_number"] == "*****001"
+    assert check["outcome"] is None and check["decided_at"] is None
+    assert form_status(world, form["id"]) == "check_required"
+    evts = events(world, form["id"])
+    assert types(evts) == ["form.issued", "form.check_required", "form.scanned"]
+    assert evts[1]["data"] == {"fired_rules": check["fired_rules"]}
+
+
+def test_a_form_over_one_thousand_euros_goes_to_the_desk(world):
+    form = issue(world, item(100001))
+
+    assert scan(world, "kiosk", form["qr_payload"])["verdict"] == "check_required"
+
+    assert fired_rules_of(world, form["id"]) == [
+        {"code": "high_value", "detail": "Total EUR 1,000.01 is above EUR 1,000.00."}]
+
+
+def test_a_form_of_exactly_one_thousand_euros_is_not_above_the_threshold(world):
+    form = issue(world, item(50000, quantity=2))
+
+    assert scan(world, "kiosk", form["qr_payload"]) == validated(form)
+
+    assert pending_checks(world) == []
+
+
+def test_an_expensive_watch_fires_every_rule_that_applies_in_order(world):
+    form = issue(world, item(250000, category="watches"), item(12100))
+
+    scan(world, "kiosk", form["qr_payload"])
+
+    assert [r["code"] for r in fired_rules_of(world, form["id"])] == ["high_value", "watched_category"]
+
+
+def test_the_random_check_picks_a_form_when_the_sample_rate_is_one(app, world):
+    app.config["RISK"] = RiskPolicy(sample_rate=1.0, seed="tests")
+    form = issue(world)
+
+    assert scan(world, "kiosk", form["qr_payload"]) == sent_to_desk(form)
+
+    assert fired_rules_of(world, form["id"]) == [
+        {"code": "random_sample", "detail": "Picked by the random check."}]
+
+
+def test_an_eu_passport_holder_living_abroad_is_asked_for_proof_of_residence(world):
+    form = issue(world, passport_country="DE", nationality="DE", residence_country="US")
+
+    assert scan(world, "kiosk", form["qr_payload"]) == sent_to_desk(form)
+
+    assert fired_rules_of(world, form["id"]) == [{
+        "code": "eu_passport_holder",
+        "detail": "Passport issued by DE, an EU country: ask for proof of residence outside the EU.",
+    }]
+
+
+def test_a_traveller_with_five_forms_this_week_is_checked_but_not_with_four(world):
+    fourth = None
+    for _ in range(4):
+        fourth = issue(world, passport_number="F7654321")
+    assert scan(world, "kiosk", fourth["qr_payload"]) == validated(fourth)
+
+    fifth = issue(world, passport_number="F7654321")
+    assert scan(world, "kiosk", fifth["qr_payload"]) == sent_to_desk(fifth)
+
+    assert fired_rules_of(world, fifth["id"]) == [{
+        "code": "frequent_traveller", "detail": "5 forms in the last 7 days (check from 5)."}]
+
+
+# --- refusals ----------------------------------------------------------------
+
+def test_an_altered_qr_code_is_refused_as_tampered(world):
+    form = issue(world)
+    header, claims, signature = form["qr_payload"].split(".")
+    middle = len(claims) // 2
+    other = "A" if claims[middle] != "A" else "B"
+    altered = ".".join([header, claims[:middle] + other + claims[middle + 1:], signature])
+
+    assert scan(world, "kiosk", altered) == refused(
+        "bad_signature", "This form code has been altered and cannot be accepted.")
+
+    assert form_status(world, form["id"]) == "issued"
+    assert types(events(world, form["id"])) == ["form.issued"]
+
+
+def test_a_truncated_qr_code_is_not_a_form_code(world):
+    form = issue(world)
+    truncated = form["qr_payload"][: len(form["qr_payload"]) // 2]
+
+    assert scan(world, "kiosk", truncated) == refused("malformed_token", "This is not a tax-free form code.")
+
+    assert form_status(world, form["id"]) == "issued"
+
+
+def test_a_form_signed_by_a_foreign_key_is_refused_as_unknown(world):
+    form = issue(world)
+    kid = f"{date.today():%Y-%m-%d}-{secrets.token_hex(3)}"
+    forged = qrtoken.sign_form_token(
+        form["id"], "NL859559001B01", datetime.now(timezone.utc) + timedelta(days=30),
+        Ed25519PrivateKey.generate(), kid)
+
+    assert scan(world, "kiosk", forged) == refused(
+        "unknown_key", "This form was not issued by a known tax-free system.")
+
+    assert form_status(world, form["id"]) == "issued"
+    assert types(events(world, form["id"])) == ["form.issued"]
+
+
+def test_a_genuine_signature_on_a_form_that_does_not_exist_is_not_found(app, world):
+    missing = formid.new_form_id("NL")
+    with app.app_context():
+        kid, key = app.extensions["keyring"].signing_key(database.session())
+    token = qrtoken.sign_form_token(
+        missing, "NL859559001B01", datetime.now(timezone.utc) + timedelta(days=30), key, kid)
+
+    assert scan(world, "kiosk", token) == refused(
+        "form_not_found", "This form is not known. Ask the shop or your refund company.", form_id=missing)
+
+
+def test_a_cancelled_form_is_refused(world):
+    form = issue(world)
+    r = world.post("shop", f"/api/v1/forms/{form['id']}/cancel")
+    assert r.status_code == 200, r.get_json()
+
+    assert scan(world, "kiosk", form["qr_payload"]) == refused(
+        "form_cancelled", "This form was cancelled by the shop.", form)
+
+    assert form_status(world, form["id"]) == "cancelled"
+    assert types(events(world, form["id"])) == ["form.issued", "form.cancelled", "form.scanned"]
+
+
+def _scan_at(app, world, device, payload, now):
+    """POST /scans at another moment: the scan service judged with ``now``."""
+    with app.app_context():
+        session = database.session()
+        row = session.get(Device, world.ids[device])
+        principal = Principal(kind="device", id=row.id, role="device", exit_point_id=row.exit_point_id,
+                              exit_point_code=row.exit_point.code, device_kind=row.kind)
+        context = scans.ScanContext(ruleset=app.config["RULESET"], policy=app.config["RISK"],
+                                    keys=app.extensions["keyring"].keyset(session))
+        outcome = scans.scan(session, principal, payload, context, now)
+        session.commit()
+    return outcome
+
+
+def test_a_form_is_validated_in_the_last_second_of_its_deadline(app, world):
+    form = issue(world)
+    end = rules.deadline_end_utc(date.fromisoformat(form["export_deadline"]), "Europe/Amsterdam")
+
+    outcome = _scan_at(app, world, "kiosk", form["qr_payload"], end - timedelta(seconds=1))
+
+    assert (outcome.verdict, outcome.reason_code) == ("validated", None)
+    assert form_status(world, form["id"]) == "validated"
+
+
+def test_a_form_scanned_after_its_export_deadline_is_refused_and_expires(app, world):
+    form = issue(world)
+    deadline = date.fromisoformat(form["export_deadline"])
+    end = rules.deadline_end_utc(deadline, "Europe/Amsterdam")
+
+    outcome = _scan_at(app, world, "kiosk", form["qr_payload"], end)
+
+    assert (outcome.verdict, outcome.reason_code, outcome.form_id) == ("refused", "deadline_passed", form["id"])
+    assert outcome.message == f"The export deadline for this form passed on {deadline.isoformat()}."
+    assert form_status(world, form["id"]) == "expired"
+    assert types(events(world, form["id"])) == ["form.issued", "form.expired", "form.scanned"]
+    # Once expired, the form stays refused whatever the clock says.
+    assert scan(world, "kiosk", form["qr_payload"]) == refused(
+        "deadline_passed", f"The export deadline for this form passed on {deadline.isoformat()}.", form)
+
+
+def test_a_form_already_validated_at_schiphol_is_refused_at_rotterdam(world):
+    form = issue(world)
+    scan(world, "kiosk", form["qr_payload"])
+
+    assert scan(world, "rtm-kiosk", form["qr_payload"]) == refused(
+        "validated_elsewhere", "This form was already validated at another exit point.", form)
+
+    # Schiphol still says validated; the form keeps its exit point.
+    assert scan(world, "kiosk", form["qr_payload"]) == validated(form)
+    r = world.get("shop", f"/api/v1/forms/{form['id']}")
+    assert (r.get_json()["status"], r.get_json()["exit_point"]) == ("validated", "AMS")
+
+
+def test_a_form_rejected_at_the_desk_is_refused_at_the_kiosk(world):
+    form = issue(world, item(60500, category="watches"))
+    scan(world, "kiosk", form["qr_payload"])
+    r = world.post("officer", f"/api/v1/forms/{form['id']}/decision",
+                   {"outcome": "rejected", "reason_code": "goods_not_presented"})
+    assert r.status_code == 200, r.get_json()
+
+    assert scan(world, "kiosk", form["qr_payload"]) == refused(
+        "rejected_at_check", "Customs refused the export of these goods at a physical check.", form)
+
+
+def test_an_access_token_shown_as_a_qr_code_is_not_a_form_code(world):
+    issue(world)
+
+    assert scan(world, "kiosk", world.tokens["shop"]) == refused(
+        "malformed_token", "This is not a tax-free form code.")
+
+
+# --- key rotation -----------------------------------------------------------
+
+def _rotate(runner) -> str:
+    result = runner.invoke(args=["rotate-keys"])
+    assert result.exit_code == 0, result.output
+    return re.match(r"New signing key (\S+);", result.output).group(1)
+
+
+def _kid(token) -> str:
+    return jwt.get_unverified_header(token)["kid"]
+
+
+def _jwks_kids(world) -> list[str]:
+    r = world.client.get("/.well-known/jwks.json")
+    assert r.status_code == 200
+    return [k["kid"] for k in r.get_json()["keys"]]
+
+
+def test_key_rotation_keeps_the_previous_key_and_retires_older_ones(world, runner):
+    old_form = issue(world)
+    first_kid = _kid(old_form["qr_payload"])
+    assert _jwks_kids(world) == [first_kid]
+
+    second_kid = _rotate(runner)
+
+    assert _jwks_kids(world) == [second_kid, first_kid]
+    assert scan(world, "kiosk", old_form["qr_payload"]) == validated(old_form)
+    new_form = issue(world)
+    assert _kid(new_form["qr_payload"]) == second_kid
+
+    third_kid = _rotate(runner)
+
+    assert _jwks_kids(world) == [third_kid, second_kid]
+    assert scan(world, "kiosk", old_form["qr_payload"]) == refused(
+        "unknown_key", "This form was not issued by a known tax-free system.")
+    assert scan(world, "kiosk", new_form["qr_payload"]) == validated(new_form)
+    # Access tokens signed with the retired key stop working too.
+    assert_problem(world.get("shop", f"/api/v1/forms/{new_form['id']}"), 401, "unauthorized")
+    world.login("shop")
+    assert _kid(issue(world)["qr_payload"]) == third_kid
+
+
+def test_the_jwks_publishes_public_ed25519_keys_only(world):
+    r = world.client.get("/.well-known/jwks.json")
+
+    [key] = r.get_json()["keys"]
+    assert set(key) == {"kty", "crv", "x", "kid", "use", "alg"}
+    assert (key["kty"], key["crv"], key["use"], key["alg"]) == ("OKP", "Ed25519", "sig", "EdDSA")
+
+
+# --- who may scan -------------------------------------------------------------
+
+def test_an_officer_cannot_scan_as_a_kiosk(world):
+    form = issue(world)
+
+    body = assert_problem(world.scan("officer", form["qr_payload"]), 403, "forbidden")
+
+    assert body["detail"] == "Your role may not do this."
+    assert form_status(world, form["id"]) == "issued"
+
+
+def test_a_retailer_cannot_validate_its_own_form(world):
+    form = issue(world)
+
+    assert_problem(world.scan("shop", form["qr_payload"]), 403, "forbidden")
+
+    assert form_status(world, form["id"]) == "issued"
+
+
+def test_a_scan_without_a_token_is_unauthorized(world):
+    form = issue(world)
+
+    r = world.client.post(SCANS, json={"qr_payload": form["qr_payload"]})
+
+    assert_problem(r, 401, "unauthorized")
+    assert r.headers["WWW-Authenticate"] == 'Bearer realm="taxfree"'
+    assert form_status(world, form["id"]) == "issued"
+
+
+def test_a_revoked_kiosk_can_no_longer_scan(app, world):
+    form = issue(world)
+    with app.app_context():
+        session = database.session()
+        session.get(Device, world.ids["kiosk"]).revoked_at = datetime.now(timezone.utc)
+        session.commit()
+
+    body = assert_problem(world.scan("kiosk", form["qr_payload"]), 401, "unauthorized")
+
+    assert body["detail"] == "The device token is not valid or the device was revoked."
+    assert form_status(world, form["id"]) == "issued"
+    # The other exit point's kiosk is not affected.
+    assert scan(world, "rtm-kiosk", form["qr_payload"])["verdict"] == "validated"
+
+
+# --- the audit trail of scans -------------------------------------------------
+
+def test_every_scan_of_a_form_is_recorded_with_its_verdict(world):
+    form = issue(world)
+
+    scan(world, "kiosk", form["qr_payload"])
+    scan(world, "kiosk", form["qr_payload"])
+    scan(world, "rtm-kiosk", form["qr_payload"])
+
+    scanned = [e for e in events(world, form["id"]) if e["type"] == "form.scanned"]
+    assert [(e["exit_point"], e["actor"], e["data"]) for e in scanned] == [
+        ("AMS", f"device:{world.ids['kiosk']}", {"verdict": "validated", "reason_code": None}),
+        ("AMS", f"device:{world.ids['kiosk']}", {"verdict": "validated", "reason_code": None}),
+        ("RTM", f"device:{world.ids['rtm-kiosk']}", {"verdict": "refused", "reason_code": "validated_elsewhere"}),
+    ]
+
+
+def test_scans_at_the_desk_and_after_a_decision_are_recorded_too(world):
+    form = issue(world, item(60500, category="watches"))
+
+    scan(world, "kiosk", form["qr_payload"])
+    scan(world, "kiosk", form["qr_payload"])
+    r = world.post("officer", f"/api/v1/forms/{form['id']}/decision", {"outcome": "validated"})
+    assert r.status_code == 200, r.get_json()
+    scan(world, "kiosk", form["qr_payload"])
+
+    assert [(e["type"], e["data"].get("verdict"), e["data"].get("reason_code"))
+            for e in events(world, form["id"])] == [
+        ("form.issued", None, None),
+        ("form.check_required", None, None),
+        ("form.scanned", "check_required", "selected_for_check"),
+        ("form.scanned", "check_required", "selected_for_check"),
+        ("form.validated", None, None),
+        ("form.scanned", "validated", None),
+    ]
+
+
+def test_a_traveller_sent_to_the_desk_at_schiphol_scanning_in_rotterdam_is_sent_to_rotterdams_desk(world):
+    form = world.issue("shop", {"description": "Watch", "quantity": 1, "unit_price_cents": 30000,
+                                "vat_rate": 21, "category": "watches"})
+    assert world.scan("kiosk", form["qr_payload"]).get_json()["desk_location"] == "Departures 2"
+    at_rtm = world.scan("rtm-kiosk", form["qr_payload"]).get_json()
+    assert at_rtm["verdict"] == "check_required"
+    assert at_rtm["desk_location"] is None  # Rotterdam's exit point has no desk location set
+    assert "Departures 2" not in at_rtm["message"]
