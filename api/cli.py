@@ -19,7 +19,7 @@ def init_app(app: Flask) -> None:
 
 def migrate(url: str) -> None:
     """Bring the database up to the newest schema, and make sure a signing key exists."""
-    command.upgrade(alembic_config(url), "head")
+    command.upgrade(alembic_config(url), "heads")
 
 
 @click.command("init-db")
