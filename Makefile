@@ -32,6 +32,7 @@ system-packages:
 run: venv
 	$(VENV)/bin/flask --app api init-db
 	$(VENV)/bin/flask --app api seed-demo
+	@echo "API:  http://127.0.0.1:5000/api/v1   docs: http://127.0.0.1:5000/docs   health: http://127.0.0.1:5000/readyz"
 	$(VENV)/bin/flask --app api run --host 127.0.0.1 --port 5000
 
 # One shell for the whole recipe so the EXIT trap always stops and deletes

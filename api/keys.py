@@ -90,7 +90,11 @@ class Keyring:
         with self._lock:
             keys = active_keys(session)
             if not keys:
-                raise RuntimeError("no signing key: run `flask --app api init-db`")
+                # A database migrated without init-db: make the first key in
+                # a session of its own, never committing the caller's work.
+                with Session(session.get_bind()) as own:
+                    ensure_key(own)
+                keys = active_keys(session)
             newest = keys[0]
             self._signing = (newest.kid, qrtoken.private_key_from_pem(newest.private_key_pem))
             self._jwks = {"keys": [k.public_jwk for k in keys]}
