@@ -267,8 +267,22 @@ class EventSchema(Strict):
 
 # --- scans and checks ---------------------------------------------------------
 
+SCANNED_AT = {"description": "When an offline device made the scan (at most 14 days ago); "
+                            "the deadline is judged at that moment"}
+
+
 class ScanRequest(Strict):
     qr_payload = fields.String(required=True, validate=validate.Length(1, 4096))
+    scanned_at = fields.AwareDateTime(load_default=None, metadata=SCANNED_AT)
+
+
+class PassportScanRequest(Strict):
+    """A passport read at the exit point: every open form of its holder."""
+
+    passport_number = fields.String(required=True, validate=validate.Regexp(
+        r"^[A-Z0-9]{5,20}$", error="Passport numbers are 5 to 20 capital letters and digits."))
+    passport_country = Country()
+    scanned_at = fields.AwareDateTime(load_default=None, metadata=SCANNED_AT)
 
 
 class ScanResponse(Strict):
@@ -278,6 +292,11 @@ class ScanResponse(Strict):
     message = fields.String()
     export_deadline = fields.String(allow_none=True)
     desk_location = fields.String(allow_none=True)
+
+
+class PassportScanResponse(Strict):
+    items = fields.List(fields.Nested(ScanResponse), metadata={
+        "description": "One verdict per open form, oldest first; empty when the passport has none"})
 
 
 class CheckListArgs(Strict):

@@ -1,22 +1,74 @@
-"""Small things every view needs."""
+"""What many views share: the keyring, ETags, idempotent writes."""
 from __future__ import annotations
 
 import hashlib
+from typing import Callable
 
-from flask import current_app, request
+from flask import Response, current_app, jsonify, request
+from sqlalchemy.exc import IntegrityError
 
+from .. import database
+from ..auth import current_principal
 from ..problems import Problem
-
 from ..services import idempotency
 
-
-def idempotency_key() -> str | None:
-    key = request.headers.get("Idempotency-Key")
-    return idempotency.check_key(key) if key is not None else None
+IDEMPOTENCY_HEADER = {
+    "in": "header", "name": "Idempotency-Key", "required": False,
+    "schema": {"type": "string", "maxLength": 255},
+    "description": "Retries with the same key and body replay the first response",
+}
 
 
 def keyring():
     return current_app.extensions["keyring"]
+
+
+def idempotent(body, produce: Callable[[], tuple[dict, int]], headers_of=None) -> Response:
+    """Run a write once per ``Idempotency-Key`` and commit it.
+
+    ``produce`` does the write without committing and returns the JSON body
+    and status. With a key, the response is stored in the same transaction,
+    so a retry replays it; the same key with another body is a 422. Two
+    retries racing each other both get the first one's answer.
+    """
+    session = database.session()
+    key = request.headers.get("Idempotency-Key")
+    if key is None:
+        payload, status = produce()
+        session.commit()
+        return _json(payload, status, headers_of)
+    key = idempotency.check_key(key)
+    owner = current_principal().actor
+    body_hash = idempotency.request_hash(body)
+    stored = idempotency.replay(session, owner, key, body_hash)
+    if stored is not None:
+        return _json(stored.response_body, stored.status_code, headers_of, replayed=True)
+    try:
+        payload, status = produce()
+        idempotency.remember(session, owner, key, body_hash, status, payload)
+        session.commit()
+    except (IntegrityError, Problem) as clash:
+        if isinstance(clash, Problem) and clash.status != 409:
+            raise
+        session.rollback()
+        # A retry with the same key that ran at the same moment wrote first.
+        stored = idempotency.replay(session, owner, key, body_hash)
+        if stored is not None:
+            return _json(stored.response_body, stored.status_code, headers_of, replayed=True)
+        if isinstance(clash, Problem):
+            raise
+        raise Problem(409, "conflict", "Another request changed the same data at the same moment; retry.")
+    return _json(payload, status, headers_of)
+
+
+def _json(payload, status, headers_of, *, replayed=False) -> Response:
+    response = jsonify(payload)
+    response.status_code = status
+    for name, value in (headers_of(payload) if headers_of else {}).items():
+        response.headers[name] = value
+    if replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+    return response
 
 
 def form_etag(form) -> str:

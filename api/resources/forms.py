@@ -2,20 +2,20 @@
 from __future__ import annotations
 
 import io
+from datetime import datetime
 
 import qrcode
 import qrcode.image.svg
-from flask import Response, current_app, jsonify
+from flask import Response, current_app
 from flask.views import MethodView
 from flask_smorest import Blueprint
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 
 from .. import database, pagination
 from ..auth import current_principal, require
 from ..models import Event, Form, utcnow
-from ..problems import Problem, ProblemSchema
+from ..problems import ProblemSchema
 from ..schemas import (
     EventSchema,
     FormCreate,
@@ -25,8 +25,8 @@ from ..schemas import (
     RefundRequest,
     page_of,
 )
-from ..services import forms, idempotency
-from .common import check_if_match, idempotency_key, keyring, with_etag
+from ..services import forms
+from .common import IDEMPOTENCY_HEADER, check_if_match, idempotent, keyring, with_etag
 
 blp = Blueprint("forms", __name__, url_prefix="/api/v1/forms", description="Tax-free forms")
 
@@ -50,41 +50,17 @@ class Forms(MethodView):
     @blp.arguments(FormCreate)
     @blp.response(201, FormSchema)
     @blp.alt_response(409, schema=ProblemSchema, description="The invoice already has a form")
-    @blp.doc(parameters=[{"in": "header", "name": "Idempotency-Key", "required": False,
-                          "schema": {"type": "string", "maxLength": 255},
-                          "description": "Retries with the same key and body replay the first response"}])
+    @blp.doc(parameters=[IDEMPOTENCY_HEADER])
     def post(self, body):
         """Issue a tax-free form and its signed QR payload.
 
         Ineligible purchases are refused with 422 naming each field at fault.
         """
-        principal = current_principal()
-        session = database.session()
-        key = idempotency_key()
-        if key is not None:
-            body_hash = idempotency.request_hash(body)
-            stored = idempotency.replay(session, principal.actor, key, body_hash)
-            if stored is not None:
-                return _json(stored.response_body, stored.status_code, replayed=True)
-        try:
-            form = forms.issue(session, principal, body, _issuer(), utcnow())
-            payload = FormSchema().dump(form)
-            if key is not None:
-                idempotency.remember(session, principal.actor, key, body_hash, 201, payload)
-            session.commit()
-        except (IntegrityError, Problem) as clash:
-            if isinstance(clash, Problem) and clash.status != 409:
-                raise
-            session.rollback()
-            # A retry with the same key that ran at the same moment stored
-            # the form first: answer as it did.
-            stored = key and idempotency.replay(session, principal.actor, key, body_hash)
-            if stored:
-                return _json(stored.response_body, stored.status_code, replayed=True)
-            if isinstance(clash, Problem):
-                raise
-            raise Problem(409, "conflict", "Another request stored this invoice at the same moment.")
-        return _json(payload, 201, location=f"/api/v1/forms/{form.id}")
+        def issue():
+            form = forms.issue(database.session(), current_principal(), body, _issuer(), utcnow())
+            return FormSchema().dump(form), 201
+
+        return idempotent(body, issue, lambda form: {"Location": f"/api/v1/forms/{form['id']}"})
 
     @require(*OWNERS)
     @blp.arguments(FormListArgs, location="query")
@@ -104,8 +80,6 @@ class Forms(MethodView):
             query = query.where(Form.updated_at >= args["updated_since"])
         if "cursor" in args:
             updated_at, form_id = pagination.decode(args["cursor"], 2)
-            from datetime import datetime
-
             after = datetime.fromisoformat(updated_at)
             query = query.where(
                 (Form.updated_at > after) | ((Form.updated_at == after) & (Form.id > form_id))
@@ -117,16 +91,6 @@ class Forms(MethodView):
         return pagination.page(
             list(rows), limit, lambda f: pagination.encode(f.updated_at.isoformat(), f.id)
         )
-
-
-def _json(body, status, *, replayed=False, location=None) -> Response:
-    response = jsonify(body)
-    response.status_code = status
-    if replayed:
-        response.headers["Idempotent-Replayed"] = "true"
-    if location:
-        response.headers["Location"] = location
-    return response
 
 
 @blp.get("/<form_id>")

@@ -1,4 +1,4 @@
-"""POST /api/v1/scans: a device at an exit point scans a form's QR code."""
+"""Scans at exit points: a device reads a form's QR code or a passport."""
 from __future__ import annotations
 
 import jwt
@@ -8,9 +8,9 @@ from flask_smorest import Blueprint
 from .. import database
 from ..auth import current_principal, require
 from ..models import utcnow
-from ..schemas import ScanRequest, ScanResponse
-from ..services import scans
-from .common import keyring
+from ..schemas import PassportScanRequest, PassportScanResponse, ScanRequest, ScanResponse
+from ..services import forms, scans
+from .common import IDEMPOTENCY_HEADER, idempotent, keyring
 
 blp = Blueprint("scans", __name__, url_prefix="/api/v1/scans", description="Scans at exit points")
 
@@ -25,21 +25,45 @@ def _kid(payload: str) -> str | None:
     return kid if isinstance(kid, str) else None
 
 
+def _context(kid: str | None = None) -> scans.ScanContext:
+    return scans.ScanContext(
+        ruleset=current_app.config["RULESET"],
+        policy=current_app.config["RISK"],
+        keys=keyring().keyset(database.session(), kid),
+    )
+
+
 @blp.post("")
 @require("device")
 @blp.arguments(ScanRequest)
 @blp.response(200, ScanResponse)
+@blp.doc(parameters=[IDEMPOTENCY_HEADER])
 def scan(body):
     """Turn a scanned QR payload into a verdict: validated, check_required or
     refused (with a reason code). Scanning the same form again gives the same
-    verdict; a form is never validated twice."""
-    session = database.session()
-    context = scans.ScanContext(
-        ruleset=current_app.config["RULESET"],
-        policy=current_app.config["RISK"],
-        keys=keyring().keyset(session, _kid(body["qr_payload"])),
-    )
-    outcome = scans.scan(session, current_principal(), body["qr_payload"], context, utcnow())
-    session.commit()
-    return outcome
+    verdict; a form is never validated twice. Devices that queued scans while
+    offline send ``scanned_at`` and an Idempotency-Key per scan."""
+    def judge():
+        outcome = scans.scan(database.session(), current_principal(), body["qr_payload"],
+                             _context(_kid(body["qr_payload"])), utcnow(), body["scanned_at"])
+        return ScanResponse().dump(outcome), 200
 
+    return idempotent(body, judge)
+
+
+@blp.post("/passport")
+@require("device")
+@blp.arguments(PassportScanRequest)
+@blp.response(200, PassportScanResponse)
+@blp.doc(parameters=[IDEMPOTENCY_HEADER])
+def scan_passport(body):
+    """A passport read at the exit point (its machine-readable zone): a verdict
+    for every open form of its holder, as if each QR code had been scanned."""
+    def judge():
+        key = forms.passport_key(current_app.config["PASSPORT_HASH_KEY"].encode(),
+                                 body["passport_country"], body["passport_number"])
+        outcomes = scans.scan_passport(database.session(), current_principal(), key, _context(),
+                                       utcnow(), body["scanned_at"])
+        return PassportScanResponse().dump({"items": outcomes}), 200
+
+    return idempotent(body, judge)

@@ -20,6 +20,7 @@ from shared import qrtoken, risk, rules
 
 from ..auth import Principal
 from ..models import Check, ExitPoint, Form, Scan
+from ..problems import Problem
 from . import audit
 
 VALIDATED, CHECK_REQUIRED, REFUSED = "validated", "check_required", "refused"
@@ -121,11 +122,12 @@ def _recent_forms_of_traveller(session: Session, form: Form, days: int, now: dat
     )
 
 
-def _decide_issued(session: Session, form: Form, device: Principal, ctx: ScanContext, now: datetime) -> bool:
+def _decide_issued(session: Session, form: Form, device: Principal, ctx: ScanContext,
+                   now: datetime, at: datetime) -> bool:
     """Give an issued form its verdict; False if another request moved it
-    out of ``issued`` first."""
+    out of ``issued`` first. ``at`` is when the traveller scanned."""
     issued = (Form.id == form.id, Form.status == "issued")
-    if rules.is_expired(form.export_deadline, now, ctx.ruleset.timezone):
+    if rules.is_expired(form.export_deadline, at, ctx.ruleset.timezone):
         done = session.execute(
             update(Form).where(*issued).values(status="expired", updated_at=now)
         ).rowcount == 1
@@ -151,7 +153,7 @@ def _decide_issued(session: Session, form: Form, device: Principal, ctx: ScanCon
         values = dict(
             common,
             status="validated",
-            validated_at=now,
+            validated_at=at,
             validated_total_cents=form.total_cents,
             validated_vat_cents=form.vat_cents,
             validated_refund_cents=form.refund_cents,
@@ -171,39 +173,91 @@ def _decide_issued(session: Session, form: Form, device: Principal, ctx: ScanCon
     return True
 
 
-def scan(session: Session, device: Principal, qr_payload: str, ctx: ScanContext, now: datetime) -> ScanOutcome:
-    """Judge one scanned QR payload at ``device``'s exit point and record the scan."""
+def scan(
+    session: Session,
+    device: Principal,
+    qr_payload: str,
+    ctx: ScanContext,
+    now: datetime,
+    scanned_at: datetime | None = None,
+) -> ScanOutcome:
+    """Judge one scanned QR payload at ``device``'s exit point and record the scan.
+
+    ``scanned_at`` is when a device that was offline made the scan: the
+    export happened then, so the deadline is judged at that moment.
+    """
+    at = _scan_time(scanned_at, now)
     try:
-        claims = qrtoken.verify_form_token(qr_payload, ctx.keys, now)
+        claims = qrtoken.verify_form_token(qr_payload, ctx.keys, at)
         form_id = claims.form_id
     except qrtoken.TokenRefused as refusal:
         if refusal.claims is None:
-            return _record(session, device, _refused(refusal.reason_code), None, now)
+            return _record(session, device, _refused(refusal.reason_code), None, now, at)
         # Genuine but past its deadline: the form itself must say so too.
         form_id = refusal.claims.form_id
+    return _judge(session, device, form_id, ctx, now, at)
 
+
+def scan_passport(
+    session: Session,
+    device: Principal,
+    passport_key: str,
+    ctx: ScanContext,
+    now: datetime,
+    scanned_at: datetime | None = None,
+) -> list[ScanOutcome]:
+    """Judge every open form of the traveller whose passport was read, as if
+    each form's QR code had been scanned (oldest form first)."""
+    at = _scan_time(scanned_at, now)
+    open_forms = session.scalars(
+        select(Form.id)
+        .where(Form.passport_key == passport_key, Form.status.in_(("issued", "check_required")))
+        .order_by(Form.created_at, Form.id)
+    ).all()
+    return [_judge(session, device, form_id, ctx, now, at) for form_id in open_forms]
+
+
+# How far back an offline device may date a scan, and how far ahead its
+# clock may run.
+MAX_OFFLINE = timedelta(days=14)
+CLOCK_SKEW = timedelta(minutes=5)
+
+
+def _scan_time(scanned_at: datetime | None, now: datetime) -> datetime:
+    if scanned_at is None:
+        return now
+    if not now - MAX_OFFLINE <= scanned_at <= now + CLOCK_SKEW:
+        raise Problem(422, "invalid_request", "scanned_at is too far from the current time.",
+                      errors={"scanned_at": ["Must be within the last 14 days and not in the future."]})
+    return min(scanned_at, now)
+
+
+def _judge(session: Session, device: Principal, form_id: str, ctx: ScanContext,
+           now: datetime, at: datetime) -> ScanOutcome:
     for _attempt in range(3):
         form = session.get(Form, form_id, populate_existing=True)
         if form is None:
-            return _record(session, device, _refused("form_not_found", form_id=form_id), None, now)
-        if form.status != "issued" or _decide_issued(session, form, device, ctx, now):
+            return _record(session, device, _refused("form_not_found", form_id=form_id), None, now, at)
+        if form.status != "issued" or _decide_issued(session, form, device, ctx, now, at):
             session.refresh(form)
-            return _record(session, device, verdict_of(form, device), form, now)
+            return _record(session, device, verdict_of(form, device), form, now, at)
         session.rollback()  # another device decided first: read its verdict
     raise RuntimeError("form status kept changing during a scan")
 
 
-def _record(session: Session, device: Principal, outcome: ScanOutcome, form: Form | None, now: datetime) -> ScanOutcome:
+def _record(session: Session, device: Principal, outcome: ScanOutcome, form: Form | None,
+            now: datetime, at: datetime) -> ScanOutcome:
     session.add(Scan(
         form_id=form.id if form is not None else None,
         device_id=device.id,
         exit_point_id=device.exit_point_id,
         verdict=outcome.verdict,
         reason_code=outcome.reason_code,
-        created_at=now,
+        created_at=at,
     ))
     if form is not None:
+        offline = {"scanned_at": at.isoformat()} if at != now else {}
         audit.record(session, form.id, "form.scanned", device.actor, at=now,
                      exit_point=device.exit_point_code, verdict=outcome.verdict,
-                     reason_code=outcome.reason_code)
+                     reason_code=outcome.reason_code, **offline)
     return outcome
