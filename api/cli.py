@@ -13,7 +13,7 @@ from .models import Intermediary, Retailer, User, utcnow
 
 
 def init_app(app: Flask) -> None:
-    for cmd in (init_db, seed_demo, create_user, rotate_keys, expire_forms):
+    for cmd in (init_db, seed_demo, create_user, rotate_keys, expire_forms, pair_device):
         app.cli.add_command(cmd)
 
 
@@ -90,3 +90,42 @@ def expire_forms():
     expired = forms.expire_overdue(session, current_app.config["RULESET"], utcnow())
     session.commit()
     click.echo(f"{len(expired)} form(s) expired.")
+
+
+@click.command("pair-device")
+@click.argument("name")
+@click.option("--exit-point", "exit_point_code", required=True, help="Exit point code, e.g. AMS")
+@click.option("--kind", type=click.Choice(["kiosk", "tablet", "handheld"]), default="kiosk")
+@click.option("--api-url", default="http://127.0.0.1:5000", show_default=True,
+              help="Where the device reaches the API")
+@click.option("--png", "png_path", type=click.Path(dir_okay=False), help="Also write the QR code here")
+@click.option("--minutes", default=15, show_default=True, help="How long the code stays valid")
+@with_appcontext
+def pair_device(name, exit_point_code, kind, api_url, png_path, minutes):
+    """Print a one-time pairing QR code that makes a new device NAME when scanned."""
+    import io
+    from datetime import timedelta
+    from pathlib import Path
+
+    import qrcode
+
+    from shared.pairing import pairing_text
+
+    from .models import ExitPoint
+    from .services import devices
+
+    session = database.session()
+    exit_point = session.scalar(select(ExitPoint).where(ExitPoint.code == exit_point_code.upper()))
+    if exit_point is None:
+        raise click.UsageError(f"no exit point {exit_point_code}")
+    code = devices.new_pairing_code(session, name, kind, exit_point, utcnow(), timedelta(minutes=minutes))
+    session.commit()
+    qr = qrcode.QRCode(border=2)
+    qr.add_data(pairing_text(api_url.rstrip("/"), code))
+    out = io.StringIO()
+    qr.print_ascii(out=out, invert=True)
+    click.echo(out.getvalue())
+    png = Path(png_path or Path(current_app.instance_path) / f"pairing-{exit_point.code}-{kind}.png")
+    qr.make_image().save(png)
+    click.echo(f"Pairing code for {kind} {name!r} at {exit_point.code}, valid {minutes} minutes.")
+    click.echo(f"QR code also written to {png}")

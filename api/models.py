@@ -301,3 +301,18 @@ class RateLimit(Base):
     key: Mapped[str] = mapped_column(String(200), primary_key=True)
     window_start: Mapped[int] = mapped_column(BigInteger)  # epoch seconds
     hits: Mapped[int] = mapped_column(Integer)
+
+
+class PairingCode(Base):
+    """A one-time code that turns into a device token when a new kiosk or
+    handheld scans it; only its hash is stored."""
+
+    __tablename__ = "pairing_codes"
+    code_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    device_name: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(16))
+    exit_point_id: Mapped[int] = mapped_column(ForeignKey("exit_points.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    device_id: Mapped[str | None] = mapped_column(ForeignKey("devices.id"))

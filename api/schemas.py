@@ -116,6 +116,11 @@ class DeviceCreated(DeviceSchema):
     token = fields.String(metadata={"description": "The device token; shown only once"})
 
 
+class PairRequest(Strict):
+    code = fields.String(required=True, validate=validate.Length(1, 200),
+                         metadata={"description": "The one-time code from the pairing QR code"})
+
+
 # --- forms --------------------------------------------------------------------
 
 class TravellerSchema(Strict):

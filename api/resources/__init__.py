@@ -20,12 +20,12 @@ class ProblemApi(Api):
 
 
 def register(app: Flask) -> None:
-    from . import admin, auth, checks, forms, meta, scans
+    from . import admin, auth, checks, devices, forms, meta, scans
 
     api = ProblemApi(app, spec_kwargs={"components": {"securitySchemes": {
         "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT or device token"},
     }}, "security": [{"bearer": []}]})
-    for blp in (auth.blp, admin.blp, forms.blp, scans.blp, checks.blp, meta.blp):
+    for blp in (auth.blp, admin.blp, devices.blp, forms.blp, scans.blp, checks.blp, meta.blp):
         api.register_blueprint(blp)
     app.extensions["openapi"] = api
 

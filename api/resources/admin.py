@@ -1,8 +1,6 @@
 """Administration: exit points, intermediaries, retailers, users, devices."""
 from __future__ import annotations
 
-import uuid
-
 from flask.views import MethodView
 from flask_smorest import Blueprint
 from sqlalchemy import select
@@ -10,11 +8,9 @@ from sqlalchemy.exc import IntegrityError
 
 from .. import auth, database
 from ..auth import require
-from ..models import Device, ExitPoint, Intermediary, Retailer, User
+from ..models import ExitPoint, Intermediary, Retailer, User
 from ..problems import Problem
 from ..schemas import (
-    DeviceCreate,
-    DeviceCreated,
     ExitPointSchema,
     IntermediarySchema,
     RetailerSchema,
@@ -101,23 +97,3 @@ def create_user(body):
     _exists(Intermediary, body.get("intermediary_id"), "intermediary_id")
     password = body.pop("password")
     return _add(User(**body, password_hash=auth.hash_password(password)), "user")
-
-
-@blp.post("/devices")
-@require("admin")
-@blp.arguments(DeviceCreate)
-@blp.response(201, DeviceCreated)
-def create_device(body):
-    """Register a kiosk, tablet or handheld at an exit point; the response
-    holds its device token, shown this once."""
-    session = database.session()
-    exit_point = session.scalar(select(ExitPoint).where(ExitPoint.code == body["exit_point"].upper()))
-    if exit_point is None:
-        raise Problem(422, "invalid_request", "No such exit point.",
-                      errors={"exit_point": ["No exit point with this code."]})
-    device_id = str(uuid.uuid4())
-    token, token_hash = auth.new_device_token(device_id)
-    device = _add(Device(id=device_id, name=body["name"], kind=body["kind"],
-                         exit_point_id=exit_point.id, token_hash=token_hash), "device")
-    device.token = token
-    return device

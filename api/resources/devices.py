@@ -1,0 +1,74 @@
+"""Devices at exit points: registered by an admin, or paired by scanning a
+one-time code printed with ``flask --app api pair-device``."""
+from __future__ import annotations
+
+from flask import current_app, request
+from flask.views import MethodView
+from flask_smorest import Blueprint
+from sqlalchemy import select
+
+from .. import database
+from ..auth import require
+from ..models import Device, ExitPoint, utcnow
+from ..problems import Problem
+from ..schemas import DeviceCreate, DeviceCreated, DeviceSchema, PairRequest
+from ..services import devices, throttle
+
+blp = Blueprint("devices", __name__, url_prefix="/api/v1/devices", description="Devices at exit points")
+
+
+@blp.route("")
+class Devices(MethodView):
+    @require("admin")
+    @blp.response(200, DeviceSchema(many=True))
+    def get(self):
+        """List devices, revoked ones included."""
+        return database.session().scalars(select(Device).order_by(Device.created_at)).all()
+
+    @require("admin")
+    @blp.arguments(DeviceCreate)
+    @blp.response(201, DeviceCreated)
+    def post(self, body):
+        """Register a kiosk, tablet or handheld at an exit point; the response
+        holds its device token, shown this once."""
+        session = database.session()
+        exit_point = session.scalar(select(ExitPoint).where(ExitPoint.code == body["exit_point"].upper()))
+        if exit_point is None:
+            raise Problem(422, "invalid_request", "No such exit point.",
+                          errors={"exit_point": ["No exit point with this code."]})
+        device, token = devices.register(session, body["name"], body["kind"], exit_point)
+        session.commit()
+        device.token = token  # dumped this once
+        return device
+
+
+@blp.delete("/<device_id>")
+@require("admin")
+@blp.response(200, DeviceSchema)
+def revoke(device_id):
+    """Revoke a device: its token stops working at once."""
+    session = database.session()
+    device = session.get(Device, device_id)
+    if device is None:
+        raise Problem(404, "device_not_found", "No such device.")
+    if device.revoked_at is None:
+        device.revoked_at = utcnow()
+        session.commit()
+    return device
+
+
+@blp.post("/pair")
+@blp.arguments(PairRequest)
+@blp.response(201, DeviceCreated)
+@blp.doc(security=[])
+def pair(body):
+    """Exchange a one-time pairing code (from the pairing QR code) for a
+    device token. A used, expired or unknown code is refused."""
+    session = database.session()
+    now = utcnow()
+    throttle.hit(session, f"pair-ip:{request.remote_addr}",
+                 current_app.config["LOGIN_ATTEMPTS_PER_ADDRESS_PER_MINUTE"], 60, now)
+    device, token = devices.pair(session, body["code"], now)
+    session.commit()
+    device.token = token  # dumped this once
+    return device
