@@ -299,6 +299,12 @@ class ScanResponse(Strict):
     desk_location = fields.String(allow_none=True)
 
 
+class PassportLookup(Strict):
+    passport_number = fields.String(required=True, validate=validate.Regexp(
+        r"^[A-Z0-9]{5,20}$", error="Passport numbers are 5 to 20 capital letters and digits."))
+    passport_country = Country()
+
+
 class PassportScanResponse(Strict):
     items = fields.List(fields.Nested(ScanResponse), metadata={
         "description": "One verdict per open form, oldest first; empty when the passport has none"})
@@ -306,6 +312,9 @@ class PassportScanResponse(Strict):
 
 class CheckListArgs(Strict):
     exit_point = fields.String()
+    officer = fields.String(validate=validate.OneOf(["me"]),
+                            metadata={"description": "`me`: only checks the caller decided (history)"})
+    decided_since = fields.AwareDateTime(metadata={"description": "Only checks decided since then"})
     status = fields.String(load_default="pending", validate=validate.OneOf(["pending", "decided"]))
     cursor = fields.String()
     limit = fields.Integer(load_default=50, validate=validate.Range(1, 200))
@@ -325,6 +334,9 @@ class CheckSchema(Strict):
     line_count = fields.Function(lambda c: len(c.form.lines))
     outcome = fields.String(allow_none=True)
     decided_at = fields.AwareDateTime(allow_none=True)
+    officer_id = fields.Integer(allow_none=True)
+    # Groups a traveller's forms in the desk's queue without showing the passport.
+    traveller_ref = fields.Function(lambda c: c.form.passport_key[:12])
 
 
 class DecisionLine(Strict):

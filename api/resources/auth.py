@@ -5,7 +5,8 @@ from flask import current_app, request
 from flask_smorest import Blueprint
 
 from .. import auth, database
-from ..models import utcnow
+from ..auth import current_principal, require
+from ..models import User, utcnow
 from ..problems import Problem, ProblemSchema
 from ..schemas import TokenRequest, TokenResponse
 from ..services import throttle
@@ -35,5 +36,16 @@ def token(body):
     user = auth.authenticate(body["username"], body["password"])
     if user is None:
         raise Problem(401, "invalid_credentials", "Wrong username or password.")
+    access_token, ttl = auth.issue_access_token(user)
+    return {"access_token": access_token, "token_type": "Bearer", "expires_in": ttl}
+
+
+@blp.post("/refresh")
+@require(*auth.ROLES)
+@blp.response(200, TokenResponse)
+def refresh():
+    """A fresh access token for a caller whose token is still valid, so an
+    app can keep its user signed in without asking for the password again."""
+    user = database.session().get(User, int(current_principal().id))
     access_token, ttl = auth.issue_access_token(user)
     return {"access_token": access_token, "token_type": "Bearer", "expires_in": ttl}

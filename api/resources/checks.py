@@ -1,15 +1,17 @@
 """The customs desk: the queue of checks and officers' decisions."""
 from __future__ import annotations
 
+from flask import current_app
 from flask_smorest import Blueprint
 
 from .. import database, pagination
 from ..auth import current_principal, require
 from ..models import utcnow
 from ..problems import ProblemSchema
-from ..schemas import CheckListArgs, CheckSchema, DecisionRequest, FormSchema, page_of
+from ..models import Form
+from ..schemas import CheckListArgs, CheckSchema, DecisionRequest, FormSchema, PassportLookup, page_of
 from ..services import decisions, forms
-from .common import check_if_match, with_etag
+from .common import IDEMPOTENCY_HEADER, check_if_match, form_etag, idempotent
 
 blp = Blueprint("checks", __name__, url_prefix="/api/v1", description="Customs desk")
 
@@ -23,7 +25,12 @@ def queue(args):
     risk rules that sent them to the desk."""
     after = pagination.decode(args["cursor"], 1)[0] if "cursor" in args else None
     limit = args["limit"]
-    rows = decisions.queue(database.session(), args.get("exit_point"), args["status"], limit + 1, after)
+    officer = current_principal()
+    rows = decisions.queue(
+        database.session(), args.get("exit_point"), args["status"], limit + 1, after,
+        officer_id=int(officer.id) if args.get("officer") == "me" else None,
+        decided_since=args.get("decided_since"),
+    )
     return pagination.page(rows, limit, lambda c: pagination.encode(c.id))
 
 
@@ -32,15 +39,33 @@ def queue(args):
 @blp.arguments(DecisionRequest)
 @blp.response(200, FormSchema)
 @blp.alt_response(409, schema=ProblemSchema, description="Already decided")
+@blp.doc(parameters=[IDEMPOTENCY_HEADER])
 def decide(body, form_id):
     """Record the outcome of a physical check: validated, partially validated
-    (the lines shown) or rejected with a reason code. A second decision is 409."""
-    session = database.session()
-    officer = current_principal()
-    form = forms.get_visible(session, officer, form_id)
-    check_if_match(form)
-    form = decisions.decide(
-        session, officer, form, body["outcome"], body["lines"], body["reason_code"], body["note"], utcnow()
-    )
-    session.commit()
-    return with_etag(form)
+    (the lines shown) or rejected with a reason code. A second decision is 409;
+    a decision resent with its Idempotency-Key (an officer's offline queue)
+    replays the first answer."""
+    def record():
+        session = database.session()
+        officer = current_principal()
+        form = forms.get_visible(session, officer, form_id)
+        check_if_match(form)
+        form = decisions.decide(session, officer, form, body["outcome"], body["lines"],
+                                body["reason_code"], body["note"], utcnow())
+        return FormSchema().dump(form), 200
+
+    return idempotent(body, record, lambda form: {"ETag": form_etag(form)})
+
+
+@blp.post("/forms/lookup")
+@require("officer", "admin")
+@blp.arguments(PassportLookup)
+@blp.response(200, page_of(FormSchema))
+def lookup(body):
+    """A traveller's forms by passport, newest first, for the officer holding
+    the passport. POST, so the passport number stays out of URLs and logs."""
+    key = forms.passport_key(current_app.config["PASSPORT_HASH_KEY"].encode(),
+                             body["passport_country"], body["passport_number"])
+    query = forms.visible_forms(current_principal()).where(Form.passport_key == key)
+    rows = database.session().scalars(query.order_by(Form.created_at.desc(), Form.id).limit(100)).all()
+    return {"items": rows, "next_cursor": None}

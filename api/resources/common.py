@@ -73,8 +73,13 @@ def _json(payload, status, headers_of, *, replayed=False) -> Response:
 
 def form_etag(form) -> str:
     """Changes whenever the form does: clients send it back in If-Match so
-    an action on a form they saw is refused (412) if it changed meanwhile."""
-    digest = hashlib.sha256(f"{form.id}|{form.status}|{form.updated_at.isoformat()}".encode())
+    an action on a form they saw is refused (412) if it changed meanwhile.
+    Takes a Form or its JSON body (the same tag for both)."""
+    if isinstance(form, dict):
+        parts = (form["id"], form["status"], form["updated_at"])
+    else:
+        parts = (form.id, form.status, form.updated_at.isoformat())
+    digest = hashlib.sha256("|".join(parts).encode())
     return f'"{digest.hexdigest()[:24]}"'
 
 

@@ -28,8 +28,10 @@ REJECTION_REASONS = (
 )
 
 
-def queue(session: Session, exit_point_code: str | None, status: str, limit: int, after_id: int | None):
-    """Checks at an exit point, oldest first (the desk's queue)."""
+def queue(session: Session, exit_point_code: str | None, status: str, limit: int, after_id: int | None,
+          *, officer_id: int | None = None, decided_since=None):
+    """Checks at an exit point, oldest first (the desk's queue); with
+    ``officer_id``, that officer's decisions (the history)."""
     query = (
         select(Check)
         .options(selectinload(Check.form).selectinload(Form.lines), selectinload(Check.exit_point))
@@ -40,6 +42,10 @@ def queue(session: Session, exit_point_code: str | None, status: str, limit: int
         query = query.join(ExitPoint, Check.exit_point_id == ExitPoint.id).where(
             ExitPoint.code == exit_point_code.upper()
         )
+    if officer_id is not None:
+        query = query.where(Check.officer_id == officer_id)
+    if decided_since is not None:
+        query = query.where(Check.decided_at >= decided_since)
     if after_id is not None:
         anchor = session.get(Check, after_id) if isinstance(after_id, int) else None
         if anchor is None:

@@ -187,3 +187,13 @@ def test_password_guessing_is_stopped_with_429_and_retry_after(world, app, monke
     # Another account from the same address is not locked out.
     assert world.client.post("/api/v1/auth/token", json={
         "username": "books", "password": "correct-horse-battery"}).status_code == 200
+
+
+def test_a_valid_token_is_refreshed_without_the_password(world):
+    r = world.client.post("/api/v1/auth/refresh", headers=world.auth("officer"))
+    assert r.status_code == 200 and r.get_json()["expires_in"] == 3600
+    fresh = r.get_json()["access_token"]
+    assert fresh != world.tokens["officer"]
+    assert world.client.get("/api/v1/checks", headers=bearer(fresh)).status_code == 200
+    problem(world.client.post("/api/v1/auth/refresh", headers=world.auth("kiosk")), 403, "forbidden")
+    problem(world.client.post("/api/v1/auth/refresh"), 401, "unauthorized")

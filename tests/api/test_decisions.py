@@ -406,3 +406,47 @@ def test_a_checks_cursor_for_an_unknown_check_is_a_400(world):
     cursor = base64.urlsafe_b64encode(b"[999999]").rstrip(b"=").decode()
     r = world.get("officer", "/api/v1/checks", query_string={"cursor": cursor})
     assert r.status_code == 400 and r.get_json()["code"] == "invalid_cursor"
+
+
+def test_a_decision_resent_from_an_offline_handheld_with_its_key_is_recorded_once(world):
+    form = world.issue("shop", {"description": "Watch", "quantity": 1, "unit_price_cents": 30000,
+                                "vat_rate": 21, "category": "watches"})
+    world.scan("kiosk", form["qr_payload"])
+    headers = {"Idempotency-Key": "handheld-3:decision-17"}
+    body = {"outcome": "validated"}
+    first = world.post("officer", f"/api/v1/forms/{form['id']}/decision", body, headers=headers)
+    again = world.post("officer", f"/api/v1/forms/{form['id']}/decision", body, headers=headers)
+    assert first.status_code == again.status_code == 200
+    assert again.headers["Idempotent-Replayed"] == "true" and again.get_json() == first.get_json()
+    assert first.headers["ETag"] == world.get("shop", f"/api/v1/forms/{form['id']}").headers["ETag"]
+    other = world.post("officer2", f"/api/v1/forms/{form['id']}/decision", {"outcome": "rejected",
+                       "reason_code": "goods_used"}, headers={"Idempotency-Key": "handheld-9:decision-1"})
+    assert other.status_code == 409
+
+
+def test_an_officer_sees_their_own_decisions_as_history(world):
+    forms = [world.issue("shop", {"description": "Watch", "quantity": 1, "unit_price_cents": 30000,
+                                  "vat_rate": 21, "category": "watches"}) for _ in range(3)]
+    for form in forms:
+        world.scan("kiosk", form["qr_payload"])
+    world.post("officer", f"/api/v1/forms/{forms[0]['id']}/decision", {"outcome": "validated"})
+    world.post("officer2", f"/api/v1/forms/{forms[1]['id']}/decision", {"outcome": "validated"})
+    mine = world.get("officer", "/api/v1/checks", query_string={"status": "decided", "officer": "me"}).get_json()
+    assert [c["form_id"] for c in mine["items"]] == [forms[0]["id"]]
+    queue = world.get("officer", "/api/v1/checks", query_string={"exit_point": "AMS"}).get_json()["items"]
+    assert [c["form_id"] for c in queue] == [forms[2]["id"]]
+    assert len(queue[0]["traveller_ref"]) == 12
+
+
+def test_the_officer_finds_a_travellers_forms_by_passport_without_it_in_the_url(world):
+    mine = [world.issue("shop") for _ in range(2)]
+    world.issue("shop", traveller={"first_name": "Ann", "last_name": "Lee", "passport_number": "X9988776",
+                                   "passport_country": "US", "nationality": "US", "residence_country": "US",
+                                   "date_of_birth": "1970-01-01"})
+    r = world.post("officer", "/api/v1/forms/lookup", {"passport_number": "E12345678", "passport_country": "CN"})
+    assert r.status_code == 200
+    found = r.get_json()["items"]
+    assert {f["id"] for f in found} == {f["id"] for f in mine}
+    assert found[0]["traveller"]["passport_number"] == "E12345678"  # the officer holds the passport
+    assert world.post("kiosk", "/api/v1/forms/lookup",
+                      {"passport_number": "E12345678", "passport_country": "CN"}).status_code == 403
