@@ -16,7 +16,7 @@ ifneq ($(PACKAGES),$(strip $(file < $(STAMP))))
 .PHONY: $(STAMP)
 endif
 
-.PHONY: venv run test system-packages clean
+.PHONY: venv run test fuzz system-packages clean
 
 venv: $(STAMP)
 
@@ -47,6 +47,13 @@ test: system-packages venv
 	rc=0; TEST_POSTGRES_URL="$$url" $(VENV)/bin/python -m pytest $(PYTEST_ARGS) || rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests (exit 5), failing" >&2; fi; \
 	exit $$rc
+
+# Many more generated requests per operation than make test sends.
+fuzz: system-packages venv
+	@pgdir=$$(mktemp -d -t taxfree-pg.XXXXXX); \
+	trap 'scripts/throwaway-postgres.sh stop "$$pgdir"' EXIT; \
+	url=$$(scripts/throwaway-postgres.sh start "$$pgdir") || exit 1; \
+	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-200} TEST_POSTGRES_URL="$$url" $(VENV)/bin/python -m pytest -q tests/api/test_fuzz.py
 
 clean:
 	rm -rf $(VENV) instance/ .pytest_cache/ *.egg-info/

@@ -148,6 +148,17 @@ def handle_unexpected(error: Exception):
     return problem_response(500, "internal_error", "Something went wrong on our side.")
 
 
+def _refuse_unstorable_url() -> None:
+    """A NUL or a lone surrogate in the path or query (``%00``, ``%ED%A0%80``)
+    is refused before any view puts it in a query."""
+    from .schemas import storable_text
+
+    values = [request.path, *request.args.keys(), *request.args.values()]
+    if not all(storable_text(v) for v in values):
+        raise Problem(400, "bad_request", "The URL holds a character that is not allowed.")
+
+
 def init_app(app: Flask) -> None:
     app.register_error_handler(Problem, handle_problem)
     app.register_error_handler(Exception, handle_unexpected)
+    app.before_request(_refuse_unstorable_url)

@@ -11,9 +11,36 @@ from shared import countries, money, rules
 from .services.decisions import OUTCOMES, REJECTION_REASONS
 
 
+def storable_text(value: str) -> bool:
+    """Text a database can hold: no NUL character, no lone UTF-16 surrogate
+    (JSON allows both; PostgreSQL stores neither)."""
+    if "\x00" in value:
+        return False
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 class Strict(ma.Schema):
     class Meta:
         unknown = ma.RAISE
+
+    @ma.pre_load
+    def _refuse_unstorable_text(self, data, **_):
+        if isinstance(data, dict):
+            bad = {
+                key: ["Contains a character that cannot be stored (NUL or a lone surrogate)."]
+                for key, value in data.items()
+                if isinstance(key, str) and any(
+                    isinstance(v, str) and not storable_text(v)
+                    for v in (value if isinstance(value, list) else [value])
+                )
+            }
+            if bad:
+                raise ValidationError(bad)
+        return data
 
 
 def _country(value: str) -> None:
@@ -40,6 +67,16 @@ def _vat_number(value: str) -> None:
 def _latin_name(value: str) -> None:
     if not LATIN_NAME.match(value):
         raise ValidationError("Use the Latin-script name as printed in the passport.")
+
+
+# --- keys and health ---------------------------------------------------------
+
+class JwksSchema(ma.Schema):
+    keys = fields.List(fields.Dict(), metadata={"description": "Ed25519 public keys (RFC 8037 OKP JWKs)"})
+
+
+class HealthSchema(ma.Schema):
+    status = fields.String(metadata={"enum": ["ok", "ready"]})
 
 
 # --- auth ---------------------------------------------------------------------
@@ -73,12 +110,17 @@ class IntermediarySchema(Strict):
                             metadata={"description": "Fee kept from the refund, in basis points of the VAT"})
 
 
+def RowId(**kw) -> fields.Integer:
+    """The id of a row another field points at (32-bit, as the database stores it)."""
+    return fields.Integer(strict=True, validate=validate.Range(1, 2**31 - 1), **kw)
+
+
 class RetailerSchema(Strict):
     id = fields.Integer(dump_only=True)
     vat_number = fields.String(required=True, validate=_vat_number, metadata={"example": "NL859559001B01"})
     name = Text(200, required=True)
     address = fields.String(validate=validate.Length(0, 500), load_default="")
-    intermediary_id = fields.Integer(allow_none=True, load_default=None)
+    intermediary_id = RowId(allow_none=True, load_default=None)
 
 
 class UserCreate(Strict):
@@ -86,8 +128,8 @@ class UserCreate(Strict):
     username = fields.String(required=True, validate=validate.Regexp(r"^[A-Za-z0-9_.@-]{3,100}$"))
     password = fields.String(required=True, load_only=True, validate=validate.Length(10, 200))
     role = fields.String(required=True, validate=validate.OneOf(["admin", "retailer", "intermediary", "officer"]))
-    retailer_id = fields.Integer(allow_none=True, load_default=None)
-    intermediary_id = fields.Integer(allow_none=True, load_default=None)
+    retailer_id = RowId(allow_none=True, load_default=None)
+    intermediary_id = RowId(allow_none=True, load_default=None)
 
     @validates_schema
     def _bound(self, data, **_):
@@ -340,7 +382,7 @@ class CheckSchema(Strict):
 
 
 class DecisionLine(Strict):
-    line = fields.Integer(required=True, strict=True)
+    line = fields.Integer(required=True, strict=True, validate=validate.Range(1, 10_000))
     present = fields.Boolean(required=True)
 
 

@@ -1,11 +1,13 @@
 """HTTP resources: thin views over ``api.services``, under ``/api/v1``."""
 from __future__ import annotations
 
+import http
 from importlib import resources as package_files
 
 import flask_swagger_ui
 from flask import Flask, send_from_directory
 from flask_smorest import Api
+from flask_smorest.utils import prepare_response
 
 from .. import problems
 
@@ -17,6 +19,19 @@ class ProblemApi(Api):
 
     def handle_http_exception(self, error):
         return problems.handle_http_exception(error)
+
+    def _register_responses(self):
+        """Error responses documented as application/problem+json, the
+        media type they are sent with (flask-smorest assumes JSON)."""
+        for status in http.HTTPStatus:
+            response = {"description": status.phrase}
+            if status >= 400:
+                response["schema"] = self.ERROR_SCHEMA
+            prepare_response(response, self.spec, problems.MEDIA_TYPE)
+            self.spec.components.response(status.name, response, lazy=True)
+        response = {"description": "Problem details (RFC 9457)", "schema": self.ERROR_SCHEMA}
+        prepare_response(response, self.spec, problems.MEDIA_TYPE)
+        self.spec.components.response("DEFAULT_ERROR", response, lazy=True)
 
 
 def register(app: Flask) -> None:

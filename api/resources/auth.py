@@ -7,7 +7,7 @@ from flask_smorest import Blueprint
 from .. import auth, database
 from ..auth import current_principal, require
 from ..models import User, utcnow
-from ..problems import Problem, ProblemSchema
+from ..problems import Problem
 from ..schemas import TokenRequest, TokenResponse
 from ..services import throttle
 
@@ -17,7 +17,7 @@ blp = Blueprint("auth", __name__, url_prefix="/api/v1/auth", description="Access
 @blp.post("/token")
 @blp.arguments(TokenRequest)
 @blp.response(200, TokenResponse)
-@blp.alt_response(429, schema=ProblemSchema, description="Too many attempts")
+@blp.alt_response(429, response="TOO_MANY_REQUESTS")
 @blp.doc(security=[])
 def token(body):
     """Exchange a username and password for a bearer access token.

@@ -7,7 +7,6 @@ from flask_smorest import Blueprint
 from .. import database, pagination
 from ..auth import current_principal, require
 from ..models import utcnow
-from ..problems import ProblemSchema
 from ..models import Form
 from ..schemas import CheckListArgs, CheckSchema, DecisionRequest, FormSchema, PassportLookup, page_of
 from ..services import decisions, forms
@@ -38,7 +37,7 @@ def queue(args):
 @require("officer")
 @blp.arguments(DecisionRequest)
 @blp.response(200, FormSchema)
-@blp.alt_response(409, schema=ProblemSchema, description="Already decided")
+@blp.alt_response(409, response="CONFLICT")
 @blp.doc(parameters=[IDEMPOTENCY_HEADER])
 def decide(body, form_id):
     """Record the outcome of a physical check: validated, partially validated

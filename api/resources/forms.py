@@ -15,7 +15,6 @@ from sqlalchemy.orm import selectinload
 from .. import database, pagination
 from ..auth import current_principal, require
 from ..models import Event, Form, utcnow
-from ..problems import ProblemSchema
 from ..schemas import (
     EventSchema,
     FormCreate,
@@ -49,7 +48,7 @@ class Forms(MethodView):
     @require(*ISSUERS)
     @blp.arguments(FormCreate)
     @blp.response(201, FormSchema)
-    @blp.alt_response(409, schema=ProblemSchema, description="The invoice already has a form")
+    @blp.alt_response(409, response="CONFLICT")
     @blp.doc(parameters=[IDEMPOTENCY_HEADER])
     def post(self, body):
         """Issue a tax-free form and its signed QR payload.

@@ -6,6 +6,7 @@ from sqlalchemy import text
 
 from .. import database
 from ..problems import Problem
+from ..schemas import HealthSchema, JwksSchema
 from .common import keyring
 
 blp = Blueprint("meta", __name__, url_prefix="/", description="Keys and health")
@@ -13,6 +14,7 @@ blp = Blueprint("meta", __name__, url_prefix="/", description="Keys and health")
 
 @blp.get("/.well-known/jwks.json")
 @blp.doc(security=[])
+@blp.response(200, JwksSchema)
 def jwks():
     """Public keys that verify QR payloads: the current key and the previous one."""
     return keyring().jwks(database.session()), 200, {"Cache-Control": "public, max-age=300"}
@@ -20,6 +22,7 @@ def jwks():
 
 @blp.get("/healthz")
 @blp.doc(security=[])
+@blp.response(200, HealthSchema)
 def healthz():
     """The process is up."""
     return {"status": "ok"}
@@ -27,6 +30,8 @@ def healthz():
 
 @blp.get("/readyz")
 @blp.doc(security=[])
+@blp.response(200, HealthSchema)
+@blp.alt_response(503, response="SERVICE_UNAVAILABLE")
 def readyz():
     """The process can reach its database."""
     try:

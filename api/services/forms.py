@@ -57,6 +57,9 @@ def visible_forms(principal: Principal) -> Select:
 
 def get_visible(session: Session, principal: Principal, form_id: str, *, for_update=False) -> Form:
     form_id = formid.normalize_form_id(form_id)
+    if not formid.is_valid_form_id(form_id):
+        # Not even the shape of a form id (a typo the check character caught).
+        raise Problem(404, "form_not_found", f"{form_id!r} is not a form id; check it for typos.")
     query = visible_forms(principal).where(Form.id == form_id)
     if for_update:
         query = query.with_for_update()

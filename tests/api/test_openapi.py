@@ -40,7 +40,9 @@ def test_errors_are_documented_as_problem_details(client):
     problem = spec["components"]["schemas"]["Problem"]
     assert set(problem["properties"]) >= {"type", "title", "status", "detail", "code", "errors"}
     decision = spec["paths"]["/api/v1/forms/{form_id}/decision"]["post"]["responses"]
-    assert decision["409"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/Problem"}
+    assert decision["409"] == {"$ref": "#/components/responses/CONFLICT"}
+    conflict = spec["components"]["responses"]["CONFLICT"]["content"]
+    assert conflict == {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
 
 
 def test_the_docs_page_loads_only_local_files(client):

@@ -74,3 +74,23 @@ def test_readiness_fails_as_a_503_problem_when_the_database_is_gone(tmp_path, mo
     app = create_app({"DATABASE_URL": "postgresql+psycopg://nobody:x@127.0.0.1:1/none"})
     assert_problem(app.test_client().get("/readyz"), 503)
     app.extensions["db_engine"].dispose()
+
+
+def test_text_no_database_can_store_is_refused_with_422_not_a_crash(world):
+    for bad in ("abc\x00def", "abc\ud800def"):
+        r = world.client.post("/api/v1/auth/token", json={"username": bad, "password": "x"})
+        body = assert_problem(r, 422)
+        assert list(body["errors"]) == ["username"]
+
+
+def test_a_nul_in_the_url_is_a_400_problem(world):
+    assert_problem(world.client.get("/api/v1/forms/NL%00ABC", headers=world.auth("shop")), 400)
+    assert_problem(world.client.get("/api/v1/forms", query_string={"cursor": "a\x00"},
+                                    headers=world.auth("shop")), 400)
+
+
+def test_a_mistyped_form_id_is_caught_by_its_check_character(world):
+    form = world.issue("shop")
+    typo = form["id"][:-1] + ("0" if form["id"][-1] != "0" else "1")
+    body = assert_problem(world.get("shop", f"/api/v1/forms/{typo}"), 404)
+    assert body["code"] == "form_not_found" and "typo" in body["detail"]

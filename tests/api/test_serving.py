@@ -23,12 +23,12 @@ def test_gunicorn_serves_the_app_from_its_factory(database_url, tmp_path):
         cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     try:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 60
         while True:
             try:
-                ready = requests.get(f"http://127.0.0.1:{port}/readyz", timeout=2)
+                ready = requests.get(f"http://127.0.0.1:{port}/readyz", timeout=10)
                 break
-            except requests.ConnectionError:
+            except requests.RequestException:  # not listening yet, or a worker still booting
                 assert time.monotonic() < deadline, "gunicorn did not start"
                 time.sleep(0.2)
         assert ready.json() == {"status": "ready"}
