@@ -16,7 +16,7 @@ ifneq ($(PACKAGES),$(strip $(file < $(STAMP))))
 .PHONY: $(STAMP)
 endif
 
-.PHONY: venv run test fuzz system-packages clean
+.PHONY: venv run test fuzz kiosk screenshots system-packages clean
 
 venv: $(STAMP)
 
@@ -47,6 +47,14 @@ test: system-packages venv
 	rc=0; TEST_POSTGRES_URL="$$url" $(VENV)/bin/python -m pytest $(PYTEST_ARGS) || rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests (exit 5), failing" >&2; fi; \
 	exit $$rc
+
+# The kiosk app, windowed, against the API of `make run` (see kiosk_app/config.py).
+kiosk: venv
+	$(VENV)/bin/taxfree-kiosk --windowed
+
+# PNGs of every screen for reviewers, rendered offscreen.
+screenshots: system-packages venv
+	SDL_VIDEODRIVER=offscreen $(VENV)/bin/python -m kiosk_app.screenshots screenshots/kiosk
 
 # Many more generated requests per operation than make test sends.
 fuzz: system-packages venv

@@ -8,7 +8,9 @@ set -euo pipefail
 # libegl1 libegl-mesa0 libgl1-mesa-dri libmtdev1: Kivy headless (SDL offscreen).
 # chromium: browser tests via Playwright (never `playwright install`).
 # curl jq: the README walk-through, which the suite runs as written.
-PACKAGES="curl jq postgresql libegl1 libegl-mesa0 libgl1-mesa-dri libmtdev1 chromium"
+# fonts-noto-cjk: the kiosk's Chinese, Japanese and Korean glyphs (Arabic,
+# Cyrillic and Latin come with the DejaVu Sans that Kivy ships).
+PACKAGES="curl jq postgresql libegl1 libegl-mesa0 libgl1-mesa-dri libmtdev1 chromium fonts-noto-cjk"
 
 missing=()
 for pkg in $PACKAGES; do

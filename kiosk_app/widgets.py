@@ -1,0 +1,269 @@
+"""Widgets the screens share: labels that speak every language, buttons,
+verdict icons drawn as shapes (no icon font to miss a glyph), the camera
+preview with its guide frame, and the staff status badge."""
+from __future__ import annotations
+
+from kivy.core.text import Label as CoreLabel
+from kivy.graphics import Color, Ellipse, Line, Rectangle, RoundedRectangle
+from kivy.graphics.texture import Texture
+from kivy.properties import (
+    BooleanProperty,
+    ColorProperty,
+    NumericProperty,
+    OptionProperty,
+    StringProperty,
+)
+from kivy.uix.behaviors import ButtonBehavior
+from kivy.uix.image import Image
+from kivy.uix.label import Label
+from kivy.uix.widget import Widget
+
+from shared.i18n import LANGUAGES
+
+from . import desk
+from .text import font_for, rtl_lines
+
+# Colour plus icon plus text, never colour alone. Dark text on amber, white
+# on the others (contrast >= 4.5:1).
+KIND_COLOURS = {
+    desk.VALIDATED: (0.06, 0.50, 0.22, 1),
+    desk.LAST_EXIT_OK: (0.06, 0.50, 0.22, 1),
+    desk.CHECK_REQUIRED: (0.98, 0.70, 0.05, 1),
+    desk.NOT_LAST_EXIT: (0.98, 0.70, 0.05, 1),
+    desk.REFUSED: (0.75, 0.09, 0.09, 1),
+    desk.UNREADABLE: (0.75, 0.09, 0.09, 1),
+    desk.RECORDED: (0.10, 0.35, 0.70, 1),
+    desk.DUPLICATE: (0.35, 0.38, 0.42, 1),
+    desk.NO_OPEN_FORMS: (0.35, 0.38, 0.42, 1),
+    desk.OUT_OF_SERVICE: (0.35, 0.38, 0.42, 1),
+    desk.PAIRED: (0.06, 0.50, 0.22, 1),
+    desk.PAIRING_REFUSED: (0.75, 0.09, 0.09, 1),
+}
+DARK_TEXT_KINDS = {desk.CHECK_REQUIRED, desk.NOT_LAST_EXIT}
+ICONS = {
+    desk.VALIDATED: "tick", desk.LAST_EXIT_OK: "tick",
+    desk.CHECK_REQUIRED: "desk", desk.NOT_LAST_EXIT: "warning",
+    desk.REFUSED: "cross", desk.UNREADABLE: "cross",
+    desk.RECORDED: "clock", desk.DUPLICATE: "repeat",
+    desk.NO_OPEN_FORMS: "info", desk.OUT_OF_SERVICE: "info",
+    desk.PAIRED: "tick", desk.PAIRING_REFUSED: "cross",
+}
+
+
+def text_colour(kind: str):
+    return (0.08, 0.08, 0.08, 1) if kind in DARK_TEXT_KINDS else (1, 1, 1, 1)
+
+
+class KioskLabel(Label):
+    """A label in the current language's font and direction.
+
+    Set ``source_text`` (logical order) and ``language``; ``text`` is
+    derived: for right-to-left languages it is shaped, wrapped and put in
+    display order line by line, right-aligned. ``fixed_language`` pins a
+    label to one language (the language buttons name themselves).
+    """
+
+    source_text = StringProperty("")
+    language = StringProperty("en")
+    fixed_language = StringProperty("")
+    wrap = BooleanProperty(True)
+    align = OptionProperty("start", options=["start", "center"])
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.fbind("source_text", self._relayout)
+        self.fbind("language", self._relayout)
+        self.fbind("fixed_language", self._relayout)
+        self.fbind("width", self._relayout)
+        self.fbind("font_size", self._relayout)
+        self.fbind("align", self._relayout)
+        self._relayout()
+
+    @property
+    def effective_language(self) -> str:
+        return self.fixed_language or self.language
+
+    def _relayout(self, *_):
+        lang = self.effective_language
+        rtl = LANGUAGES[lang].rtl
+        self.font_name = font_for(lang)
+        self.halign = "center" if self.align == "center" else ("right" if rtl else "left")
+        width = max(self.width - 2 * self.padding[0], 10) if self.wrap else None
+        self.text_size = (width, None)
+        if rtl and width:
+            measure = CoreLabel(font_name=self.font_name, font_size=self.font_size)
+            # A pixel of slack so Kivy's own wrapping never breaks a line again.
+            self.text = rtl_lines(self.source_text, width - 2, lambda s: measure.get_extents(s)[0])
+        elif rtl:
+            self.text = rtl_lines(self.source_text, float("inf"), lambda s: 0)
+        else:
+            self.text = self.source_text
+
+
+class KioskButton(ButtonBehavior, KioskLabel):
+    """A big touch target with a rounded background."""
+
+    background = ColorProperty((0.12, 0.30, 0.55, 1))
+    pressed = ColorProperty((0.08, 0.20, 0.40, 1))
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("align", "center")
+        super().__init__(**kwargs)
+        with self.canvas.before:
+            self._colour = Color(rgba=self.background)
+            self._shape = RoundedRectangle(radius=[18])
+        self.fbind("pos", self._redraw)
+        self.fbind("size", self._redraw)
+        self.fbind("state", self._redraw)
+        self.fbind("background", self._redraw)
+        self._redraw()
+
+    def _redraw(self, *_):
+        self._colour.rgba = self.pressed if self.state == "down" else self.background
+        self._shape.pos = self.pos
+        self._shape.size = self.size
+
+
+class VerdictIcon(Widget):
+    """A filled circle in the verdict's colour with a white symbol."""
+
+    kind = StringProperty(desk.VALIDATED)
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        for name in ("pos", "size", "kind"):
+            self.fbind(name, self._redraw)
+        self._redraw()
+
+    @property
+    def symbol(self) -> str:
+        return ICONS.get(self.kind, "info")
+
+    def _redraw(self, *_):
+        self.canvas.clear()
+        d = min(self.width, self.height)
+        x0, y0 = self.center_x - d / 2, self.center_y - d / 2
+        w = max(d * 0.09, 2)
+        with self.canvas:
+            Color(rgba=KIND_COLOURS.get(self.kind, KIND_COLOURS[desk.UNREADABLE]))
+            Ellipse(pos=(x0, y0), size=(d, d))
+            Color(rgba=text_colour(self.kind))
+
+            def p(fx, fy):
+                return [x0 + fx * d, y0 + fy * d]
+
+            s = self.symbol
+            if s == "tick":
+                Line(points=p(0.27, 0.52) + p(0.43, 0.34) + p(0.74, 0.68), width=w, cap="round", joint="round")
+            elif s == "cross":
+                Line(points=p(0.3, 0.3) + p(0.7, 0.7), width=w, cap="round")
+                Line(points=p(0.3, 0.7) + p(0.7, 0.3), width=w, cap="round")
+            elif s in ("warning", "info", "desk"):
+                top, bottom = (0.76, 0.42) if s != "info" else (0.62, 0.24)
+                dot = 0.27 if s != "info" else 0.74
+                Line(points=p(0.5, top) + p(0.5, bottom), width=w, cap="round")
+                Ellipse(pos=(x0 + 0.5 * d - w, y0 + dot * d - w), size=(2 * w, 2 * w))
+                if s == "desk":  # an arrow to the desk under the exclamation mark
+                    Line(points=p(0.62, 0.16) + p(0.78, 0.27) + p(0.62, 0.38), width=w * 0.6, cap="round")
+            elif s == "clock":
+                Line(circle=(self.center_x, self.center_y, d * 0.3), width=w * 0.7)
+                Line(points=p(0.5, 0.68) + p(0.5, 0.5) + p(0.63, 0.42), width=w * 0.7, cap="round")
+            elif s == "repeat":
+                Line(circle=(self.center_x, self.center_y, d * 0.27, 30, 330), width=w * 0.7)
+                Line(points=p(0.5, 0.86) + p(0.6, 0.77) + p(0.5, 0.68), width=w * 0.7)
+
+
+class Preview(Image):
+    """The camera preview: frames (numpy, greyscale or BGR) shown as they
+    come, with a guide frame where the traveller holds the code."""
+
+    guide_colour = ColorProperty((1, 1, 1, 0.9))
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("fit_mode", "contain")
+        super().__init__(**kwargs)
+        self._shape = None
+        with self.canvas.after:
+            self._guide_colour = Color(rgba=self.guide_colour)
+            self._corners = [Line(width=4) for _ in range(4)]
+        self.fbind("pos", self._draw_guide)
+        self.fbind("size", self._draw_guide)
+        self._draw_guide()
+
+    def show(self, frame) -> None:
+        """Display one frame (call on the UI thread)."""
+        h, w = frame.shape[:2]
+        fmt = "luminance" if frame.ndim == 2 else "bgr"
+        if self.texture is None or self._shape != (w, h, fmt):
+            texture = Texture.create(size=(w, h), colorfmt=fmt)
+            texture.flip_vertical()  # image rows run top-down, GL's bottom-up
+            self.texture = texture
+            self._shape = (w, h, fmt)
+        self.texture.blit_buffer(frame.tobytes(), colorfmt=fmt, bufferfmt="ubyte")
+        self.canvas.ask_update()
+
+    def clear(self) -> None:
+        self.texture = None
+        self._shape = None
+
+    def _draw_guide(self, *_):
+        side = min(self.width, self.height) * 0.6
+        x0, y0 = self.center_x - side / 2, self.center_y - side / 2
+        arm = side * 0.18
+        corners = [
+            [x0, y0 + arm, x0, y0, x0 + arm, y0],
+            [x0 + side - arm, y0, x0 + side, y0, x0 + side, y0 + arm],
+            [x0 + side, y0 + side - arm, x0 + side, y0 + side, x0 + side - arm, y0 + side],
+            [x0 + arm, y0 + side, x0, y0 + side, x0, y0 + side - arm],
+        ]
+        for line, points in zip(self._corners, corners):
+            line.points = points
+
+
+class StatusBadge(Label):
+    """For staff: online or offline, and how many scans wait to be sent.
+    In English on purpose: staff read it, travellers need not."""
+
+    online = BooleanProperty(True)
+    pending = NumericProperty(0)
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("font_size", "14sp")
+        kwargs.setdefault("size_hint", (None, None))
+        super().__init__(**kwargs)
+        with self.canvas.before:
+            self._bg = Color(rgba=(0, 0, 0, 0.55))
+            self._rect = RoundedRectangle(radius=[8])
+            self._dot_colour = Color()
+            self._dot = Ellipse()
+        for name in ("online", "pending", "pos", "size", "texture_size"):
+            self.fbind(name, self._update)
+        self._update()
+
+    def _update(self, *_):
+        self.text = ("online" if self.online else "OFFLINE") + (f" · {self.pending} waiting" if self.pending else "")
+        self.size = (self.texture_size[0] + 44, self.texture_size[1] + 14)
+        self._rect.pos, self._rect.size = self.pos, self.size
+        self._dot_colour.rgba = (0.2, 0.8, 0.3, 1) if self.online else (0.95, 0.3, 0.2, 1)
+        r = 6
+        self._dot.pos = (self.x + 12, self.center_y - r)
+        self._dot.size = (2 * r, 2 * r)
+
+
+class Band(Widget):
+    """A coloured panel behind a result card."""
+
+    colour = ColorProperty((0, 0, 0, 0))
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        with self.canvas.before:
+            self._c = Color(rgba=self.colour)
+            self._r = Rectangle()
+        for name in ("pos", "size", "colour"):
+            self.fbind(name, self._update)
+        self._update()
+
+    def _update(self, *_):
+        self._c.rgba = self.colour
+        self._r.pos, self._r.size = self.pos, self.size

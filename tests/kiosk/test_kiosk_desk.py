@@ -1,0 +1,156 @@
+"""The kiosk's judgement of a scan, without the screens, against a live API:
+forms, duplicates, passports, boarding passes, offline, pairing."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from kiosk_app import desk
+from shared import scanning
+from shared.client import KioskClient
+from shared.mrz import check_digit
+from shared.offline_queue import OfflineQueue
+
+WATCH = {"description": "Watch", "quantity": 1, "unit_price_cents": 125000, "vat_rate": 21,
+         "category": "watches", "serial_number": "SN-7"}
+AMS_CDG = "M1SMITH/JOHN MR       EQWE456 AMSCDGAF 1241 332Y012F0007 100"
+AMS_PEK = "M1CHEN/MEI            EXYZ789 AMSPEKKL 0897 332Y023C0042 100"
+
+
+def passport_zone(number="E12345678", state="CHN", expiry="340101"):
+    """The TD3 zone of Mei Chen's passport (the `world` traveller)."""
+    line1 = f"P<{state}CHEN<<MEI".ljust(44, "<")
+    line2 = f"{number}{check_digit(number)}{state}8803145F{expiry}{check_digit(expiry)}" + "<" * 14 + "<"
+    line2 = line2[:13] + "880314" + str(check_digit("880314")) + line2[20:]
+    line2 += str(check_digit(line2[0:10] + line2[13:20] + line2[21:43]))
+    return f"{line1}\n{line2}"
+
+
+@pytest.fixture
+def make_desk(tmp_path, world):
+    desks = []
+
+    def make(url, token=None, name="kiosk"):
+        queue = OfflineQueue(tmp_path / f"{name}-queue.sqlite3")
+        d = desk.ExitDesk(KioskClient(url, token if token is not None else world.devices["kiosk"]), queue,
+                          desk.KeyCache(tmp_path / f"{name}-jwks.json"), exit_point="AMS",
+                          desk_location="Departures 2",
+                          credentials=desk.DeviceCredentials(tmp_path / f"{name}-device.json"))
+        desks.append(d)
+        return d
+
+    yield make
+    for d in desks:
+        d.queue.close()
+
+
+def test_a_form_is_validated_and_names_who_pays_the_refund(live_server, world, make_desk):
+    form = world.issue()
+    [outcome] = make_desk(live_server).handle(form["qr_payload"], desk.TravellerSession())
+    assert (outcome.kind, outcome.form_id, outcome.payer) == (desk.VALIDATED, form["id"], "Refunds Inc")
+
+
+def test_a_form_scanned_twice_in_a_session_is_answered_politely_without_a_request(
+        live_server, world, make_desk):
+    form = world.issue()
+    session, kiosk = desk.TravellerSession(), make_desk(live_server)
+    kiosk.handle(form["qr_payload"], session)
+    kiosk.client.base_url = "http://127.0.0.1:9"  # any request now would fail
+    [again] = kiosk.handle(form["qr_payload"], session)
+    assert again.kind == desk.DUPLICATE
+    assert len(session.forms()) == 1
+
+
+def test_a_passport_zone_pulls_up_every_open_form_of_its_holder(live_server, world, make_desk):
+    coat, watch = world.issue(), world.issue("shop", WATCH)
+    session = desk.TravellerSession()
+    outcomes = make_desk(live_server).handle(passport_zone(), session)
+    assert {(o.form_id, o.kind) for o in outcomes} == {
+        (coat["id"], desk.VALIDATED), (watch["id"], desk.CHECK_REQUIRED)}
+    assert {o.desk_location for o in outcomes if o.kind == desk.CHECK_REQUIRED} == {"Departures 2"}
+
+
+def test_an_expired_passport_is_still_read_and_flagged_for_an_officer(live_server, world, make_desk):
+    world.issue()
+    [outcome] = make_desk(live_server).handle(passport_zone(expiry="240101"), desk.TravellerSession())
+    assert outcome.kind == desk.VALIDATED and outcome.passport_expired
+
+
+def test_a_boarding_pass_to_paris_warns_that_this_is_not_the_last_eu_exit(live_server, make_desk):
+    [outcome] = make_desk(live_server).handle(AMS_CDG, desk.TravellerSession())
+    assert outcome.kind == desk.NOT_LAST_EXIT
+    assert "Charles de Gaulle" in outcome.destination
+
+
+def test_a_boarding_pass_to_beijing_says_this_is_the_right_place(live_server, make_desk):
+    [outcome] = make_desk(live_server).handle(AMS_PEK, desk.TravellerSession())
+    assert outcome.kind == desk.LAST_EXIT_OK
+
+
+def test_offline_a_genuine_form_is_recorded_and_a_forged_one_refused_on_the_spot(
+        live_server, world, make_desk):
+    good, other = world.issue(), world.issue()
+    kiosk = make_desk(live_server)
+    assert kiosk.refresh_keys()  # the keys were cached while online
+    kiosk.client.base_url = "http://127.0.0.1:9"  # the network is gone
+    session = desk.TravellerSession()
+    [recorded] = kiosk.handle(good["qr_payload"], session)
+    assert (recorded.kind, recorded.form_id) == (desk.RECORDED, good["id"])
+    head, payload, signature = other["qr_payload"].split(".")
+    forged = f"{head}.{payload}.{signature[:-4]}AAAA"
+    [refused] = kiosk.handle(forged, session)
+    assert (refused.kind, refused.reason_code) == (desk.REFUSED, "bad_signature")
+    assert len(kiosk.queue) == 1 and not kiosk.online
+
+
+def test_the_sync_sends_the_queue_once_the_api_is_back(live_server, world, make_desk):
+    form = world.issue()
+    kiosk = make_desk(live_server)
+    kiosk.refresh_keys()
+    kiosk.client.base_url = kiosk.sync_client.base_url = "http://127.0.0.1:9"
+    kiosk.handle(form["qr_payload"], desk.TravellerSession())
+    assert kiosk.sync().remaining == 1 and not kiosk.online
+    kiosk.client.base_url = kiosk.sync_client.base_url = live_server
+    report = kiosk.sync()
+    assert report.remaining == 0 and kiosk.online
+    assert [v.verdict for _, v in report.sent] == ["validated"]
+
+
+def test_a_pairing_qr_code_printed_by_the_cli_provisions_an_unpaired_kiosk(
+        live_server, world, make_desk, runner, tmp_path):
+    png = tmp_path / "pairing.png"
+    result = runner.invoke(args=["pair-device", "kiosk-7", "--exit-point", "RTM",
+                                 "--api-url", live_server, "--png", str(png)])
+    assert result.exit_code == 0, result.output
+    [code] = scanning.decode_file(png)  # what the kiosk camera reads
+    unpaired = make_desk(live_server, token="", name="new")
+    [outcome] = unpaired.handle(code.text, desk.TravellerSession())
+    assert (outcome.kind, outcome.destination) == (desk.PAIRED, "RTM")
+    assert unpaired.exit_point == "RTM" and unpaired.client.device_token
+    assert desk.DeviceCredentials(tmp_path / "new-device.json").load()["device_token"] == unpaired.client.device_token
+    # The new token works: the kiosk scans a form.
+    [verdict] = unpaired.handle(world.issue()["qr_payload"], desk.TravellerSession())
+    assert verdict.kind == desk.VALIDATED
+    # The code is single-use, and a paired kiosk ignores pairing codes.
+    again = make_desk(live_server, token="", name="second")
+    assert again.handle(code.text, desk.TravellerSession())[0].kind == desk.PAIRING_REFUSED
+    assert unpaired.handle(code.text, desk.TravellerSession())[0].kind == desk.PAIRING_REFUSED
+
+
+@pytest.mark.parametrize("text,kind", [
+    ("taxfree-pair://device?api=http%3A%2F%2Fx&code=abc", "pairing"),
+    (passport_zone(), "passport"),
+    (AMS_PEK, "boarding_pass"),
+    ("eyJhbGciOiJFZERTQSJ9.e30.sig", "qr"),
+])
+def test_scanned_text_is_routed_by_its_shape(text, kind):
+    assert desk.classify(text) == kind
+
+
+def test_a_pdf417_boarding_pass_image_reads_as_a_boarding_pass():
+    import zxingcpp
+
+    image = np.array(zxingcpp.write_barcode_to_image(
+        zxingcpp.create_barcode(AMS_CDG, zxingcpp.BarcodeFormat.PDF417), scale=3))
+    [code] = scanning.Decoder(scanning.BOARDING_PASS).decode(image)
+    assert desk.classify(code.text) == "boarding_pass"
