@@ -158,6 +158,13 @@ class DeviceCreated(DeviceSchema):
     token = fields.String(metadata={"description": "The device token; shown only once"})
 
 
+class DeviceSelf(Strict):
+    id = fields.String()
+    name = fields.String()
+    kind = fields.String()
+    exit_point = fields.Nested(ExitPointSchema)
+
+
 class PairRequest(Strict):
     code = fields.String(required=True, validate=validate.Length(1, 200),
                          metadata={"description": "The one-time code from the pairing QR code"})
@@ -339,6 +346,8 @@ class ScanResponse(Strict):
     message = fields.String()
     export_deadline = fields.String(allow_none=True)
     desk_location = fields.String(allow_none=True)
+    payer = fields.String(allow_none=True, metadata={
+        "description": "Who pays the refund (intermediary or shop), when validated"})
 
 
 class PassportLookup(Strict):

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import threading
 from dataclasses import dataclass, field
 from datetime import date
@@ -49,9 +48,7 @@ OUT_OF_SERVICE = "out_of_service"  # the device token was refused: staff must ac
 PAIRED = "paired"  # staff provisioned this kiosk with a pairing code
 PAIRING_REFUSED = "pairing_refused"  # used, expired or unknown pairing code, or already paired
 
-# The API's English message names the refund payer; until the API returns
 # it as a field of its own, it is read from there.
-_PAYER = re.compile(r"Your refund will be paid by (?P<payer>.+?)\.?$")
 
 
 @dataclass(frozen=True)
@@ -113,17 +110,13 @@ def _unverified_form_id(payload: str) -> str | None:
 
 
 def outcome_of(verdict: Verdict) -> Outcome:
-    payer = None
-    match = _PAYER.search(verdict.message or "")
-    if match:
-        payer = match.group("payer")
     return Outcome(
         kind=verdict.verdict,
         form_id=verdict.form_id,
         reason_code=verdict.reason_code,
         export_deadline=verdict.export_deadline,
         desk_location=verdict.desk_location,
-        payer=payer,
+        payer=verdict.payer,
         message=verdict.message,
     )
 

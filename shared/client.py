@@ -52,6 +52,7 @@ class Verdict:
     form_id: str | None = None
     export_deadline: date | None = None
     desk_location: str | None = None
+    payer: str | None = None  # who pays the refund, when validated
     replayed: bool = False  # the API had already answered this Idempotency-Key
 
     @classmethod
@@ -64,6 +65,7 @@ class Verdict:
             form_id=body.get("form_id"),
             export_deadline=date.fromisoformat(deadline) if deadline else None,
             desk_location=body.get("desk_location"),
+            payer=body.get("payer"),
             replayed=replayed,
         )
 

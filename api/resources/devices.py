@@ -8,10 +8,10 @@ from flask_smorest import Blueprint
 from sqlalchemy import select
 
 from .. import database
-from ..auth import require
+from ..auth import current_principal, require
 from ..models import Device, ExitPoint, utcnow
 from ..problems import Problem
-from ..schemas import DeviceCreate, DeviceCreated, DeviceSchema, PairRequest
+from ..schemas import DeviceCreate, DeviceCreated, DeviceSchema, DeviceSelf, PairRequest
 from ..services import devices, throttle
 
 blp = Blueprint("devices", __name__, url_prefix="/api/v1/devices", description="Devices at exit points")
@@ -40,6 +40,15 @@ class Devices(MethodView):
         session.commit()
         device.token = token  # dumped this once
         return device
+
+
+@blp.get("/me")
+@require("device")
+@blp.response(200, DeviceSelf)
+def me():
+    """The calling device and its exit point (code, name, where the customs
+    desk is), so a kiosk needs no local configuration of them."""
+    return database.session().get(Device, current_principal().id)
 
 
 @blp.delete("/<device_id>")

@@ -37,5 +37,6 @@ def readyz():
     try:
         database.session().execute(text("SELECT 1"))
     except Exception:
-        raise Problem(503, "database_unavailable", "The database cannot be reached.")
+        raise Problem(503, "database_unavailable", "The database cannot be reached.",
+                      headers={"Retry-After": "5"})
     return {"status": "ready"}

@@ -45,6 +45,7 @@ class ScanOutcome:
     form_id: str | None = None
     export_deadline: str | None = None
     desk_location: str | None = None
+    payer: str | None = None  # who pays the refund, for a validated form
     fired: list[dict] = field(default_factory=list)
 
 
@@ -90,6 +91,7 @@ def verdict_of(form: Form, device: Principal) -> ScanOutcome:
             + f"Your refund will be paid by {_payer(form)}.",
             form_id=form.id,
             export_deadline=deadline,
+            payer=_payer(form),
         )
     if form.status == "check_required":
         # The desk where the traveller is now, even if the check was opened
@@ -122,11 +124,21 @@ def _recent_forms_of_traveller(session: Session, form: Form, days: int, now: dat
     )
 
 
+def _awaits_verdict(form: Form, now: datetime, at: datetime, ctx: ScanContext) -> bool:
+    """An issued form; or one expired meanwhile that an offline device
+    scanned (``at``, earlier than now) before its deadline ended: the goods
+    left in time. A live scan never revives an expired form."""
+    return form.status == "issued" or (
+        form.status == "expired" and at < now
+        and not rules.is_expired(form.export_deadline, at, ctx.ruleset.timezone)
+    )
+
+
 def _decide_issued(session: Session, form: Form, device: Principal, ctx: ScanContext,
                    now: datetime, at: datetime) -> bool:
-    """Give an issued form its verdict; False if another request moved it
-    out of ``issued`` first. ``at`` is when the traveller scanned."""
-    issued = (Form.id == form.id, Form.status == "issued")
+    """Give a form awaiting its verdict that verdict; False if another
+    request changed the form first. ``at`` is when the traveller scanned."""
+    issued = (Form.id == form.id, Form.status == form.status)
     if rules.is_expired(form.export_deadline, at, ctx.ruleset.timezone):
         done = session.execute(
             update(Form).where(*issued).values(status="expired", updated_at=now)
@@ -238,7 +250,7 @@ def _judge(session: Session, device: Principal, form_id: str, ctx: ScanContext,
         form = session.get(Form, form_id, populate_existing=True)
         if form is None:
             return _record(session, device, _refused("form_not_found", form_id=form_id), None, now, at)
-        if form.status != "issued" or _decide_issued(session, form, device, ctx, now, at):
+        if not _awaits_verdict(form, now, at, ctx) or _decide_issued(session, form, device, ctx, now, at):
             session.refresh(form)
             return _record(session, device, verdict_of(form, device), form, now, at)
         session.rollback()  # another device decided first: read its verdict

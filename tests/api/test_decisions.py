@@ -152,7 +152,7 @@ def test_a_partially_validated_form_shows_as_validated_for_the_goods_shown_at_th
     assert r.get_json() == {
         "form_id": form["id"], "verdict": "validated", "reason_code": "partially_validated",
         "message": "Export validated for the goods you showed. Your refund will be paid by Refunds Inc.",
-        "export_deadline": form["export_deadline"], "desk_location": None,
+        "export_deadline": form["export_deadline"], "desk_location": None, "payer": "Refunds Inc",
     }
     # The books alone: VAT 3.30, fee 0.33.
     assert money(get_form(world, form["id"])) == (3998, 330, 297)

@@ -77,3 +77,11 @@ def test_pairing_text_round_trips_and_rejects_other_codes():
     assert parse_pairing(text).code == "abc"
     assert parse_pairing("https://example.org/?code=abc") is None
     assert parse_pairing("taxfree-pair://device?api=ftp://x&code=abc") is None
+
+
+def test_a_device_learns_its_exit_point_and_desk_from_the_api(world):
+    r = world.get("kiosk", "/api/v1/devices/me")
+    assert r.status_code == 200
+    assert r.get_json() == {"id": world.ids["kiosk"], "name": "kiosk", "kind": "kiosk", "exit_point": {
+        "id": 1, "code": "AMS", "name": "Schiphol", "kind": "airport", "desk_location": "Departures 2"}}
+    assert world.get("officer", "/api/v1/devices/me").status_code == 403

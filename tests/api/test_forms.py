@@ -9,7 +9,7 @@ import zxingcpp
 from PIL import Image
 import io
 
-from conftest import TODAY, form_body, item, traveller  # tests/api/conftest.py
+from tests.api.conftest import TODAY, form_body, item, traveller
 
 
 def problem(r, status, code):

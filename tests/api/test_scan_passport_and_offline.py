@@ -84,3 +84,25 @@ def test_scans_dated_in_the_future_or_weeks_ago_are_refused(world):
     for when in (datetime.now(timezone.utc) + timedelta(hours=1), datetime.now(timezone.utc) - timedelta(days=30)):
         r = world.post("kiosk", "/api/v1/scans", {"qr_payload": form["qr_payload"], "scanned_at": when.isoformat()})
         assert r.status_code == 422 and list(r.get_json()["errors"]) == ["scanned_at"]
+
+
+def test_an_offline_scan_made_before_the_deadline_validates_a_form_expired_since(world, app, runner):
+    form = world.issue("shop", COAT)
+    with app.app_context():
+        session = database.session()
+        session.get(Form, form["id"]).export_deadline = datetime.now(timezone.utc).date() - timedelta(days=1)
+        session.commit()
+    assert "1 form(s) expired" in runner.invoke(args=["expire-forms"]).output
+    scanned_at = (datetime.now(timezone.utc) - timedelta(days=2)).isoformat()
+    late = world.post("kiosk", "/api/v1/scans", {"qr_payload": form["qr_payload"], "scanned_at": scanned_at})
+    assert late.get_json()["verdict"] == "validated"
+    assert late.get_json()["payer"] == "Refunds Inc"
+    # A scan made now, after the deadline, is still refused for a form that expired.
+    other = world.issue("shop", COAT)
+    with app.app_context():
+        session = database.session()
+        session.get(Form, other["id"]).export_deadline = datetime.now(timezone.utc).date() - timedelta(days=1)
+        session.commit()
+    runner.invoke(args=["expire-forms"])
+    assert world.post("kiosk", "/api/v1/scans", {"qr_payload": other["qr_payload"]}).get_json()[
+        "reason_code"] == "deadline_passed"

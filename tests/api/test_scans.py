@@ -86,6 +86,7 @@ def refused(reason_code, message, form=None, form_id=None) -> dict:
         "message": message,
         "export_deadline": form["export_deadline"] if form else None,
         "desk_location": None,
+        "payer": None,
     }
 
 
@@ -93,6 +94,7 @@ def validated(form, reason_code=None, message="Export validated. " + WATCH_HOUSE
     return {
         "form_id": form["id"], "verdict": "validated", "reason_code": reason_code,
         "message": message, "export_deadline": form["export_deadline"], "desk_location": None,
+        "payer": "Refunds Inc",
     }
 
 
@@ -100,6 +102,7 @@ def sent_to_desk(form) -> dict:
     return {
         "form_id": form["id"], "verdict": "check_required", "reason_code": "selected_for_check",
         "message": DESK, "export_deadline": form["export_deadline"], "desk_location": "Departures 2",
+        "payer": None,
     }
 
 

@@ -77,7 +77,7 @@ def test_a_kiosk_scan_of_a_fresh_form_comes_back_validated(live_server, world):
         verdict="validated", reason_code=None,
         message="Export validated. Your refund will be paid by Refunds Inc.",
         form_id=form["id"], export_deadline=date.fromisoformat(form["export_deadline"]),
-        desk_location=None)
+        desk_location=None, payer="Refunds Inc")
 
 
 def test_a_watch_goes_to_the_desk_with_the_desk_location(live_server, world):
