@@ -16,7 +16,7 @@ ifneq ($(PACKAGES),$(strip $(file < $(STAMP))))
 .PHONY: $(STAMP)
 endif
 
-.PHONY: venv run test fuzz kiosk screenshots system-packages clean
+.PHONY: venv run test fuzz kiosk screenshots bench system-packages clean
 
 venv: $(STAMP)
 
@@ -62,6 +62,13 @@ fuzz: system-packages venv
 	trap 'scripts/throwaway-postgres.sh stop "$$pgdir"' EXIT; \
 	url=$$(scripts/throwaway-postgres.sh start "$$pgdir") || exit 1; \
 	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-200} TEST_POSTGRES_URL="$$url" $(VENV)/bin/python -m pytest -q tests/api/test_fuzz.py
+
+# Performance benchmarks (bench/README.md), not part of `make test`: about
+# 10 minutes; writes bench/results/latest.md and latest.json.
+bench: venv
+	@bench/system-packages.sh
+	$(VENV)/bin/python -m pip install -q -e '.[test,bench]'
+	$(VENV)/bin/python bench/run.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) instance/ .pytest_cache/ *.egg-info/

@@ -1,0 +1,153 @@
+"""make bench: run every benchmark, write bench/results/latest.md and
+latest.json, print the table.
+
+    .venv/bin/python bench/run.py [--quick] [--only api,growth,qr,verdict,bulk]
+
+--quick shortens every run (a smoke test of the suite, not figures to
+keep: its results go to bench/results/quick.md and quick.json).
+Needs wrk and PostgreSQL (bench/system-packages.sh installs them).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+from contextlib import contextmanager
+from pathlib import Path
+
+import harness
+from harness import log
+
+sys.path.insert(0, str(harness.ROOT))  # this checkout's api/ and shared/, whatever the venv points at
+
+import api_load  # noqa: E402
+import bulk  # noqa: E402
+import fixture  # noqa: E402
+import growth  # noqa: E402
+import hotspots  # noqa: E402
+import qr_decode  # noqa: E402
+import report  # noqa: E402
+import scan_to_verdict  # noqa: E402
+
+# Fresh forms for the API benchmark, per backend: enough for the fastest
+# plausible scan rate over every run (PayloadFeed flags any shortfall).
+SCAN_POOL = 40_000
+
+
+@contextmanager
+def postgres():
+    """A throwaway PostgreSQL cluster (scripts/throwaway-postgres.sh):
+    yields (SQLAlchemy URL, postmaster pid)."""
+    script = harness.ROOT / "scripts" / "throwaway-postgres.sh"
+    directory = Path(tempfile.mkdtemp(prefix="taxfree-bench-pg."))
+    try:
+        url = subprocess.run([str(script), "start", str(directory)], check=True,
+                             capture_output=True, text=True).stdout.strip()
+        yield url, harness.postmaster_pid(directory)
+    finally:
+        subprocess.run([str(script), "stop", str(directory)], capture_output=True)
+
+
+def attempt(results: dict, name: str, fn):
+    """Run one benchmark; a failure is recorded in the results (and shown
+    in the report) instead of losing the others' figures."""
+    try:
+        results[name] = fn()
+    except Exception as exc:  # the suite runs against a moving code base
+        log(f"{name} failed: {exc!r}")
+        traceback.print_exc()
+        results.setdefault("failures", {})[name] = f"{type(exc).__name__}: {exc}"[:500]
+
+
+def gunicorn_settings() -> dict:
+    namespace: dict = {}
+    exec(harness.GUNICORN_CONF.read_text(), namespace)
+    return {k: namespace[k] for k in ("worker_class", "workers", "threads", "keepalive") if k in namespace}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--only", default="api,growth,qr,verdict,bulk")
+    args = parser.parse_args()
+    only = set(args.only.split(","))
+    seconds, repeats = (1, 1) if args.quick else (2, 3)
+    harness.need("wrk")
+    harness.WORK.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    results = {"machine": harness.machine(), "gunicorn": gunicorn_settings(), "quick": args.quick,
+               "cell_seconds": seconds, "repeats": repeats}
+    log(f"gunicorn settings: {results['gunicorn']}")
+    instance = Path(tempfile.mkdtemp(prefix="taxfree-bench-instance."))
+    try:
+        run_all(args, only, seconds, repeats, instance, results)
+    finally:
+        shutil.rmtree(instance, ignore_errors=True)
+
+    results["wall_seconds"] = time.monotonic() - started
+    results["machine"]["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
+    name = "quick" if args.quick else "latest"
+    markdown = report.markdown(results)
+    (harness.RESULTS / f"{name}.md").write_text(markdown)
+    harness.write_json(harness.RESULTS / f"{name}.json", report.without_raw(results))
+    harness.write_json(harness.WORK / f"{name}-raw.json", results)
+    print(markdown)
+    log(f"wrote bench/results/{name}.md and {name}.json in {results['wall_seconds']:.0f} s")
+
+
+def run_all(args, only: set, seconds: int, repeats: int, instance: Path, results: dict) -> None:
+    with postgres() as (pg_url, pg_pid):
+        world = fixture.build_world(pg_url, instance)
+        pool = SCAN_POOL // (8 if args.quick else 1)
+        t = time.monotonic()
+        pg_feed = api_load.PayloadFeed(
+            fixture.load_forms(world, 0, pool + 10_000, scannable=pool, pending_checks=60), "postgresql")
+        log(f"PostgreSQL fixture: {pool + 10_000} forms in {time.monotonic() - t:.1f} s")
+        if "api" in only:
+            results["api"] = {}
+
+            def sqlite_world():
+                w = fixture.build_world(f"sqlite:///{instance / 'bench.sqlite3'}", instance / "sqlite")
+                payloads = fixture.load_forms(w, 0, pool + 10_000, scannable=pool, pending_checks=60)
+                return w, api_load.PayloadFeed(payloads, "sqlite")
+
+            with harness.gunicorn("bare_app:app", {}, "bare", pythonpath=harness.BENCH) as bare:
+                attempt(results["api"], "postgresql", lambda: api_load.measure_backend(
+                    world, pg_feed, bare, "postgresql", repeats=repeats, seconds=seconds, db_pid=pg_pid))
+                attempt(results["api"], "sqlite", lambda: api_load.measure_backend(
+                    *sqlite_world(), bare, "sqlite", repeats=repeats, seconds=seconds))
+            log("profiling scans (py-spy) and counting SQL statements")
+            attempt(results, "profile", lambda: hotspots.run(world, pg_feed, pg_pid, seconds=3 if args.quick else 6))
+        if only & {"verdict", "bulk"}:
+            with harness.gunicorn("api:create_app()", world.env, "api-kiosk") as api:
+                if "verdict" in only:
+                    log("scan to verdict")
+                    attempt(results, "scan_to_verdict", lambda: scan_to_verdict.run(
+                        api.base, world, runs=repeats, per_run=20 if args.quick else 100))
+                if "bulk" in only:
+                    log("bulk")
+                    attempt(results, "bulk", lambda: bulk.run(api.base, world, batches=2 if args.quick else 5))
+
+    if "growth" in only:
+        if args.quick:
+            growth.LARGE = 100_000
+
+        def grow():
+            with postgres() as (url, _):
+                return growth.run(fixture.build_world(url, instance / "growth"),
+                                  seconds=1 if args.quick else 3, repeats=repeats)
+
+        attempt(results, "growth", grow)
+
+    if "qr" in only:
+        log("QR decoding")
+        attempt(results, "qr", lambda: qr_decode.run(passes=2 if args.quick else 5))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,39 @@
+-- POST one JSON body per request, taken in order from a file (one body a
+-- line), so that every scan carries another form's QR payload.
+--   wrk ... -s payloads.lua URL -- BODIES_FILE BEARER_TOKEN
+-- If the file runs out, bodies start again from the top and `wrapped` counts
+-- the reuses (the harness flags such a cell: those requests were re-scans).
+-- `refused` counts answers with the verdict "refused" (a fresh valid form is
+-- never refused); `unexpected` counts bodies that are not JSON objects.
+
+counters = {"wrapped", "refused", "unexpected"}
+dofile(os.getenv("BENCH_WRK_DIR") .. "/report.lua")
+
+local bodies = {}
+local i = 0
+wrapped, refused, unexpected = 0, 0, 0
+
+function init(args)
+   for line in io.lines(args[1]) do
+      bodies[#bodies + 1] = line
+   end
+   wrk.method = "POST"
+   wrk.headers["Content-Type"] = "application/json"
+   wrk.headers["Authorization"] = "Bearer " .. args[2]
+end
+
+function request()
+   i = i + 1
+   if i > #bodies then
+      wrapped = wrapped + 1
+   end
+   return wrk.format(nil, nil, nil, bodies[(i - 1) % #bodies + 1])
+end
+
+function response(status, headers, body)
+   if string.find(body, '"verdict": *"refused"') then
+      refused = refused + 1
+   elseif string.sub(body, 1, 1) ~= "{" then
+      unexpected = unexpected + 1
+   end
+end
