@@ -18,6 +18,7 @@ from datetime import timedelta
 import jwt
 from flask import current_app, g, request
 from sqlalchemy import select
+from sqlalchemy.orm import joinedload
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from . import database
@@ -105,7 +106,7 @@ def _unauthorized(detail: str) -> Problem:
 
 def _principal_from_device_token(token: str) -> Principal:
     device_id = token[len(DEVICE_TOKEN_PREFIX):].split(".", 1)[0]
-    device = database.session().get(Device, device_id)
+    device = database.session().get(Device, device_id, options=[joinedload(Device.exit_point)])
     if (
         device is None
         or device.revoked_at is not None

@@ -14,12 +14,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sqlalchemy import func, select, update
-from sqlalchemy.orm import Session, object_session
+from sqlalchemy.orm import Session, joinedload, object_session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from shared import qrtoken, risk, rules
 
 from ..auth import Principal
-from ..models import Check, ExitPoint, Form, Scan
+from ..models import Check, ExitPoint, Form, Retailer, Scan
 from ..problems import Problem
 from . import audit
 
@@ -142,8 +143,11 @@ def _decide_issued(session: Session, form: Form, device: Principal, ctx: ScanCon
     if rules.is_expired(form.export_deadline, at, ctx.ruleset.timezone):
         done = session.execute(
             update(Form).where(*issued).values(status="expired", updated_at=now)
+            .execution_options(synchronize_session=False)
         ).rowcount == 1
         if done:
+            set_committed_value(form, "status", "expired")
+            set_committed_value(form, "updated_at", now)
             audit.record(session, form.id, "form.expired", device.actor, at=now,
                          exit_point=device.exit_point_code)
         return done
@@ -172,8 +176,12 @@ def _decide_issued(session: Session, form: Form, device: Principal, ctx: ScanCon
         )
     else:
         values = dict(common, status="check_required")
-    if session.execute(update(Form).where(*issued).values(**values)).rowcount != 1:
+    if session.execute(update(Form).where(*issued).values(**values)
+                       .execution_options(synchronize_session=False)).rowcount != 1:
         return False
+    # What the UPDATE wrote, without reading the form back.
+    for name, value in values.items():
+        set_committed_value(form, name, value)
     if assessment.verdict == risk.VALIDATED:
         audit.record(session, form.id, "form.validated", device.actor, at=now,
                      exit_point=device.exit_point_code, by="scan")
@@ -247,11 +255,12 @@ def _scan_time(scanned_at: datetime | None, now: datetime) -> datetime:
 def _judge(session: Session, device: Principal, form_id: str, ctx: ScanContext,
            now: datetime, at: datetime) -> ScanOutcome:
     for _attempt in range(3):
-        form = session.get(Form, form_id, populate_existing=True)
+        # The form with everything a verdict reads, in one query.
+        form = session.get(Form, form_id, populate_existing=True, options=[
+            joinedload(Form.lines), joinedload(Form.retailer).joinedload(Retailer.intermediary)])
         if form is None:
             return _record(session, device, _refused("form_not_found", form_id=form_id), None, now, at)
         if not _awaits_verdict(form, now, at, ctx) or _decide_issued(session, form, device, ctx, now, at):
-            session.refresh(form)
             return _record(session, device, verdict_of(form, device), form, now, at)
         session.rollback()  # another device decided first: read its verdict
     raise RuntimeError("form status kept changing during a scan")
