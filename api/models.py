@@ -13,11 +13,13 @@ from sqlalchemy import (
     Date,
     DateTime,
     ForeignKey,
+    Index,
     Integer,
     String,
     Text,
     TypeDecorator,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -265,6 +267,10 @@ class Check(Base):
     exit_point: Mapped[ExitPoint] = relationship()
     __table_args__ = (
         CheckConstraint("status IN ('pending', 'decided')", name="status"),
+        # The desk's queue reads pending checks oldest first; decided ones
+        # pile up forever and must not slow it down.
+        Index("ix_checks_pending_queue", "opened_at", "id",
+              postgresql_where=text("status = 'pending'"), sqlite_where=text("status = 'pending'")),
     )
 
 
