@@ -48,9 +48,11 @@ test: system-packages venv
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests (exit 5), failing" >&2; fi; \
 	exit $$rc
 
-# The kiosk app, windowed, against the API of `make run` (see kiosk_app/config.py).
+# The kiosk app, windowed, against the API of `make run` with its demo kiosk
+# token (kiosk_app/config.py lists every setting).
 kiosk: venv
-	$(VENV)/bin/taxfree-kiosk --windowed
+	TAXFREE_KIOSK_DEVICE_TOKEN=$${TAXFREE_KIOSK_DEVICE_TOKEN:-$$(cat instance/demo-kiosk-token 2>/dev/null)} \
+	TAXFREE_KIOSK_EXIT_POINT=$${TAXFREE_KIOSK_EXIT_POINT:-AMS} $(VENV)/bin/taxfree-kiosk --windowed
 
 # PNGs of every screen for reviewers, rendered offscreen.
 screenshots: system-packages venv
