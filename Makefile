@@ -54,8 +54,11 @@ kiosk: venv
 	TAXFREE_KIOSK_DEVICE_TOKEN=$${TAXFREE_KIOSK_DEVICE_TOKEN:-$$(cat instance/demo-kiosk-token 2>/dev/null)} \
 	TAXFREE_KIOSK_EXIT_POINT=$${TAXFREE_KIOSK_EXIT_POINT:-AMS} $(VENV)/bin/taxfree-kiosk --windowed
 
-# PNGs of every screen for reviewers, rendered offscreen.
+# PNGs for reviewers in screenshots/ (ignored by git): every web page
+# (portal, status page, dashboard) at desktop and phone widths through the
+# Debian chromium, and every kiosk screen in several languages, offscreen.
 screenshots: system-packages venv
+	$(VENV)/bin/python tests/portal/screenshots.py
 	SDL_VIDEODRIVER=offscreen $(VENV)/bin/python -m kiosk_app.screenshots screenshots/kiosk
 
 # Many more generated requests per operation than make test sends.

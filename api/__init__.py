@@ -40,5 +40,10 @@ def create_app(test_config: dict | None = None) -> Flask:
     from .resources import register
 
     register(app)
+    # The web pages: retailer portal, traveller status page, supervisor
+    # dashboard (server-rendered HTML, browser sessions, CSRF).
+    from . import portal
+
+    portal.init_app(app)
     cli.init_app(app)
     return app

@@ -13,7 +13,7 @@ from .models import Intermediary, Retailer, User, utcnow
 
 
 def init_app(app: Flask) -> None:
-    for cmd in (init_db, seed_demo, create_user, rotate_keys, expire_forms, pair_device):
+    for cmd in (init_db, seed_demo, create_user, rotate_keys, expire_forms, pair_device, deliver_webhooks):
         app.cli.add_command(cmd)
 
 
@@ -129,3 +129,28 @@ def pair_device(name, exit_point_code, kind, api_url, png_path, minutes):
     qr.make_image().save(png)
     click.echo(f"Pairing code for {kind} {name!r} at {exit_point.code}, valid {minutes} minutes.")
     click.echo(f"QR code also written to {png}")
+
+
+@click.command("deliver-webhooks")
+@click.option("--forever", is_flag=True, help="Keep delivering, checking for new events every second")
+@with_appcontext
+def deliver_webhooks(forever):
+    """Send due webhook deliveries (retries included) and exit; with
+    --forever, keep going until interrupted. Run several on PostgreSQL."""
+    import threading
+
+    from .services import deliveries
+
+    config = current_app.config
+    settings = deliveries.Settings.from_config(config)
+    sessions = current_app.extensions["db_sessionmaker"]
+    if not forever:
+        click.echo(str(deliveries.deliver_due(sessions, settings)) + ".")
+        return
+    stop = threading.Event()
+    click.echo("Delivering webhooks; Ctrl+C to stop.")
+    try:
+        deliveries.run_forever(sessions, settings, config["WEBHOOKS_POLL_SECONDS"], stop,
+                               on_report=lambda report: click.echo(str(report) + "."))
+    except KeyboardInterrupt:
+        stop.set()

@@ -53,4 +53,30 @@ def load(instance_path: str) -> dict:
         "OPENAPI_JSON_PATH": "openapi.json",
         "OPENAPI_SWAGGER_UI_PATH": "docs",
         "OPENAPI_SWAGGER_UI_URL": "/docs/assets/",
+        # Webhooks (api/services/deliveries.py). Private and loopback
+        # receiver addresses are refused unless this is on (tests; a local
+        # demo): a webhook URL must not reach into the operator's network.
+        "WEBHOOKS_ALLOW_PRIVATE": env.get("WEBHOOKS_ALLOW_PRIVATE", "").lower() in ("1", "true", "yes"),
+        "WEBHOOKS_TIMEOUT_SECONDS": float(env.get("WEBHOOKS_TIMEOUT_SECONDS", "5")),
+        "WEBHOOKS_LEASE_SECONDS": float(env.get("WEBHOOKS_LEASE_SECONDS", "120")),
+        "WEBHOOKS_BATCH_SIZE": int(env.get("WEBHOOKS_BATCH_SIZE", "10")),
+        "WEBHOOKS_RETRY_HOURS": float(env.get("WEBHOOKS_RETRY_HOURS", "72")),
+        "WEBHOOKS_POLL_SECONDS": float(env.get("WEBHOOKS_POLL_SECONDS", "1")),
+        "WEBHOOKS_MAX_PER_OWNER": int(env.get("WEBHOOKS_MAX_PER_OWNER", "20")),
+        # Web pages (api/portal): server-side sessions, ended after this many
+        # seconds without a request, and after the maximum whatever happens.
+        "PORTAL_SESSION_IDLE_SECONDS": int(env.get("PORTAL_SESSION_IDLE_SECONDS", "1800")),
+        "PORTAL_SESSION_MAX_SECONDS": int(env.get("PORTAL_SESSION_MAX_SECONDS", "43200")),
+        # Browsers accept Secure cookies from http://localhost, so only a
+        # plain-http deployment on another host name needs this off.
+        "PORTAL_COOKIE_SECURE": env.get("PORTAL_COOKIE_SECURE", "1") != "0",
+        # Traveller status lookups (the /status page and GET /api/v1/status
+        # share these counters).
+        "STATUS_LOOKUPS_PER_ADDRESS_PER_MINUTE": int(env.get("STATUS_LOOKUPS_PER_ADDRESS_PER_MINUTE", "20")),
+        "STATUS_LOOKUPS_PER_FORM_PER_HOUR": int(env.get("STATUS_LOOKUPS_PER_FORM_PER_HOUR", "20")),
+        # Flask-WTF's CSRF check runs only on the web pages (api/portal calls
+        # it); the API authenticates every request with a bearer token and
+        # has no cookies to forge. Tokens live as long as the session.
+        "WTF_CSRF_CHECK_DEFAULT": False,
+        "WTF_CSRF_TIME_LIMIT": None,
     }

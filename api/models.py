@@ -198,6 +198,9 @@ class Form(Base):
     refunded_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    # The form's place in the change feed, given when the transaction that
+    # changed it commits (api/services/changes.py); None only until then.
+    change_seq: Mapped[int | None] = mapped_column(BigInteger, unique=True, index=True)
 
     retailer: Mapped[Retailer] = relationship()
     exit_point: Mapped[ExitPoint | None] = relationship()
@@ -307,6 +310,116 @@ class RateLimit(Base):
     key: Mapped[str] = mapped_column(String(200), primary_key=True)
     window_start: Mapped[int] = mapped_column(BigInteger)  # epoch seconds
     hits: Mapped[int] = mapped_column(Integer)
+
+
+class PortalSession(Base):
+    """A browser session of the web pages (retailer portal, supervisor
+    dashboard, traveller status page).
+
+    The cookie holds a random token; the table holds only its SHA-256, so a
+    copy of the database does not let anyone take over a session. Rows live
+    in the database every worker shares, so a session survives across
+    gunicorn workers. Anonymous sessions (``user_id`` empty) exist only to
+    carry a CSRF token and the chosen language."""
+
+    __tablename__ = "portal_sessions"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), index=True)
+    data: Mapped[dict] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # The earlier of idle timeout and maximum lifetime; expired rows are
+    # swept when new sessions start.
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+
+
+# --- integration: webhooks, their outbox, the change feed ----------------------
+
+from sqlalchemy import Index  # noqa: E402  (kept with the tables that use it)
+
+WEBHOOK_DELIVERY_STATUSES = ("pending", "delivered", "failed", "cancelled")
+
+
+class Webhook(Base):
+    """An endpoint of a retailer or an intermediary that is told of status
+    changes of its forms (Standard Webhooks). The secret signs every
+    delivery; it is shown once, when the webhook is registered."""
+
+    __tablename__ = "webhooks"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    url: Mapped[str] = mapped_column(String(2000))
+    events: Mapped[list] = mapped_column(JSON)
+    # Signing needs the secret itself, so it cannot be stored hashed.
+    secret: Mapped[str] = mapped_column(String(100))
+    retailer_id: Mapped[int | None] = mapped_column(ForeignKey("retailers.id"), index=True)
+    intermediary_id: Mapped[int | None] = mapped_column(ForeignKey("intermediaries.id"), index=True)
+    created_by: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    __table_args__ = (
+        CheckConstraint("(retailer_id IS NULL) != (intermediary_id IS NULL)", name="one_owner"),
+    )
+
+
+class WebhookDelivery(Base):
+    """The transactional outbox: one event for one webhook, written in the
+    transaction that changed the form, then delivered (and retried) by
+    ``flask deliver-webhooks``. The body is fixed when the row is written, so
+    every attempt sends the same bytes under the same ``webhook-id``."""
+
+    __tablename__ = "webhook_deliveries"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    webhook_id: Mapped[str] = mapped_column(ForeignKey("webhooks.id"), index=True)
+    event_id: Mapped[int] = mapped_column(ForeignKey("events.id"))
+    event_type: Mapped[str] = mapped_column(String(40))
+    message_id: Mapped[str] = mapped_column(String(40))
+    payload: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    attempt_count: Mapped[int] = mapped_column(Integer, default=0)
+    # Failures since the delivery was last (re)scheduled: drives the backoff.
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Retries stop a while (3 days) after this: the event, or a manual retry.
+    retry_window_start: Mapped[datetime] = mapped_column(UTCDateTime)
+    # A worker that claimed the row sends it before the lease ends; a worker
+    # that dies leaves a lease that simply runs out.
+    leased_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    lease_token: Mapped[str | None] = mapped_column(String(32))
+    last_status_code: Mapped[int | None] = mapped_column(Integer)
+    last_error: Mapped[str | None] = mapped_column(String(500))
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    attempts: Mapped[list[WebhookAttempt]] = relationship(
+        order_by="WebhookAttempt.id", back_populates="delivery"
+    )
+    __table_args__ = (
+        CheckConstraint(
+            "status IN (%s)" % ", ".join(f"'{s}'" for s in WEBHOOK_DELIVERY_STATUSES), name="status"
+        ),
+        Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),
+    )
+
+
+class WebhookAttempt(Base):
+    """One HTTP request of a delivery and how the receiver answered."""
+
+    __tablename__ = "webhook_attempts"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    delivery_id: Mapped[int] = mapped_column(ForeignKey("webhook_deliveries.id"), index=True)
+    attempted_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    status_code: Mapped[int | None] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(String(500))
+    duration_ms: Mapped[int] = mapped_column(Integer)
+    delivery: Mapped[WebhookDelivery] = relationship(back_populates="attempts")
+
+
+class ChangeCounter(Base):
+    """The last number handed out by a change feed (``forms``): taken under
+    a row lock as a transaction commits, so numbers follow commit order."""
+
+    __tablename__ = "change_counters"
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    value: Mapped[int] = mapped_column(BigInteger)
 
 
 class PairingCode(Base):

@@ -414,3 +414,155 @@ def page_of(item_schema):
             "next_cursor": fields.String(allow_none=True),
         },
     )
+
+
+# --- integration: bulk submission, change feed, webhooks, traveller status -----
+
+import json  # noqa: E402
+
+from . import pagination  # noqa: E402
+from .services.webhooks import EVENT_TYPES as WEBHOOK_EVENTS  # noqa: E402
+
+FORMS_BATCH_MAX = 500
+
+
+class _CheckedLater(fields.Nested):
+    """Documented as the nested schema, loaded as sent: the view checks each
+    item on its own, so a malformed form gets its own 422 instead of failing
+    the whole batch."""
+
+    def _deserialize(self, value, attr, data, partial=None, **kwargs):
+        return value
+
+
+class FormBatchRequest(Strict):
+    forms = fields.List(
+        _CheckedLater(FormCreate), required=True, validate=validate.Length(1, FORMS_BATCH_MAX),
+        metadata={"description": f"1 to {FORMS_BATCH_MAX} forms, each as for POST /forms"},
+    )
+
+
+class FormBatchItem(Strict):
+    index = fields.Integer(metadata={"description": "Position of the form in the request, from 0"})
+    status = fields.Integer(metadata={"description": "201, or the status of the problem"})
+    body = fields.Dict(metadata={
+        "description": "The form as POST /forms returns it, or a problem document",
+        "oneOf": [{"$ref": "#/components/schemas/Form"}, {"$ref": "#/components/schemas/Problem"}],
+    })
+
+
+class FormBatchResponse(Strict):
+    items = fields.List(fields.Nested(FormBatchItem))
+
+
+class FormChange(FormSummary):
+    """A form in the list, with its place in the change feed."""
+
+    cursor = fields.Function(
+        lambda f: pagination.encode(f.change_seq) if f.change_seq is not None else None,
+        metadata={"description": "Pass as cursor to list the changes after this one"},
+    )
+
+
+class WebhookCreate(Strict):
+    url = fields.String(required=True, validate=validate.Length(1, 2000),
+                        metadata={"example": "https://refunds.example.com/taxfree/webhooks"})
+    events = fields.List(
+        fields.String(validate=validate.OneOf(WEBHOOK_EVENTS)), required=True,
+        validate=validate.Length(1, len(WEBHOOK_EVENTS)),
+        metadata={"description": "The status changes to be told of"},
+    )
+
+
+class WebhookSchema(Strict):
+    id = fields.String(metadata={"example": "wh_4f1c2a9e0b7d3c5a8e61"})
+    url = fields.String()
+    events = fields.List(fields.String())
+    created_at = fields.AwareDateTime()
+
+
+class WebhookCreated(WebhookSchema):
+    secret = fields.String(metadata={
+        "description": "Signs every delivery (Standard Webhooks, whsec_ + base64); shown only once"})
+
+
+class WebhookListArgs(Strict):
+    cursor = fields.String()
+    limit = fields.Integer(load_default=50, validate=validate.Range(1, 200))
+
+
+class WebhookAttemptSchema(Strict):
+    attempted_at = fields.AwareDateTime()
+    status_code = fields.Integer(allow_none=True, metadata={"description": "The receiver's answer, if any"})
+    error = fields.String(allow_none=True)
+    duration_ms = fields.Integer()
+
+
+class WebhookDeliverySchema(Strict):
+    id = fields.Integer()
+    event_type = fields.String(metadata={"enum": list(WEBHOOK_EVENTS)})
+    message_id = fields.String(metadata={"description": "The webhook-id header: the same on every attempt"})
+    status = fields.String(metadata={"enum": ["pending", "delivered", "failed", "cancelled"]})
+    attempt_count = fields.Integer()
+    next_attempt_at = fields.AwareDateTime(allow_none=True)
+    delivered_at = fields.AwareDateTime(allow_none=True)
+    last_status_code = fields.Integer(allow_none=True)
+    created_at = fields.AwareDateTime()
+    payload = fields.Function(lambda d: json.loads(d.payload), metadata={"description": "The body sent"})
+    attempts = fields.List(fields.Nested(WebhookAttemptSchema))
+
+
+class WebhookDeliveryListArgs(Strict):
+    status = fields.String(validate=validate.OneOf(["pending", "delivered", "failed", "cancelled"]))
+    cursor = fields.String()
+    limit = fields.Integer(load_default=50, validate=validate.Range(1, 200))
+
+
+class WebhookEventData(Strict):
+    form_id = fields.String()
+    status = fields.String()
+    at = fields.AwareDateTime()
+    exit_point = fields.String(allow_none=True)
+    retailer_vat = fields.String()
+    invoice_number = fields.String()
+    currency = fields.String()
+    total_cents = fields.Integer()
+    vat_cents = fields.Integer()
+    refund_cents = fields.Integer()
+    export_deadline = fields.Date()
+    validated_at = fields.AwareDateTime(allow_none=True)
+    validated_total_cents = fields.Integer(allow_none=True)
+    validated_vat_cents = fields.Integer(allow_none=True)
+    validated_refund_cents = fields.Integer(allow_none=True)
+    refunded_cents = fields.Integer(allow_none=True)
+    refunded_at = fields.AwareDateTime(allow_none=True)
+    reason_code = fields.String(allow_none=True)
+    lines = fields.List(fields.Dict(), metadata={
+        "description": "line, description, quantity, total_cents, vat_cents, validated (true/false, "
+                       "null while undecided)"})
+
+
+class WebhookEvent(Strict):
+    """The body of a webhook delivery."""
+
+    type = fields.String(metadata={"enum": list(WEBHOOK_EVENTS)})
+    timestamp = fields.AwareDateTime()
+    data = fields.Nested(WebhookEventData)
+
+
+class StatusArgs(Strict):
+    last_name = Text(100, required=True, metadata={"description": "The traveller's last name, as on the form"})
+
+
+class TravellerStatus(Strict):
+    """What a traveller may see of a form: no personal data."""
+
+    form_id = fields.String()
+    status = fields.String()
+    export_deadline = fields.Date()
+    next_step = fields.String(metadata={"description": "What to do now, in plain English"})
+    exit_point = fields.String(allow_none=True)
+    validated_at = fields.AwareDateTime(allow_none=True)
+    refund_cents = fields.Integer(metadata={"description": "The refund due once validated"})
+    refunded_at = fields.AwareDateTime(allow_none=True)
+    paid_by = fields.String(metadata={"description": "Who pays the refund"})

@@ -35,13 +35,18 @@ class ProblemApi(Api):
 
 
 def register(app: Flask) -> None:
-    from . import admin, auth, checks, devices, forms, meta, scans
+    from . import admin, auth, checks, devices, forms, meta, scans, status, webhooks
 
     api = ProblemApi(app, spec_kwargs={"components": {"securitySchemes": {
         "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT or device token"},
     }}, "security": [{"bearer": []}]})
-    for blp in (auth.blp, admin.blp, devices.blp, forms.blp, scans.blp, checks.blp, meta.blp):
+    for blp in (auth.blp, admin.blp, devices.blp, forms.blp, scans.blp, checks.blp, meta.blp,
+                webhooks.blp, status.blp):
         api.register_blueprint(blp)
+    # What a webhook delivery's body looks like (sent, not served).
+    from ..schemas import WebhookEvent
+
+    api.spec.components.schema("WebhookEvent", schema=WebhookEvent)
     app.extensions["openapi"] = api
 
     # Swagger UI's own files, shipped in the flask-swagger-ui wheel.

@@ -34,8 +34,12 @@ def idempotent(body, produce: Callable[[], tuple[dict, int]], headers_of=None) -
     session = database.session()
     key = request.headers.get("Idempotency-Key")
     if key is None:
-        payload, status = produce()
-        session.commit()
+        try:
+            payload, status = produce()
+            session.commit()
+        except IntegrityError:
+            session.rollback()
+            raise Problem(409, "conflict", "Another request changed the same data at the same moment; retry.")
         return _json(payload, status, headers_of)
     key = idempotency.check_key(key)
     owner = current_principal().actor

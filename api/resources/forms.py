@@ -2,29 +2,33 @@
 from __future__ import annotations
 
 import io
-from datetime import datetime
 
 import qrcode
 import qrcode.image.svg
-from flask import Response, current_app
+from flask import Response, current_app, request
 from flask.views import MethodView
 from flask_smorest import Blueprint
+from marshmallow import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
+from werkzeug.http import HTTP_STATUS_CODES
 
-from .. import database, pagination
+from .. import database, pagination, problems
 from ..auth import current_principal, require
 from ..models import Event, Form, utcnow
+from ..problems import Problem
 from ..schemas import (
     EventSchema,
+    FormBatchRequest,
+    FormBatchResponse,
+    FormChange,
     FormCreate,
     FormListArgs,
     FormSchema,
-    FormSummary,
     RefundRequest,
     page_of,
 )
-from ..services import forms
+from ..services import batch, forms
 from .common import IDEMPOTENCY_HEADER, check_if_match, idempotent, keyring, with_etag
 
 blp = Blueprint("forms", __name__, url_prefix="/api/v1/forms", description="Tax-free forms")
@@ -63,12 +67,16 @@ class Forms(MethodView):
 
     @require(*OWNERS)
     @blp.arguments(FormListArgs, location="query")
-    @blp.response(200, page_of(FormSummary))
+    @blp.response(200, page_of(FormChange))
     def get(self, args):
-        """List the forms you can see, most recently changed last.
+        """List the forms you can see, most recently changed last: a change feed.
 
-        ``updated_since`` and ``cursor`` page through changes: pass the
-        ``next_cursor`` of one page to get the next.
+        Each form is listed at its latest change. ``updated_since`` picks a
+        starting point; pass a page's ``next_cursor`` to get the next page,
+        and later the ``cursor`` of the last form you handled to get the
+        changes since. Changes are numbered in the order they commit, so
+        following cursors never skips or repeats a change, even while
+        changes commit as you page through.
         """
         query = forms.visible_forms(current_principal()).options(
             selectinload(Form.retailer), selectinload(Form.exit_point)
@@ -78,18 +86,59 @@ class Forms(MethodView):
         if "updated_since" in args:
             query = query.where(Form.updated_at >= args["updated_since"])
         if "cursor" in args:
-            updated_at, form_id = pagination.decode(args["cursor"], 2)
-            after = datetime.fromisoformat(updated_at)
-            query = query.where(
-                (Form.updated_at > after) | ((Form.updated_at == after) & (Form.id > form_id))
-            )
+            after = pagination.decode(args["cursor"], 1)[0]
+            if type(after) is not int or not 0 <= after < 2**63:
+                raise Problem(400, "invalid_cursor", "The cursor is not one this API gave out.",
+                              errors={"cursor": ["Not a valid cursor."]})
+            query = query.where(Form.change_seq > after)
         limit = args["limit"]
         rows = database.session().scalars(
-            query.order_by(Form.updated_at, Form.id).limit(limit + 1)
+            query.order_by(Form.change_seq, Form.id).limit(limit + 1)
         ).all()
-        return pagination.page(
-            list(rows), limit, lambda f: pagination.encode(f.updated_at.isoformat(), f.id)
-        )
+        return pagination.page(list(rows), limit, lambda f: pagination.encode(f.change_seq))
+
+
+@blp.post("/batch")
+@require(*ISSUERS)
+@blp.arguments(FormBatchRequest)
+@blp.response(200, FormBatchResponse)
+@blp.doc(parameters=[IDEMPOTENCY_HEADER])
+def issue_batch(body):
+    """Issue up to 500 forms in one request.
+
+    Each form gets its own result, in request order: ``status`` 201 with the
+    form as POST /forms returns it, or the status of a problem document (422
+    for a malformed or ineligible form or a retailer you do not act for, 409
+    for an invoice that already has a form, also earlier in the same batch).
+    One bad form never keeps the others from being stored. The whole batch
+    honours ``Idempotency-Key``.
+    """
+    def issue_all():
+        drafts = [_parse_form(raw) for raw in body["forms"]]
+        issued = batch.issue_each(database.session(), current_principal(), drafts, _issuer(), utcnow())
+        return {"items": [_batch_item(n, outcome) for n, outcome in enumerate(issued)]}, 200
+
+    return idempotent(body, issue_all)
+
+
+def _parse_form(raw) -> dict | Problem:
+    try:
+        return FormCreate().load(raw)
+    except ValidationError as error:
+        errors = problems.flatten_errors(error.messages)
+        return Problem(422, "invalid_request",
+                       "The form has invalid fields: " + ", ".join(sorted(errors)), errors=errors)
+
+
+def _batch_item(index: int, outcome) -> dict:
+    if isinstance(outcome, Problem):
+        body = {"type": "about:blank", "title": HTTP_STATUS_CODES.get(outcome.status, "Error"),
+                "status": outcome.status, "detail": outcome.detail,
+                "instance": f"{request.path}#/forms/{index}", "code": outcome.code}
+        if outcome.errors:
+            body["errors"] = outcome.errors
+        return {"index": index, "status": outcome.status, "body": body}
+    return {"index": index, "status": 201, "body": FormSchema().dump(outcome)}
 
 
 @blp.get("/<form_id>")

@@ -1,7 +1,7 @@
 """pairing codes for provisioning devices
 
 Revision ID: 0004
-Revises: 0001
+Revises: 0003
 Create Date: 2026-11-28
 """
 from alembic import op
@@ -9,7 +9,7 @@ import sqlalchemy as sa
 import api.models
 
 revision = "0004"
-down_revision = "0001"
+down_revision = "0003"
 branch_labels = None
 depends_on = None
 

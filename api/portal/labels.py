@@ -1,0 +1,60 @@
+"""Names of codes (statuses, goods categories, payment methods, risk rules,
+rejection reasons) in the page's language."""
+from __future__ import annotations
+
+from .i18n import gettext as _
+
+
+def status_labels() -> dict[str, str]:
+    return {
+        "issued": _("Issued"),
+        "check_required": _("Check at customs desk"),
+        "validated": _("Validated"),
+        "partially_validated": _("Partly validated"),
+        "rejected": _("Refused by customs"),
+        "cancelled": _("Cancelled"),
+        "expired": _("Expired"),
+        "refunded": _("Refunded"),
+    }
+
+
+CATEGORY_TEXT = {
+    "clothing": "Clothing", "shoes": "Shoes", "electronics": "Electronics", "watches": "Watches",
+    "jewellery": "Jewellery", "cosmetics": "Cosmetics", "food": "Food", "books": "Books", "toys": "Toys",
+    "leather_goods": "Leather goods", "household": "Household goods", "other": "Other goods",
+    "services": "Services", "tobacco": "Tobacco", "medicines": "Medicines", "weapons": "Weapons",
+    "cultural_goods": "Cultural goods", "vehicles": "Vehicles",
+}
+
+
+def category_labels(english: bool = False) -> dict[str, str]:
+    return {code: text if english else _(text) for code, text in CATEGORY_TEXT.items()}
+
+
+def payment_labels() -> dict[str, str]:
+    return {"card": _("Card"), "cash": _("Cash"), "mobile": _("Mobile payment"), "other": _("Other")}
+
+
+RULE_TEXT = {
+    "high_value": "High value",
+    "watched_category": "Watched goods",
+    "random_sample": "Random check",
+    "retailer_watchlist": "Shop on watch list",
+    "traveller_watchlist": "Traveller on watch list",
+    "frequent_traveller": "Many forms in a few days",
+    "eu_passport_holder": "EU passport holder",
+}
+
+
+def rule_label(code: str) -> str:
+    return _(RULE_TEXT[code]) if code in RULE_TEXT else code
+
+
+REASON_TEXT = {
+    "goods_not_presented": "Goods not shown",
+    "goods_used": "Goods used",
+    "eu_residence": "Lives in the EU",
+    "deadline_passed": "Export deadline passed",
+    "passport_mismatch": "Passport does not match",
+    "other": "Other reason",
+}

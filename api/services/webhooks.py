@@ -1,0 +1,289 @@
+"""Webhooks: retailers and intermediaries are told of their forms' status
+changes the moment they commit, following the Standard Webhooks
+specification (standardwebhooks.com).
+
+A webhook belongs to a retailer or an intermediary; a form's events go to
+its retailer's webhooks and to those of the intermediary the retailer works
+with (the same parties that can see the form). ``enqueue`` writes the
+outbox rows in the transaction of the status change, so a committed change
+always produces its deliveries and a rolled-back one never does; the
+delivery worker (``deliveries.py``) sends them afterwards.
+
+Signatures come from the ``standardwebhooks`` package, the specification's
+reference implementation: HMAC-SHA256 over ``{id}.{timestamp}.{body}``,
+keyed with the base64-decoded secret, sent as ``v1,<base64>``.
+"""
+from __future__ import annotations
+
+import base64
+import ipaddress
+import json
+import secrets
+import socket
+from datetime import datetime, timezone
+from urllib.parse import urlsplit
+
+import standardwebhooks
+from sqlalchemy import Select, and_, false, func, or_, select, update
+from sqlalchemy.orm import Session
+
+from ..auth import Principal
+from ..models import (
+    Event,
+    ExitPoint,
+    Form,
+    FormLine,
+    Retailer,
+    Webhook,
+    WebhookDelivery,
+)
+from ..problems import Problem
+
+EVENT_TYPES = (
+    "form.validated",
+    "form.partially_validated",
+    "form.rejected",
+    "form.check_required",
+    "form.expired",
+    "form.cancelled",
+    "form.refunded",
+)
+OWNER_ROLES = ("retailer", "intermediary")
+SECRET_PREFIX = "whsec_"
+SECRET_BYTES = 32  # the specification asks for 24 to 64
+_VALIDATED = ("validated", "partially_validated", "refunded")
+
+
+# --- identifiers and signatures ------------------------------------------------
+
+def new_secret() -> str:
+    return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(SECRET_BYTES)).decode()
+
+
+def new_webhook_id() -> str:
+    return "wh_" + secrets.token_hex(10)
+
+
+def new_message_id() -> str:
+    # No "." in an id: it separates the parts of the signed content.
+    return "msg_" + secrets.token_urlsafe(18)
+
+
+def signed_headers(secret: str, message_id: str, timestamp: int, body: str) -> dict[str, str]:
+    """The Standard Webhooks headers of one attempt to send ``body``."""
+    signature = standardwebhooks.Webhook(secret).sign(
+        message_id, datetime.fromtimestamp(timestamp, timezone.utc), body
+    )
+    return {
+        "webhook-id": message_id,
+        "webhook-timestamp": str(timestamp),
+        "webhook-signature": signature,
+        "Content-Type": "application/json",
+        "User-Agent": "taxfree-webhooks/1",
+    }
+
+
+# --- where webhooks may point ----------------------------------------------------
+
+def is_public_address(address: str) -> bool:
+    """Whether ``address`` is a public unicast address (not loopback,
+    private, link-local, shared, reserved or documentation space)."""
+    ip = ipaddress.ip_address(address.split("%", 1)[0])
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return ip.is_global and not ip.is_multicast
+
+
+def _url_problem(message: str) -> Problem:
+    return Problem(422, "invalid_webhook_url", message, errors={"url": [message]})
+
+
+def check_url(url: str, *, allow_private: bool, resolve=socket.getaddrinfo) -> str:
+    """Refuse URLs that are not http(s) or whose host resolves to a private
+    or loopback address (server-side request forgery); the worker checks
+    the address it connects to again at every delivery."""
+    try:
+        parts = urlsplit(url)
+        hostname, port = parts.hostname, parts.port
+    except ValueError:
+        raise _url_problem("This is not a valid URL (check the host name and port).")
+    if parts.scheme not in ("http", "https") or not hostname:
+        raise _url_problem("Give an absolute http:// or https:// URL.")
+    if parts.username is not None or parts.password is not None:
+        raise _url_problem("Put no user name or password in the URL; deliveries are signed instead.")
+    port = port or (443 if parts.scheme == "https" else 80)
+    if allow_private:
+        return url
+    try:
+        addresses = {info[4][0] for info in resolve(hostname, port, type=socket.SOCK_STREAM)}
+    except (OSError, UnicodeError, ValueError):
+        raise _url_problem(f"The host name {hostname} does not resolve.")
+    private = sorted(a for a in addresses if not is_public_address(a))
+    if private:
+        raise _url_problem(
+            f"{hostname} resolves to {private[0]}, a private or loopback address; "
+            "webhooks are only sent to public addresses."
+        )
+    return url
+
+
+# --- subscriptions ------------------------------------------------------------------
+
+def visible_webhooks(principal: Principal) -> Select:
+    """The webhooks ``principal``'s organisation owns, deleted ones left out."""
+    query = select(Webhook).where(Webhook.deleted_at.is_(None))
+    if principal.role == "retailer":
+        return query.where(Webhook.retailer_id == principal.retailer_id)
+    if principal.role == "intermediary":
+        return query.where(Webhook.intermediary_id == principal.intermediary_id)
+    return query.where(false())
+
+
+def get_owned(session: Session, principal: Principal, webhook_id: str) -> Webhook:
+    webhook = session.scalar(visible_webhooks(principal).where(Webhook.id == webhook_id))
+    if webhook is None:
+        raise Problem(404, "webhook_not_found", f"No webhook {webhook_id} that you own.")
+    return webhook
+
+
+def register(
+    session: Session, principal: Principal, url: str, events: list[str], *,
+    allow_private: bool, max_per_owner: int, now: datetime,
+) -> Webhook:
+    """Add a webhook for ``principal``'s retailer or intermediary; its
+    ``secret`` is readable on the returned object this once."""
+    if principal.role not in OWNER_ROLES:
+        raise Problem(403, "forbidden", "Only retailers and intermediaries register webhooks.")
+    check_url(url, allow_private=allow_private)
+    owned = session.scalar(select(func.count()).select_from(visible_webhooks(principal).subquery()))
+    if owned >= max_per_owner:
+        raise Problem(409, "too_many_webhooks",
+                      f"You have {owned} webhooks, the most allowed; delete one first.")
+    webhook = Webhook(
+        id=new_webhook_id(),
+        url=url,
+        events=[e for e in EVENT_TYPES if e in set(events)],
+        secret=new_secret(),
+        retailer_id=principal.retailer_id if principal.role == "retailer" else None,
+        intermediary_id=principal.intermediary_id if principal.role == "intermediary" else None,
+        created_by=principal.actor,
+        created_at=now,
+    )
+    session.add(webhook)
+    session.flush()
+    return webhook
+
+
+def delete(session: Session, webhook: Webhook, now: datetime) -> None:
+    """Stop a webhook: nothing more is sent to it, pending deliveries included."""
+    webhook.deleted_at = now
+    session.execute(
+        update(WebhookDelivery)
+        .where(WebhookDelivery.webhook_id == webhook.id, WebhookDelivery.status == "pending")
+        .values(status="cancelled", next_attempt_at=None)
+    )
+
+
+# --- the outbox -----------------------------------------------------------------------
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.astimezone(timezone.utc).isoformat() if moment is not None else None
+
+
+def enqueue(session: Session, event: Event) -> list[WebhookDelivery]:
+    """Write one outbox row per webhook that wants ``event``, in the
+    session's transaction. Called by ``audit.record``."""
+    if event.type not in EVENT_TYPES or event.form_id is None:
+        return []
+    # The event's id, and the form as this transaction leaves it (status
+    # changes are often plain UPDATE statements the ORM objects do not see).
+    session.flush()
+    form = session.execute(
+        select(
+            Form.id, Form.status, Form.retailer_id, Retailer.intermediary_id,
+            Retailer.vat_number.label("retailer_vat"), Form.invoice_number, Form.currency,
+            Form.total_cents, Form.vat_cents, Form.refund_cents, Form.export_deadline,
+            Form.validated_at, Form.validated_total_cents, Form.validated_vat_cents,
+            Form.validated_refund_cents, Form.refunded_cents, Form.refunded_at,
+            ExitPoint.code.label("exit_point"),
+        )
+        .join(Retailer, Form.retailer_id == Retailer.id)
+        .outerjoin(ExitPoint, Form.exit_point_id == ExitPoint.id)
+        .where(Form.id == event.form_id)
+    ).one_or_none()
+    if form is None:
+        return []
+    owners = [Webhook.retailer_id == form.retailer_id]
+    if form.intermediary_id is not None:
+        owners.append(Webhook.intermediary_id == form.intermediary_id)
+    hooks = [
+        hook for hook in session.scalars(
+            select(Webhook).where(and_(Webhook.deleted_at.is_(None), or_(*owners))).order_by(Webhook.id)
+        )
+        if event.type in hook.events
+    ]
+    if not hooks:
+        return []
+    body = json.dumps(_payload(session, event, form), separators=(",", ":"))
+    message_id = new_message_id()
+    deliveries = [
+        WebhookDelivery(
+            webhook_id=hook.id,
+            event_id=event.id,
+            event_type=event.type,
+            message_id=message_id,
+            payload=body,
+            status="pending",
+            attempt_count=0,
+            failures=0,
+            next_attempt_at=event.at,
+            retry_window_start=event.at,
+            created_at=event.at,
+        )
+        for hook in hooks
+    ]
+    session.add_all(deliveries)
+    return deliveries
+
+
+def _payload(session: Session, event: Event, form) -> dict:
+    """The webhook body: what happened to the form, without the
+    traveller's personal data (the form itself is one GET away)."""
+    lines = session.execute(
+        select(FormLine.line, FormLine.description, FormLine.quantity, FormLine.total_cents,
+               FormLine.vat_cents, FormLine.present)
+        .where(FormLine.form_id == form.id)
+        .order_by(FormLine.line)
+    ).all()
+
+    def validated(present: bool | None) -> bool | None:
+        if form.status in _VALIDATED:
+            return present is not False
+        return False if form.status == "rejected" else None
+
+    data = {
+        "form_id": form.id,
+        "status": form.status,
+        "at": _iso(event.at),
+        "exit_point": event.exit_point or form.exit_point,
+        "retailer_vat": form.retailer_vat,
+        "invoice_number": form.invoice_number,
+        "currency": form.currency,
+        "total_cents": form.total_cents,
+        "vat_cents": form.vat_cents,
+        "refund_cents": form.refund_cents,
+        "export_deadline": form.export_deadline.isoformat(),
+        "validated_at": _iso(form.validated_at),
+        "validated_total_cents": form.validated_total_cents,
+        "validated_vat_cents": form.validated_vat_cents,
+        "validated_refund_cents": form.validated_refund_cents,
+        "refunded_cents": form.refunded_cents,
+        "refunded_at": _iso(form.refunded_at),
+        "reason_code": (event.data or {}).get("reason_code"),
+        "lines": [
+            {"line": l.line, "description": l.description, "quantity": l.quantity,
+             "total_cents": l.total_cents, "vat_cents": l.vat_cents, "validated": validated(l.present)}
+            for l in lines
+        ],
+    }
+    return {"type": event.type, "timestamp": _iso(event.at), "data": data}
