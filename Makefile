@@ -16,7 +16,7 @@ ifneq ($(PACKAGES),$(strip $(file < $(STAMP))))
 .PHONY: $(STAMP)
 endif
 
-.PHONY: venv run test fuzz kiosk screenshots bench system-packages clean
+.PHONY: venv run test fuzz kiosk screenshots bench system-packages clean officer screenshots-officer
 
 venv: $(STAMP)
 
@@ -56,8 +56,9 @@ kiosk: venv
 
 # PNGs for reviewers in screenshots/ (ignored by git): every web page
 # (portal, status page, dashboard) at desktop and phone widths through the
-# Debian chromium, and every kiosk screen in several languages, offscreen.
-screenshots: system-packages venv
+# Debian chromium, every kiosk screen in several languages and every
+# officer screen, offscreen.
+screenshots: system-packages venv screenshots-officer
 	$(VENV)/bin/python tests/portal/screenshots.py
 	SDL_VIDEODRIVER=offscreen $(VENV)/bin/python -m kiosk_app.screenshots screenshots/kiosk
 
@@ -74,6 +75,17 @@ bench: venv
 	@bench/system-packages.sh
 	$(VENV)/bin/python -m pip install -q -e '.[test,bench]'
 	$(VENV)/bin/python bench/run.py $(BENCH_ARGS)
+
+# The customs officer's handheld (taxfree-officer) against the API of
+# `make run` (another terminal); OFFICER_ARGS e.g. --camera none.
+officer: venv
+	$(VENV)/bin/taxfree-officer --api-url http://127.0.0.1:5000 $(OFFICER_ARGS)
+
+# PNGs of every officer screen in screenshots/officer/: the real screens
+# driven against a live API on a throwaway SQLite database, at 2x density.
+screenshots-officer: system-packages venv
+	CI= OFFICER_SCREENSHOTS=$(CURDIR)/screenshots/officer KIVY_METRICS_DENSITY=2 \
+		$(VENV)/bin/python -m pytest -q -p no:cacheprovider tests/officer/test_officer_screenshots.py
 
 clean:
 	rm -rf $(VENV) instance/ .pytest_cache/ *.egg-info/

@@ -1,0 +1,444 @@
+"""The officer's handheld: screens, navigation and the session's rhythm.
+
+The app owns one :class:`~officer_app.desk.Desk` and runs every call to it
+on worker threads (:class:`~officer_app.background.Background`); results
+come back to the screens on the UI thread. The clock drives what happens by
+itself: the queue refreshes and waiting decisions are sent every
+``config.refresh`` seconds, the access token is refreshed before it
+expires, and the handheld locks after ``config.idle_lock`` seconds without
+a touch or a key.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+from kivy.app import App
+from kivy.clock import Clock
+from kivy.core.window import Window
+from kivy.lang import Builder
+from kivy.properties import BooleanProperty, NumericProperty, ObjectProperty, StringProperty
+from kivy.uix.screenmanager import NoTransition, ScreenManager
+
+from shared.client import ApiError, Offline
+from shared.decision_queue import DecisionQueue
+from shared.officer_client import NotSignedIn, OfficerClient
+
+from . import wording
+from .background import Background
+from .config import OfficerConfig
+from .desk import Case, DecisionResult, Desk, Draft, FindError, NotAnOfficer, QueuedTraveller
+
+log = logging.getLogger(__name__)
+
+HERE = Path(__file__).parent
+# Screens, in the order they are built; each has NAME.py and NAME.kv.
+SCREENS = ("login", "exit_point", "queue", "find", "check", "confirm", "conflict", "history", "lock")
+# Screens that show no personal data: idle locking does not apply to them.
+UNLOCKED_SCREENS = {"login", "lock"}
+TOKEN_CHECK_SECONDS = 15.0
+_kv_loaded = False
+
+
+def load_kv() -> None:
+    """Load the kv rules once per process (several apps may be built in one
+    process, e.g. a restart in a test)."""
+    global _kv_loaded
+    if _kv_loaded:
+        return
+    Builder.load_file(str(HERE / "widgets.kv"))
+    for name in SCREENS:
+        Builder.load_file(str(HERE / "screens" / f"{name}.kv"))
+    _kv_loaded = True
+
+
+class OfficerApp(App):
+    title = "Tax-free desk"
+
+    officer_name = StringProperty("")
+    exit_point_name = StringProperty("")
+    online = BooleanProperty(True)
+    waiting_count = NumericProperty(0)  # decisions saved, not sent yet
+    conflict_count = NumericProperty(0)  # decisions the API refused, not yet seen
+    notice = StringProperty("")  # one line at the top of the queue screen
+    busy = BooleanProperty(False)  # a request the officer is waiting for
+    case = ObjectProperty(None, allownone=True)
+    draft = ObjectProperty(None, allownone=True)
+
+    def __init__(self, config: OfficerConfig, *, frame_source_factory=None,
+                 client: OfficerClient | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self.settings = config
+        self.frame_source_factory = frame_source_factory or config.frame_source
+        self.decisions = DecisionQueue(Path(config.data_dir) / "decisions.sqlite3")
+        self.desk = Desk(client or OfficerClient(config.api_url), self.decisions, config.data_dir)
+        self.background = Background()
+        self.travellers: list[QueuedTraveller] = []
+        self.queue_updated_at: float | None = None
+        self.last_activity = time.monotonic()
+        self._refreshing = False
+        self._syncing = False
+        self._locked_from = "queue"
+        self._events = []
+
+    # --- building -------------------------------------------------------------------
+
+    def build(self):
+        load_kv()
+        from .screens import build_screen
+
+        self.manager = ScreenManager(transition=NoTransition())
+        for name in SCREENS:
+            self.manager.add_widget(build_screen(name))
+        self.manager.current = "login"
+        self._update_waiting()
+        return self.manager
+
+    def on_start(self):
+        Window.clearcolor = (0.94, 0.95, 0.96, 1)
+        Window.bind(on_touch_down=self._activity, on_key_down=self._activity,
+                    on_textinput=self._activity)
+        self._events = [
+            Clock.schedule_interval(self._tick_idle, 1.0),
+            Clock.schedule_interval(self._tick_token, TOKEN_CHECK_SECONDS),
+            Clock.schedule_interval(self._tick_refresh, self.settings.refresh),
+        ]
+
+    def on_stop(self):
+        for event in self._events:
+            event.cancel()
+        self._events = []
+        Window.unbind(on_touch_down=self._activity, on_key_down=self._activity,
+                      on_textinput=self._activity)
+        find = self.screen("find")
+        if find is not None:
+            find.stop_camera()
+        self.background.shutdown()
+        self.decisions.close()
+
+    def screen(self, name: str):
+        return self.manager.get_screen(name) if self.manager.has_screen(name) else None
+
+    def go(self, name: str) -> None:
+        self.manager.current = name
+
+    # --- activity and locking ----------------------------------------------------------
+
+    def _activity(self, *_args):
+        self.last_activity = time.monotonic()
+
+    def _tick_idle(self, _dt):
+        if self.manager.current in UNLOCKED_SCREENS or self.desk.officer is None:
+            return
+        if time.monotonic() - self.last_activity >= self.settings.idle_lock:
+            self.lock()
+
+    def lock(self) -> None:
+        """Hide everything behind the officer's password (the session stays)."""
+        if self.manager.current in UNLOCKED_SCREENS:
+            return
+        self._locked_from = self.manager.current
+        find = self.screen("find")
+        find.stop_camera()
+        self.go("lock")
+
+    def unlock(self, password: str) -> None:
+        screen = self.screen("lock")
+
+        def checked(ok: bool):
+            if ok:
+                self.last_activity = time.monotonic()
+                screen.clear()
+                self.go(self._locked_from if self._locked_from not in UNLOCKED_SCREENS else "queue")
+            else:
+                screen.show_error("Wrong password.")
+
+        self.background.run(self.desk.unlock, password, done=checked, failed=self.show_error)
+
+    # --- signing in and out ---------------------------------------------------------------
+
+    def sign_in(self, username: str, password: str) -> None:
+        screen = self.screen("login")
+        if not username.strip() or not password:
+            screen.show_error("Enter your username and password.")
+            return
+        self.busy = True
+
+        def signed_in(officer):
+            self.busy = False
+            self.officer_name = officer.username
+            self.last_activity = time.monotonic()
+            screen.clear()
+            self._update_waiting()
+            self.sync_now()
+            self.go("exit_point")
+
+        def refused(exc):
+            self.busy = False
+            if isinstance(exc, ApiError) and exc.code == "invalid_credentials":
+                screen.show_error("Wrong username or password.")
+            elif isinstance(exc, ApiError) and exc.status == 429:
+                screen.show_error("Too many attempts. Wait a minute, then try again.")
+            elif isinstance(exc, NotAnOfficer):
+                screen.show_error(str(exc))
+            elif isinstance(exc, Offline):
+                screen.show_error("The tax-free system cannot be reached. Check the network.")
+            else:
+                screen.show_error(getattr(exc, "detail", None) or str(exc))
+
+        self.background.run(self.desk.sign_in, username, password, done=signed_in, failed=refused)
+
+    def sign_out(self) -> None:
+        self.screen("find").stop_camera()
+        self.desk.sign_out()
+        self.officer_name = ""
+        self.exit_point_name = ""
+        self.travellers = []
+        self.case = None
+        self.draft = None
+        self.screen("queue").show(self.travellers)
+        self._update_waiting()
+        self.go("login")
+
+    def session_ended(self) -> None:
+        """The API refused the token (expired while the handheld slept)."""
+        waiting = self.decisions.count(self.desk.officer.username) if self.desk.officer else 0
+        self.sign_out()
+        message = "Your session ended: log in again."
+        if waiting:
+            message += f" {wording.plural(waiting, 'decision')} saved on this handheld will then be sent."
+        self.screen("login").show_error(message)
+
+    def _tick_token(self, _dt):
+        if self.desk.officer is None:
+            return
+        self.background.run(self.desk.keep_signed_in, done=lambda _r: self._note_online(),
+                            failed=self.show_error)
+
+    # --- the desk -----------------------------------------------------------------------------
+
+    def load_exit_points(self) -> None:
+        screen = self.screen("exit_point")
+        self.background.run(self.desk.exit_points, done=screen.show, failed=self.show_error)
+
+    def choose_exit_point(self, exit_point: dict) -> None:
+        self.desk.choose_exit_point(exit_point)
+        self.exit_point_name = f"{exit_point['code']} {exit_point['name']}"
+        self.travellers = []
+        self.screen("queue").show(self.travellers)
+        self.go("queue")
+        self.refresh_queue()
+
+    # --- the queue ------------------------------------------------------------------------------
+
+    def _tick_refresh(self, _dt):
+        if self.desk.officer is None:
+            return
+        self.sync_now()
+        if self.desk.exit_point is not None and self.manager.current != "lock":
+            self.refresh_queue()
+
+    def refresh_queue(self) -> None:
+        if self._refreshing or self.desk.exit_point is None:
+            return
+        self._refreshing = True
+
+        def shown(travellers):
+            self._refreshing = False
+            self.travellers = travellers
+            self.queue_updated_at = time.time()
+            self._note_online()
+            self.screen("queue").show(travellers)
+
+        def failed(exc):
+            self._refreshing = False
+            self.show_error(exc)
+
+        self.background.run(self.desk.queue, done=shown, failed=failed)
+
+    def open_traveller(self, traveller: QueuedTraveller) -> None:
+        self.busy = True
+        self.background.run(self.desk.open_traveller, traveller, done=self.show_case,
+                            failed=self.show_error)
+
+    # --- finding ------------------------------------------------------------------------------------
+
+    def find(self, text: str, how: str | None = None) -> None:
+        screen = self.screen("find")
+        self.busy = True
+
+        def not_found(exc):
+            self.busy = False
+            if isinstance(exc, FindError):
+                screen.show_error(str(exc))
+            elif isinstance(exc, ApiError) and not isinstance(exc, NotSignedIn):
+                screen.show_error(exc.detail or str(exc))
+            else:
+                self.show_error(exc)
+                if isinstance(exc, Offline):
+                    screen.show_error("The tax-free system cannot be reached: forms in the queue "
+                                      "can still be opened from the Queue screen.")
+
+        self.background.run(self.desk.find, text, how, done=self.show_case, failed=not_found)
+
+    def show_case(self, case: Case) -> None:
+        self.busy = False
+        self._note_online()
+        self.case = case
+        self.screen("check").show(case)
+        self.go("check")
+
+    def compare_passport(self, text: str) -> None:
+        """A passport read on the check screen, beside the forms already open."""
+        from shared import mrz
+
+        screen = self.screen("check")
+        try:
+            passport = mrz.parse_td3(text)
+        except mrz.MrzError as exc:
+            screen.show_error(f"The passport zone did not read correctly ({exc}). Read it again.")
+            return
+        self.case.passport = passport
+        screen.show(self.case)
+
+    # --- deciding ---------------------------------------------------------------------------------
+
+    def choose(self, form: dict, outcome: str, presence: dict[int, bool]) -> None:
+        self.draft = Draft.for_form(form, outcome, presence)
+        self.screen("confirm").show(self.draft)
+        self.go("confirm")
+
+    def send(self, draft: Draft) -> None:
+        if draft.problems():
+            self.screen("confirm").show(draft)
+            return
+        self.busy = True
+        self.background.run(self.desk.decide, draft, done=self._decided, failed=self._decision_failed)
+
+    def _decided(self, result: DecisionResult) -> None:
+        self.busy = False
+        self.draft = None
+        self._update_waiting()
+        if result.kind == "refused":
+            self._note_online()
+            self.show_conflicts()
+            return
+        if result.kind == "sent":
+            self._note_online()
+            self.notice = f"{result.form_id}: {wording.outcome(result.outcome).lower()}, recorded."
+            self._replace_in_case(result.form)
+        else:
+            self.online = self.desk.online
+            self.notice = (f"{result.form_id}: saved on this handheld. It will be sent "
+                           + ("after you log in again." if result.signed_out else "when the network is back."))
+        if result.signed_out:
+            self.session_ended()
+            return
+        if self.case is not None and any(
+                f["status"] == "check_required" and self.desk.waiting_for(f["id"]) is None
+                for f in self.case.forms):
+            self.screen("check").show(self.case)
+            self.go("check")
+        else:
+            self.go("queue")
+            self.refresh_queue()
+
+    def _decision_failed(self, exc):
+        self.busy = False
+        if isinstance(exc, ValueError):
+            self.screen("confirm").show_error(str(exc))
+        else:
+            self.show_error(exc)
+
+    def _replace_in_case(self, form: dict | None) -> None:
+        if form is None or self.case is None:
+            return
+        self.case.forms = [form if f["id"] == form["id"] else f for f in self.case.forms]
+
+    # --- sending what waits, and conflicts ------------------------------------------------------
+
+    def sync_now(self) -> None:
+        if self._syncing or self.desk.officer is None:
+            return
+        if not self.decisions.count(self.desk.officer.username):
+            self._update_waiting()
+            return
+        self._syncing = True
+
+        def synced(report):
+            self._syncing = False
+            self._update_waiting()
+            self.online = self.desk.online
+            if report.sent:
+                self.notice = f"{wording.plural(len(report.sent), 'saved decision')} sent."
+                for _item, answer in report.sent:
+                    self._replace_in_case(answer.form)
+            if report.refused:
+                # Not shown over whatever the officer is doing: the queue
+                # screen's banner says so until they look.
+                self.notice = (f"{wording.plural(len(report.refused), 'saved decision')} not recorded: "
+                               "see the red button.")
+
+        def failed(exc):
+            self._syncing = False
+            self._update_waiting()
+            self.show_error(exc)
+
+        self.background.run(self.desk.sync, done=synced, failed=failed)
+
+    def show_conflicts(self) -> None:
+        conflicts = self.desk.conflicts()
+        self.conflict_count = len(conflicts)
+        if not conflicts:
+            self.go("queue")
+            return
+        screen = self.screen("conflict")
+        screen.show(conflicts[0], len(conflicts))
+        self.go("conflict")
+        if conflicts[0].conflict and conflicts[0].recorded_instead is None:
+            self.background.run(self.desk.complete_conflict, conflicts[0],
+                                done=lambda c: screen.show(c, len(conflicts)),
+                                failed=lambda exc: None)
+
+    def acknowledge(self, refused) -> None:
+        self.desk.acknowledge(refused)
+        self._update_waiting()
+        if self.conflict_count:
+            self.show_conflicts()
+        else:
+            self.go("queue")
+            self.refresh_queue()
+
+    def _update_waiting(self) -> None:
+        officer = self.desk.officer
+        self.waiting_count = self.decisions.count(officer.username) if officer else 0
+        self.conflict_count = len(self.desk.conflicts()) if officer else 0
+
+    # --- history -----------------------------------------------------------------------------------
+
+    def load_history(self, query: str = "") -> None:
+        screen = self.screen("history")
+        self.background.run(self.desk.history, query, done=screen.show, failed=self.show_error)
+
+    # --- errors ------------------------------------------------------------------------------------
+
+    def _note_online(self) -> None:
+        self.online = self.desk.online
+
+    def show_error(self, exc: BaseException) -> None:
+        """What to do about a failure no screen handled itself."""
+        self.busy = False
+        if isinstance(exc, NotSignedIn):
+            self.session_ended()
+        elif isinstance(exc, Offline):
+            if self.online:  # said once, when the network goes
+                self.notice = "Offline: decisions are saved on this handheld and sent later."
+            self.online = False
+        elif isinstance(exc, ApiError):
+            self.notice = exc.detail or str(exc)
+        elif isinstance(exc, FindError):
+            self.notice = str(exc)
+        else:
+            log.exception("unexpected error", exc_info=exc)
+            self.notice = f"Something went wrong: {exc}"

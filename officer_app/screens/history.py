@@ -1,0 +1,69 @@
+"""This officer's decisions today, with search."""
+from __future__ import annotations
+
+from kivy.properties import StringProperty
+
+from .. import wording
+from ..desk import HistoryEntry
+from .base import DeskScreen
+
+LOOKS = {  # outcome -> (icon, tone)
+    "validated": ("tick", "success"),
+    "partially_validated": ("half", "warning"),
+    "rejected": ("cross", "danger"),
+}
+STATES = {
+    "recorded": "",
+    "waiting": "saved on this handheld, not sent yet",
+    "not_recorded": "NOT recorded",
+}
+
+
+class OfficerHistoryScreen(DeskScreen):
+    summary = StringProperty("")
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.entries: list[HistoryEntry] = []
+        self.shown: list[HistoryEntry] = []
+
+    def on_pre_enter(self, *_):
+        self.summary = "Loading..."
+        self.app.load_history()
+
+    def show(self, entries: list[HistoryEntry]) -> None:
+        self.entries = entries
+        self.search(self.ids.search.text)
+
+    def search(self, query: str) -> None:
+        self.shown = [e for e in self.entries if e.matches(query)] if query.strip() else list(self.entries)
+        self.ids.list.data = [
+            {
+                "index": i,
+                "owner": self,
+                "time": wording.local_time(e.at),
+                "form_id": e.form_id,
+                "outcome": wording.outcome(e.outcome),
+                "kind": "clock" if e.state == "waiting" else "cross" if e.state == "not_recorded"
+                        else LOOKS.get(e.outcome, ("dot", "neutral"))[0],
+                "tone": "warning" if e.state == "waiting" else "danger" if e.state == "not_recorded"
+                        else LOOKS.get(e.outcome, ("dot", "neutral"))[1],
+                "name": e.traveller_name or "",
+                "state_text": STATES[e.state] if e.state != "recorded" else e.detail,
+            }
+            for i, e in enumerate(self.shown)
+        ]
+        recorded = sum(1 for e in self.entries if e.state == "recorded")
+        self.summary = (f"{wording.plural(recorded, 'decision')} recorded today"
+                        + (f" · {len(self.shown)} shown" if query.strip() else ""))
+
+    def open_entry(self, index: int) -> None:
+        if 0 <= index < len(self.shown):
+            entry = self.shown[index]
+            if entry.state == "not_recorded":
+                self.app.show_conflicts()
+            else:
+                self.app.find(entry.form_id, "id")
+
+
+SCREEN = OfficerHistoryScreen
