@@ -16,6 +16,7 @@ from werkzeug.serving import make_server
 
 from api import create_app
 from api.cli import migrate
+from tests.builders import PASSWORD, World
 
 BACKENDS = ["sqlite"] + (["postgresql"] if os.environ.get("TEST_POSTGRES_URL") else [])
 
@@ -110,3 +111,42 @@ def live_server(app):
     yield f"http://127.0.0.1:{server.server_port}"
     server.shutdown()
     thread.join(5)
+
+
+@pytest.fixture
+def world(client, runner) -> World:
+    """An admin made with the CLI, exit points AMS and RTM, an intermediary,
+    retailers, users of every role and kiosks, all through the API."""
+    result = runner.invoke(args=["create-user", "root", "--role", "admin", "--password", PASSWORD])
+    assert result.exit_code == 0, result.output
+    w = World(client)
+    w.login("root")
+
+    def admin_post(path, body):
+        r = w.post("root", path, body)
+        assert r.status_code == 201, r.get_json()
+        return r.get_json()
+
+    admin_post("/api/v1/exit-points", {"code": "AMS", "name": "Schiphol", "kind": "airport",
+                                       "desk_location": "Departures 2"})
+    admin_post("/api/v1/exit-points", {"code": "RTM", "name": "Rotterdam", "kind": "seaport"})
+    w.ids["intermediary"] = admin_post("/api/v1/intermediaries", {"name": "Refunds Inc", "fee_bp": 1000})["id"]
+    w.ids["other_intermediary"] = admin_post("/api/v1/intermediaries", {"name": "Other Refunds"})["id"]
+    w.ids["shop"] = admin_post("/api/v1/retailers", {
+        "vat_number": "NL859559001B01", "name": "Watch House", "intermediary_id": w.ids["intermediary"]})["id"]
+    w.ids["books"] = admin_post("/api/v1/retailers", {"vat_number": "NL000099998B57", "name": "Bookshop"})["id"]
+    for username, role, extra in [
+        ("shop", "retailer", {"retailer_id": w.ids["shop"]}),
+        ("books", "retailer", {"retailer_id": w.ids["books"]}),
+        ("refunds", "intermediary", {"intermediary_id": w.ids["intermediary"]}),
+        ("other", "intermediary", {"intermediary_id": w.ids["other_intermediary"]}),
+        ("officer", "officer", {}),
+        ("officer2", "officer", {}),
+    ]:
+        admin_post("/api/v1/users", {"username": username, "password": PASSWORD, "role": role, **extra})
+        w.login(username)
+    for name, exit_point in [("kiosk", "AMS"), ("rtm-kiosk", "RTM")]:
+        device = admin_post("/api/v1/devices", {"name": name, "kind": "kiosk", "exit_point": exit_point})
+        w.devices[name] = device["token"]
+        w.ids[name] = device["id"]
+    return w

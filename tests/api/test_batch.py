@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import requests
 
-from conftest import form_body, item, traveller  # tests/api/conftest.py
+from tests.builders import form_body, item, traveller
 
 BATCH = "/api/v1/forms/batch"
 SHOP_VAT = "NL859559001B01"

@@ -15,7 +15,7 @@ from api.auth import Principal
 from api.migrations import alembic_config
 from api.models import Form, utcnow
 from api.services import forms
-from conftest import form_body, item  # tests/api/conftest.py
+from tests.builders import form_body, item
 
 FEED = "/api/v1/forms"
 

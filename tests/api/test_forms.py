@@ -9,7 +9,7 @@ import zxingcpp
 from PIL import Image
 import io
 
-from tests.api.conftest import TODAY, form_body, item, traveller
+from tests.builders import TODAY, form_body, item, traveller
 
 
 def problem(r, status, code):

@@ -6,7 +6,7 @@ from datetime import date
 
 import pytest
 
-from conftest import item, traveller  # tests/api/conftest.py
+from tests.builders import item, traveller
 
 PAY = {"amount_cents": 1000, "paid_at": "2026-12-01T10:00:00+00:00"}
 

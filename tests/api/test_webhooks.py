@@ -25,7 +25,7 @@ from api.auth import Principal
 from api.database import make_engine
 from api.models import Event, Form, WebhookAttempt, WebhookDelivery, utcnow
 from api.services import audit, deliveries, forms, webhooks
-from conftest import form_body, item  # tests/api/conftest.py
+from tests.builders import form_body, item
 
 ALL_EVENTS = list(webhooks.EVENT_TYPES)
 

@@ -31,7 +31,6 @@ for name, value in {
 import pytest  # noqa: E402
 from werkzeug.serving import make_server  # noqa: E402
 
-from tests.api.conftest import World, world  # noqa: E402,F401  (users, devices, forms via the API)
 
 REPO = Path(__file__).resolve().parents[2]
 FRAMES = REPO.parent / "shared" / "frames"

@@ -7,10 +7,8 @@ widgets with real touch events and waits for background work.
 """
 from __future__ import annotations
 
-import importlib.util
 import os
 import shutil
-import sys
 import tempfile
 import threading
 import time
@@ -42,18 +40,7 @@ for _key, _need in (("width", 1280), ("height", max(1280, round(640 * _density))
 import pytest  # noqa: E402
 from werkzeug.serving import WSGIRequestHandler, make_server  # noqa: E402
 
-# The API tests' world (users, exit points, a kiosk at AMS), loaded from
-# its file under a name of its own: tests/ has no packages, and a second
-# module called "conftest" would clash.
-_spec = importlib.util.spec_from_file_location(
-    "officer_api_world", Path(__file__).parent.parent / "api" / "conftest.py")
-_world = importlib.util.module_from_spec(_spec)
-sys.modules[_spec.name] = _world  # dataclasses look their module up there
-_spec.loader.exec_module(_world)
-world = _world.world
-PASSWORD = _world.PASSWORD
-item = _world.item
-traveller = _world.traveller
+from tests.builders import PASSWORD, item, traveller  # noqa: E402,F401
 
 
 def pytest_sessionfinish(session, exitstatus):

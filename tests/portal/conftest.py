@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from portal_support import CHROMIUM, CHROMIUM_ARGS, api_world, portal_login
-
-world = api_world.world
+from portal_support import CHROMIUM, CHROMIUM_ARGS, portal_login
 
 
 @pytest.fixture

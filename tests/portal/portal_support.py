@@ -3,22 +3,9 @@ not one name pytest can import reliably when several test folders are run
 together)."""
 from __future__ import annotations
 
-import importlib.util
 import re
-import sys
-from pathlib import Path
 
-# The API tests' world (exit points, retailers, users of every role, kiosk
-# devices), loaded from its file, so both suites share one definition.
-_spec = importlib.util.spec_from_file_location(
-    "portal_tests_api_world", Path(__file__).parents[1] / "api" / "conftest.py")
-api_world = importlib.util.module_from_spec(_spec)
-sys.modules[_spec.name] = api_world  # dataclasses look their module up there
-_spec.loader.exec_module(api_world)
-World = api_world.World
-PASSWORD = api_world.PASSWORD
-item = api_world.item
-traveller = api_world.traveller
+from tests.builders import PASSWORD, World, item, traveller  # noqa: F401  (re-exported for the tests)
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [

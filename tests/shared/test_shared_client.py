@@ -12,7 +12,6 @@ import pytest
 
 from shared import qrtoken
 from shared.client import ApiError, DeviceRejected, KioskClient, Offline, Verdict
-from tests.api.conftest import world  # noqa: F401  (the fixture: users, devices, forms via the API)
 
 WATCH = {"description": "Watch", "quantity": 1, "unit_price_cents": 125000, "vat_rate": 21,
          "category": "watches", "serial_number": "SN-1"}

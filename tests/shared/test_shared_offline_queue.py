@@ -13,7 +13,6 @@ import pytest
 
 from shared.client import KioskClient, Offline, iso_utc
 from shared.offline_queue import OfflineQueue
-from tests.api.conftest import world  # noqa: F401  (the fixture: users, devices, forms via the API)
 
 
 def scanned_events(world, form_id) -> int:

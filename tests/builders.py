@@ -1,12 +1,9 @@
-"""A small world for API tests, built through the API itself: an admin made
-with the CLI, exit points, an intermediary, retailers, users of every role
-and devices."""
+"""Builders for tests: request bodies, and the World the `world` fixture
+(tests/conftest.py) builds through the API itself."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, timedelta
-
-import pytest
 
 PASSWORD = "correct-horse-battery"
 TODAY = date.today()
@@ -72,40 +69,3 @@ class World:
 
     def scan(self, device: str, qr_payload: str):
         return self.post(device, "/api/v1/scans", {"qr_payload": qr_payload})
-
-
-@pytest.fixture
-def world(client, runner) -> World:
-    result = runner.invoke(args=["create-user", "root", "--role", "admin", "--password", PASSWORD])
-    assert result.exit_code == 0, result.output
-    w = World(client)
-    w.login("root")
-
-    def admin_post(path, body):
-        r = w.post("root", path, body)
-        assert r.status_code == 201, r.get_json()
-        return r.get_json()
-
-    admin_post("/api/v1/exit-points", {"code": "AMS", "name": "Schiphol", "kind": "airport",
-                                       "desk_location": "Departures 2"})
-    admin_post("/api/v1/exit-points", {"code": "RTM", "name": "Rotterdam", "kind": "seaport"})
-    w.ids["intermediary"] = admin_post("/api/v1/intermediaries", {"name": "Refunds Inc", "fee_bp": 1000})["id"]
-    w.ids["other_intermediary"] = admin_post("/api/v1/intermediaries", {"name": "Other Refunds"})["id"]
-    w.ids["shop"] = admin_post("/api/v1/retailers", {
-        "vat_number": "NL859559001B01", "name": "Watch House", "intermediary_id": w.ids["intermediary"]})["id"]
-    w.ids["books"] = admin_post("/api/v1/retailers", {"vat_number": "NL000099998B57", "name": "Bookshop"})["id"]
-    for username, role, extra in [
-        ("shop", "retailer", {"retailer_id": w.ids["shop"]}),
-        ("books", "retailer", {"retailer_id": w.ids["books"]}),
-        ("refunds", "intermediary", {"intermediary_id": w.ids["intermediary"]}),
-        ("other", "intermediary", {"intermediary_id": w.ids["other_intermediary"]}),
-        ("officer", "officer", {}),
-        ("officer2", "officer", {}),
-    ]:
-        admin_post("/api/v1/users", {"username": username, "password": PASSWORD, "role": role, **extra})
-        w.login(username)
-    for name, exit_point in [("kiosk", "AMS"), ("rtm-kiosk", "RTM")]:
-        device = admin_post("/api/v1/devices", {"name": name, "kind": "kiosk", "exit_point": exit_point})
-        w.devices[name] = device["token"]
-        w.ids[name] = device["id"]
-    return w
