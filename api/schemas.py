@@ -296,13 +296,18 @@ class FormSummary(Strict):
     updated_at = fields.AwareDateTime()
 
 
-class FormListArgs(Strict):
+class PageArgs(Strict):
+    """The query of every list: where to continue, and how many at most."""
+
+    cursor = fields.String(metadata={"description": "next_cursor of the previous page"})
+    limit = fields.Integer(load_default=50, validate=validate.Range(1, 200))
+
+
+class FormListArgs(PageArgs):
     status = fields.String(validate=validate.OneOf(
         ["issued", "check_required", "validated", "partially_validated", "rejected",
          "cancelled", "expired", "refunded"]))
     updated_since = fields.AwareDateTime(metadata={"description": "ISO 8601 with offset"})
-    cursor = fields.String()
-    limit = fields.Integer(load_default=50, validate=validate.Range(1, 200))
 
 
 class RefundRequest(Strict):
@@ -361,14 +366,12 @@ class PassportScanResponse(Strict):
         "description": "One verdict per open form, oldest first; empty when the passport has none"})
 
 
-class CheckListArgs(Strict):
+class CheckListArgs(PageArgs):
     exit_point = fields.String()
     officer = fields.String(validate=validate.OneOf(["me"]),
                             metadata={"description": "`me`: only checks the caller decided (history)"})
     decided_since = fields.AwareDateTime(metadata={"description": "Only checks decided since then"})
     status = fields.String(load_default="pending", validate=validate.OneOf(["pending", "decided"]))
-    cursor = fields.String()
-    limit = fields.Integer(load_default=50, validate=validate.Range(1, 200))
 
 
 class CheckSchema(Strict):
@@ -486,9 +489,8 @@ class WebhookCreated(WebhookSchema):
         "description": "Signs every delivery (Standard Webhooks, whsec_ + base64); shown only once"})
 
 
-class WebhookListArgs(Strict):
-    cursor = fields.String()
-    limit = fields.Integer(load_default=50, validate=validate.Range(1, 200))
+class WebhookListArgs(PageArgs):
+    """A page of webhooks."""
 
 
 class WebhookAttemptSchema(Strict):
@@ -512,10 +514,8 @@ class WebhookDeliverySchema(Strict):
     attempts = fields.List(fields.Nested(WebhookAttemptSchema))
 
 
-class WebhookDeliveryListArgs(Strict):
+class WebhookDeliveryListArgs(PageArgs):
     status = fields.String(validate=validate.OneOf(["pending", "delivered", "failed", "cancelled"]))
-    cursor = fields.String()
-    limit = fields.Integer(load_default=50, validate=validate.Range(1, 200))
 
 
 class WebhookEventData(Strict):

@@ -10,27 +10,12 @@ import requests
 
 from api import auth, database
 from api.models import User
+from tests.builders import PASSWORD, item, traveller
 
 PROBLEM = "application/problem+json"
-PASSWORD = "correct-horse-battery"
 
 
 # --- small helpers ----------------------------------------------------------
-
-def traveller(**overrides) -> dict:
-    data = {
-        "first_name": "Mei", "last_name": "Chen", "passport_number": "E12345678",
-        "passport_country": "CN", "nationality": "CN", "residence_country": "CN",
-        "date_of_birth": "1988-03-14",
-    }
-    data.update(overrides)
-    return data
-
-
-def item(unit_price_cents=12100, *, quantity=1, vat_rate=21, category="clothing", **extra) -> dict:
-    return {"description": "Wool coat", "quantity": quantity, "unit_price_cents": unit_price_cents,
-            "vat_rate": vat_rate, "category": category, **extra}
-
 
 def all_at_once(requests_to_send):
     """Send each (method, url, headers, json) from its own thread and its own

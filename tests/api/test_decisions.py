@@ -5,27 +5,13 @@ from __future__ import annotations
 
 import jwt
 import pytest
+from tests.builders import item, traveller
 
 PROBLEM = "application/problem+json"
 PAID_AT = "2025-06-01T10:30:00+00:00"
 
 
 # --- small helpers ----------------------------------------------------------
-
-def traveller(**overrides) -> dict:
-    data = {
-        "first_name": "Mei", "last_name": "Chen", "passport_number": "E12345678",
-        "passport_country": "CN", "nationality": "CN", "residence_country": "CN",
-        "date_of_birth": "1988-03-14",
-    }
-    data.update(overrides)
-    return data
-
-
-def item(unit_price_cents=12100, *, quantity=1, vat_rate=21, category="clothing", **extra) -> dict:
-    return {"description": "Wool coat", "quantity": quantity, "unit_price_cents": unit_price_cents,
-            "vat_rate": vat_rate, "category": category, **extra}
-
 
 # A watch sends the traveller to the desk. EUR 499.99 at 21 % holds
 # EUR 86.775... of VAT, rounded half up to 86.78; two books at EUR 19.99

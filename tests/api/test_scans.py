@@ -16,6 +16,7 @@ from api.models import Device
 from api.services import scans
 from shared import formid, qrtoken, rules
 from shared.risk import RiskPolicy
+from tests.builders import item, traveller
 
 PROBLEM = "application/problem+json"
 SCANS = "/api/v1/scans"
@@ -24,21 +25,6 @@ DESK = "Go to the customs desk with your goods, passport and this form. The desk
 
 
 # --- small helpers ----------------------------------------------------------
-
-def traveller(**overrides) -> dict:
-    data = {
-        "first_name": "Mei", "last_name": "Chen", "passport_number": "E12345678",
-        "passport_country": "CN", "nationality": "CN", "residence_country": "CN",
-        "date_of_birth": "1988-03-14",
-    }
-    data.update(overrides)
-    return data
-
-
-def item(unit_price_cents=12100, *, quantity=1, vat_rate=21, category="clothing", **extra) -> dict:
-    return {"description": "Wool coat", "quantity": quantity, "unit_price_cents": unit_price_cents,
-            "vat_rate": vat_rate, "category": category, **extra}
-
 
 def issue(world, *items, who="shop", **traveller_fields) -> dict:
     """Issue a form; each form gets its own traveller unless a passport is given,
