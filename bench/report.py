@@ -18,7 +18,7 @@ TARGETS = [
     ("QR pipeline/plain median cost", ("qr_ratio",), "<=", 1.5),
     ("QR pipeline: codes read of 30", ("qr_read",), ">=", 30),
     ("QR pipeline: false positives", ("qr_false",), "<=", 0),
-    ("scan to verdict p99 (ms)", ("verdict_p99",), "<", 300),
+    ("scan to verdict p99, kiosk app to rendered verdict (ms)", ("verdict_p99",), "<", 300),
 ]
 
 
@@ -37,8 +37,8 @@ def _figure(results: dict, path: tuple):
             return results["qr"]["pipeline"]["read"]
         if kind == "qr_false":
             return results["qr"]["pipeline"]["false_positives"]
-        if kind == "verdict_p99":
-            return results["scan_to_verdict"]["p99_ms"]["median"]
+        if kind == "verdict_p99":  # the kiosk app's path, screen included
+            return results["scan_to_verdict"]["kiosk"]["p99_ms"]["median"]
     except (KeyError, TypeError):
         return None
 
@@ -87,6 +87,22 @@ def _num(value, digits=2) -> str:
     return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
 
 
+SECTION_LABELS = {"api": "1. API", "growth": "2. growth", "qr": "3. QR decoding",
+                  "scan_to_verdict": "4. scan to verdict", "bulk": "5. bulk", "profile": "where the time goes"}
+
+
+def _runs(results: dict) -> list[tuple[dict, list[str]]]:
+    """The runs the sections come from (several when --only merged them),
+    each with its sections, oldest first."""
+    runs: dict = {}
+    for key, run in (results.get("provenance") or {}).items():
+        ident = (run["date"], run["git_commit"], run["only"])
+        runs.setdefault(ident, (run, []))[1].append(key)
+    order = list(SECTION_LABELS)
+    return [(run, sorted(keys, key=lambda k: order.index(k) if k in order else 99))
+            for _, (run, keys) in sorted(runs.items())]
+
+
 def without_raw(results: dict) -> dict:
     """The results without each wrk run's raw figures and with SQL shortened
     (the full figures stay in work/latest-raw.json)."""
@@ -101,16 +117,88 @@ def without_raw(results: dict) -> dict:
     return out
 
 
+def _median_p99(parts: dict, p99: dict) -> str:
+    return ", ".join(f"{k} {x:.1f} / {p99[k]:.1f}" for k, x in parts.items())
+
+
+def _scan_to_verdict(v: dict) -> list[str]:
+    lines = ["## 4. Scan to verdict (kiosk path, loopback, PostgreSQL)", ""]
+    if "no_screen" not in v:  # results of the suite before the kiosk app's path was measured
+        parts = ", ".join(f"{k} {x:.1f}" for k, x in v["parts_median_ms"].items())
+        return lines + [f"Median {fmt(v['median_ms'])} ms, p99 {fmt(v['p99_ms'])} ms over {v['runs']} runs of "
+                        f"{v['per_run']} travellers; median parts (ms): {parts}. Decoder: {v['decoder']}; "
+                        f"client: {v['client']}. Verdicts: {v['verdicts']}. The kiosk's screen update is not "
+                        "included.", ""]
+    d, k = v["no_screen"], v.get("kiosk")
+    lines += [f"One traveller at a time, {v['runs']} runs of {v['per_run']} fresh forms per path (after "
+              f"{v['warmup']} warm-up forms each, not counted); the runs alternate which path goes first. "
+              f"Frames: {v['frames']}.", "",
+              "| path | median ms | p99 ms | min ms | max ms | scans |", "|---|---|---|---|---|---|"]
+
+    def row(label, s):
+        a = s["all_scans_ms"]
+        return (f"| {label} | {fmt(s['median_ms'])} | {fmt(s['p99_ms'])} | {a['min']:.1f} | {a['max']:.1f} | "
+                f"{a['n']} |")
+
+    lines.append(row("decode + signature check + POST /scans (no screen)", d))
+    if k:
+        lines.append(row("kiosk app: frame to verdict on screen (decode + POST /scans + screen update)", k))
+    lines += ["", "Median and p99: per run, then median (min-max) over the runs; min and max: over every scan "
+              "of every run."]
+    if k and "screen_share" in v:
+        sh = v["screen_share"]
+        lines += ["", f"The kiosk app's share beyond the no-screen path (per run): {fmt(sh['extra_median_ms'])} ms "
+                  f"more at the median ({fmt(sh['ratio_median'], 2)}x), {fmt(sh['extra_p99_ms'])} ms more at p99 "
+                  f"({fmt(sh['ratio_p99'], 2)}x)."]
+    if k:
+        setup = v.get("kiosk_setup", {})
+        lines += ["", "Kiosk app stages, ms, median / p99 over every scan: "
+                  + _median_p99(k["parts_median_ms"], k["parts_p99_ms"]) + ". Decode: from the frame handed to "
+                  "the scan loop until its codes reach the app (the loop's decoders take turns: QR, QR, "
+                  "boarding pass with QR); hand over: to the desk worker thread; request: ExitDesk.handle "
+                  "(POST /scans); to the UI thread: Clock.schedule_once, until the next clock tick; screen: "
+                  "result cards, layout, text, draw, until the window is flipped showing the card.",
+                  "", f"The real kiosk_app.app.KioskApp in an SDL offscreen window ({setup.get('window', ['?'])[0]}x"
+                  f"{setup.get('window', ['?', '?'])[1]}, OpenGL renderer {setup.get('renderer', '?')}, in "
+                  "software on the same 2 cores as the API and PostgreSQL), in a subprocess, pumped by its own "
+                  f"main loop (EventLoop.idle(): the Kivy clock at {setup.get('clock_max_fps', '?'):.0f} "
+                  f"frames/s); its scan loop at {setup.get('scan_loop_max_fps', '?')} frames/s on a camera-like "
+                  "frame source (a frame without a code, then the form's frame until its verdict is on screen); "
+                  "sound off. Online, the kiosk does not check the QR signature itself (the API does; it does "
+                  f"offline). Verdicts: {k['verdicts']}; not on screen within 10 s: {k['timeouts']}; scan screen "
+                  f"not drawn before the form was held up: {k.get('scan_screen_not_drawn', '?')}."]
+    else:
+        lines += ["", f"Kiosk app path not measured: {v.get('kiosk_error', 'no figures')}."]
+    lines += ["", "No-screen parts, ms, median / p99 over every scan: "
+              + _median_p99(d["parts_median_ms"], d["parts_p99_ms"])
+              + f". Decoder: {v['decoder']}; client: {v['client']}. Verdicts: {d['verdicts']}.", ""]
+    return lines
+
+
 def markdown(results: dict) -> str:
     m = results["machine"]
-    lines = [
-        "# Benchmark results",
-        "",
-        f"`make bench` on {m['date']}, commit {m['git_commit']}; {m['cores']} cores ({m['cpu']}), "
-        f"{m['memory_gib']} GiB; load average {m['load_average_start'][0]} at the start, "
-        f"{m.get('load_average_end', ['?'])[0]} at the end (other work on the machine); "
-        f"wall time {results.get('wall_seconds', 0):.0f} s"
-        + (" (**--quick run: smoke test, not figures to keep**)" if results.get("quick") else "") + ".",
+    runs = _runs(results)
+    lines = ["# Benchmark results", ""]
+    if len(runs) <= 1:
+        lines.append(
+            f"`make bench` on {m['date']}, commit {m['git_commit']}; {m['cores']} cores ({m['cpu']}), "
+            f"{m['memory_gib']} GiB; load average {m['load_average_start'][0]} at the start, "
+            f"{m.get('load_average_end', ['?'])[0]} at the end (other work on the machine); "
+            f"wall time {results.get('wall_seconds', 0):.0f} s"
+            + (" (**--quick run: smoke test, not figures to keep**)" if results.get("quick") else "") + ".")
+    else:
+        lines += [f"**Merged results**: `bench/run.py --only` ran some benchmarks and merged their sections "
+                  f"into this file; the other sections are those of an earlier run, unchanged. "
+                  f"{m['cores']} cores ({m['cpu']}), {m['memory_gib']} GiB"
+                  + (" (**--quick runs: smoke tests, not figures to keep**)" if results.get("quick") else "")
+                  + ". Sections by run:", ""]
+        for run, keys in runs:
+            how = "full run" if run["only"].startswith("all") else f"`--only {run['only']}`"
+            lines.append(f"- {', '.join(SECTION_LABELS.get(k, k) for k in keys)}: {how} on {run['date']}, "
+                         f"commit {run['git_commit']}; load average {run['load_average'][0]} at the start, "
+                         f"{run['load_average'][1]} at the end; wall time {run['wall_seconds']} s.")
+        lines.append("")
+    lines += [
         f"Each figure: median (min-max) of {results['repeats']} runs of {results['cell_seconds']} s; "
         "ratios are per run, between figures measured side by side.",
         "",
@@ -190,13 +278,7 @@ def markdown(results: dict) -> str:
         lines += ["", f"Ratio pipeline/plain (median): {fmt(q['ratio_median'], 2)}", ""]
 
     if "scan_to_verdict" in results:
-        v = results["scan_to_verdict"]
-        parts = ", ".join(f"{k} {x:.1f}" for k, x in v["parts_median_ms"].items())
-        lines += ["## 4. Scan to verdict (kiosk path, loopback, PostgreSQL)", "",
-                  f"Median {fmt(v['median_ms'])} ms, p99 {fmt(v['p99_ms'])} ms over {v['runs']} runs of "
-                  f"{v['per_run']} travellers; median parts (ms): {parts}. Decoder: {v['decoder']}; "
-                  f"client: {v['client']}. Verdicts: {v['verdicts']}. The kiosk's screen update is not "
-                  "included.", ""]
+        lines += _scan_to_verdict(results["scan_to_verdict"])
 
     if "bulk" in results:
         b = results["bulk"]

@@ -5,11 +5,16 @@ latest.json, print the table.
 
 --quick shortens every run (a smoke test of the suite, not figures to
 keep: its results go to bench/results/quick.md and quick.json).
+--only runs some benchmarks (``scan_to_verdict`` is another name for
+``verdict``); their sections replace those of the existing results file,
+the other sections are kept from the run that wrote them, and the results
+say which run each section comes from.
 Needs wrk and PostgreSQL (bench/system-packages.sh installs them).
 """
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import subprocess
@@ -33,6 +38,11 @@ import hotspots  # noqa: E402
 import qr_decode  # noqa: E402
 import report  # noqa: E402
 import scan_to_verdict  # noqa: E402
+
+# --only names -> the results' top-level keys each one writes.
+SECTIONS = {"api": ("api", "profile"), "growth": ("growth",), "qr": ("qr",),
+            "verdict": ("scan_to_verdict",), "bulk": ("bulk",)}
+ALIASES = {"scan_to_verdict": "verdict"}
 
 # Fresh forms for the API benchmark, per backend: enough for the fastest
 # plausible scan rate over every run (PayloadFeed flags any shortfall).
@@ -73,9 +83,12 @@ def gunicorn_settings() -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--only", default="api,growth,qr,verdict,bulk")
+    parser.add_argument("--only", default=",".join(SECTIONS),
+                        help="comma-separated: " + ", ".join(SECTIONS) + " (scan_to_verdict = verdict)")
     args = parser.parse_args()
-    only = set(args.only.split(","))
+    only = {ALIASES.get(name, name) for name in args.only.split(",") if name}
+    if only - set(SECTIONS):
+        parser.error(f"unknown --only {', '.join(sorted(only - set(SECTIONS)))} (known: {', '.join(SECTIONS)})")
     seconds, repeats = (1, 1) if args.quick else (2, 3)
     harness.need("wrk")
     harness.WORK.mkdir(parents=True, exist_ok=True)
@@ -92,12 +105,61 @@ def main() -> None:
     results["wall_seconds"] = time.monotonic() - started
     results["machine"]["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
     name = "quick" if args.quick else "latest"
+    results["provenance"] = {key: run_facts(results, args.only) for part in only for key in SECTIONS[part]}
+    if only != set(SECTIONS):
+        results = merge_into(harness.RESULTS / f"{name}.json", results, only)
     markdown = report.markdown(results)
     (harness.RESULTS / f"{name}.md").write_text(markdown)
     harness.write_json(harness.RESULTS / f"{name}.json", report.without_raw(results))
     harness.write_json(harness.WORK / f"{name}-raw.json", results)
     print(markdown)
     log(f"wrote bench/results/{name}.md and {name}.json in {results['wall_seconds']:.0f} s")
+
+
+def run_facts(results: dict, only: str) -> dict:
+    """Which run wrote a section: shown in the results when they merge runs."""
+    m = results["machine"]
+    return {"date": m["date"], "git_commit": m["git_commit"], "only": only,
+            "load_average": [m["load_average_start"][0], m["load_average_end"][0]],
+            "wall_seconds": round(results["wall_seconds"])}
+
+
+def _int_keys(value):
+    """JSON turned the API cells' client counts into strings: back to ints."""
+    if isinstance(value, dict):
+        return {int(k) if isinstance(k, str) and k.isdigit() else k: _int_keys(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_int_keys(v) for v in value]
+    return value
+
+
+def merge_into(path: Path, results: dict, only: set) -> dict:
+    """A run of some benchmarks (--only) merged into the results file it
+    would overwrite: its sections (and failures) replace those there, the
+    other sections stay, each with the run it comes from."""
+    if not path.exists():
+        return results
+    previous = _int_keys(json.loads(path.read_text()))
+    if previous.get("quick") != results["quick"]:
+        return results
+    fresh = {key for part in only for key in SECTIONS[part]}
+    earlier = previous.get("provenance") or {
+        key: {"date": previous["machine"]["date"], "git_commit": previous["machine"]["git_commit"],
+              "only": "all (full run)",
+              "load_average": [previous["machine"]["load_average_start"][0],
+                               previous["machine"].get("load_average_end", ["?"])[0]],
+              "wall_seconds": round(previous.get("wall_seconds", 0))}
+        for keys in SECTIONS.values() for key in keys if key in previous}
+    merged = {k: v for k, v in previous.items() if k not in fresh and k not in ("targets", "failures")}
+    merged.update({k: v for k, v in results.items() if k != "failures"})
+    failures = {k: v for k, v in previous.get("failures", {}).items() if k not in fresh}
+    failures.update(results.get("failures", {}))
+    if failures:
+        merged["failures"] = failures
+    merged["provenance"] = {**{k: v for k, v in earlier.items() if k not in fresh}, **results["provenance"]}
+    log(f"merged into the existing {path.name}: {', '.join(sorted(fresh))} from this run, "
+        f"{', '.join(sorted(k for k in merged['provenance'] if k not in fresh))} kept")
+    return merged
 
 
 def run_all(args, only: set, seconds: int, repeats: int, instance: Path, results: dict) -> None:
