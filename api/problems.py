@@ -11,6 +11,7 @@ import traceback
 
 import marshmallow as ma
 from flask import Flask, json, request
+from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException
 from werkzeug.http import HTTP_STATUS_CODES
 
@@ -93,6 +94,7 @@ _CODES = {
     404: "not_found",
     405: "method_not_allowed",
     409: "conflict",
+    503: "service_unavailable",
     412: "precondition_failed",
     413: "payload_too_large",
     415: "unsupported_media_type",
@@ -135,6 +137,14 @@ def handle_problem(error: Problem):
 def handle_unexpected(error: Exception):
     if isinstance(error, HTTPException):
         return handle_http_exception(error)
+    if isinstance(error, OperationalError):
+        # The database is down, restarting or locked: a moment's wait fixes
+        # it, and the pool reconnects by itself (pool_pre_ping).
+        log.warning("database unavailable on %s %s: %s", request.method, request.path,
+                    type(getattr(error, "orig", error)).__name__)
+        return problem_response(503, "database_unavailable",
+                                "The database is not reachable right now; try again shortly.",
+                                headers={"Retry-After": "5"})
     # The message may hold personal data; the type and the path suffice here.
     # Database errors carry the statement's parameters (passport numbers,
     # names) in their message, so only the type and the frames are logged.

@@ -4,6 +4,8 @@
 #   throwaway-postgres.sh start DIR   initdb + start in DIR, print SQLAlchemy URL
 #   throwaway-postgres.sh url DIR     print the URL of a cluster started in DIR
 #   throwaway-postgres.sh stop DIR    stop the cluster and delete DIR
+#   throwaway-postgres.sh pause DIR   stop the server, keep its data (outage tests)
+#   throwaway-postgres.sh resume DIR  start it again on the same port
 #
 # Only stdout of `start`/`url` is the URL; all chatter goes to stderr, so
 # callers can do  url=$(throwaway-postgres.sh start "$dir").
@@ -124,6 +126,9 @@ stop() {
 case $cmd in
     start) start ;;
     stop) stop ;;
+    pause) as_pg "$(pg_bin)/pg_ctl" -D "$dir/data" -m fast -w -t 30 -s stop >&2 ;;
+    # restart reuses the options of the last start (postmaster.opts): same port.
+    resume) as_pg "$(pg_bin)/pg_ctl" -D "$dir/data" -l "$dir/postgres.log" -w -t 30 -s restart >&2 ;;
     url) [[ -f $dir/url ]] || die "no cluster started in $dir"; cat "$dir/url" ;;
     *) usage ;;
 esac
