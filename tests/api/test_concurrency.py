@@ -3,9 +3,18 @@ scanning one form together, officers pressing "validate" together, a till
 retrying an issue with one Idempotency-Key. Each outcome must happen once."""
 from __future__ import annotations
 
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
+import pytest
 import requests
 
 from api import auth, database
@@ -13,6 +22,7 @@ from api.models import User
 from tests.builders import PASSWORD, item, traveller
 
 PROBLEM = "application/problem+json"
+ROOT = Path(__file__).resolve().parents[2]
 
 
 # --- small helpers ----------------------------------------------------------
@@ -150,3 +160,58 @@ def test_twenty_retries_of_one_issue_with_one_idempotency_key_store_one_form(wor
     r = world.get("shop", "/api/v1/forms")
     assert [f["id"] for f in r.get_json()["items"]] == [form_id]
     assert types(events(world, form_id)) == ["form.issued"]
+
+
+# --- the production server: gunicorn, four worker processes ------------------
+
+@pytest.fixture
+def gunicorn_url(database_url, app):
+    """The app under gunicorn with four worker processes (each its own
+    connection pool and key cache) on the test's database."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    instance = tempfile.mkdtemp(prefix="taxfree-gunicorn-")
+    env = {**os.environ, "DATABASE_URL": database_url, "INSTANCE_PATH": instance}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "--workers", "4", "--bind", f"127.0.0.1:{port}", "api:create_app()"],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if requests.get(f"{url}/readyz", timeout=10).ok:
+                    break
+            except requests.RequestException:
+                pass
+            assert time.monotonic() < deadline and server.poll() is None, "gunicorn did not start"
+            time.sleep(0.2)
+        yield url
+    finally:
+        server.terminate()
+        server.wait(30)
+        shutil.rmtree(instance, ignore_errors=True)
+
+
+def test_fifty_scans_of_one_form_across_four_gunicorn_workers_validate_it_once(app, world, gunicorn_url):
+    app.config["WEBHOOKS_ALLOW_PRIVATE"] = True
+    hook = world.post("shop", "/api/v1/webhooks", {"url": "http://127.0.0.1:9/hook", "events": ["form.validated"]})
+    assert hook.status_code == 201, hook.get_json()
+    kiosks = [world.devices["kiosk"]]
+    for n in range(2, 6):
+        r = world.post("root", "/api/v1/devices", {"name": f"kiosk-{n}", "kind": "kiosk", "exit_point": "AMS"})
+        kiosks.append(r.get_json()["token"])
+    form = world.issue("shop", item(), traveller=traveller())
+
+    responses = all_at_once([
+        ("POST", f"{gunicorn_url}/api/v1/scans", bearer(kiosks[n % len(kiosks)]), {"qr_payload": form["qr_payload"]})
+        for n in range(50)
+    ])
+
+    assert {(status, body.get("verdict")) for status, _, _, body in responses} == {(200, "validated")}
+    evts = events(world, form["id"])
+    assert types(evts).count("form.validated") == 1
+    assert types(evts).count("form.scanned") == 50
+    deliveries = world.get("shop", f"/api/v1/webhooks/{hook.get_json()['id']}/deliveries").get_json()["items"]
+    assert [d["event_type"] for d in deliveries] == ["form.validated"]
