@@ -18,7 +18,7 @@ def pair_code(runner, tmp_path, *extra):
     result = runner.invoke(args=["pair-device", "Kiosk D7", "--exit-point", "ams", "--png", str(png), *extra])
     assert result.exit_code == 0, result.output
     assert "█" in result.output or "▀" in result.output  # the QR code drawn in the terminal
-    decoded = zxingcpp.read_barcodes(np.asarray(Image.open(png).convert("L")))
+    decoded = zxingcpp.read_barcodes(np.asarray(Image.open(png).convert("L")), formats=zxingcpp.BarcodeFormat.QRCode)
     assert len(decoded) == 1
     return parse_pairing(decoded[0].text)
 

@@ -15,7 +15,7 @@ from portal_support import browser_login, item
 
 def _decode_qr(png: bytes) -> str:
     grey = np.asarray(Image.open(io.BytesIO(png)).convert("L"))
-    codes = zxingcpp.read_barcodes(grey)
+    codes = zxingcpp.read_barcodes(grey, formats=zxingcpp.BarcodeFormat.QRCode)
     assert len(codes) == 1, f"expected one code, found {len(codes)}"
     return codes[0].text
 
