@@ -14,6 +14,7 @@ from shared import risk, rules
 
 from . import cli, database, problems
 from .keys import Keyring
+from .personal_data import cipher_from_keys
 
 
 def create_app(test_config: dict | None = None) -> Flask:
@@ -34,6 +35,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     logging.basicConfig(level=logging.INFO)
 
     database.init_app(app)
+    app.extensions["passport_cipher"] = cipher_from_keys(app.config["PASSPORT_KEYS"])
     app.extensions["keyring"] = Keyring()
     problems.init_app(app)
 

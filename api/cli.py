@@ -13,7 +13,8 @@ from .models import Intermediary, Retailer, User, utcnow
 
 
 def init_app(app: Flask) -> None:
-    for cmd in (init_db, seed_demo, create_user, rotate_keys, expire_forms, pair_device, deliver_webhooks):
+    for cmd in (init_db, seed_demo, create_user, rotate_keys, expire_forms, pair_device, deliver_webhooks,
+                reencrypt_personal_data):
         app.cli.add_command(cmd)
 
 
@@ -154,3 +155,28 @@ def deliver_webhooks(forever):
                                on_report=lambda report: click.echo(str(report) + "."))
     except KeyboardInterrupt:
         stop.set()
+
+
+@click.command("reencrypt-personal-data")
+@with_appcontext
+def reencrypt_personal_data():
+    """Encrypt every passport number with the newest of PASSPORT_KEYS (after
+    a key was added, before the old one is dropped)."""
+    from sqlalchemy import text
+
+    from .personal_data import reencrypt
+
+    session = database.session()
+    # The raw column, past the ORM's decryption, a batch at a time.
+    done, last = 0, ""
+    while True:
+        rows = session.execute(text(
+            "SELECT id, passport_number FROM forms WHERE id > :last ORDER BY id LIMIT 500"), {"last": last}).all()
+        if not rows:
+            break
+        for form_id, raw in rows:
+            session.execute(text("UPDATE forms SET passport_number = :value WHERE id = :id"),
+                            {"value": reencrypt(raw), "id": form_id})
+        session.commit()
+        done, last = done + len(rows), rows[-1][0]
+    click.echo(f"{done} passport number(s) encrypted with the newest key.")

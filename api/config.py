@@ -10,14 +10,16 @@ import os
 import secrets
 from pathlib import Path
 
+from cryptography.fernet import Fernet
 
-def _instance_secret(instance_path: str, name: str) -> str:
+
+def _instance_secret(instance_path: str, name: str, make=lambda: secrets.token_hex(32)) -> str:
     """A random secret kept in the instance folder, so a fresh checkout runs
     without setup and restarts keep sessions and passport keys valid."""
     path = Path(instance_path) / name
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(secrets.token_hex(32))
+        path.write_text(make())
         path.chmod(0o600)
     return path.read_text().strip()
 
@@ -37,6 +39,10 @@ def load(instance_path: str) -> dict:
         "PASSWORD_HASH_METHOD": env.get("PASSWORD_HASH_METHOD", "scrypt"),
         "LOGIN_ATTEMPTS_PER_USER_PER_MINUTE": int(env.get("LOGIN_ATTEMPTS_PER_USER_PER_MINUTE", "10")),
         "LOGIN_ATTEMPTS_PER_ADDRESS_PER_MINUTE": int(env.get("LOGIN_ATTEMPTS_PER_ADDRESS_PER_MINUTE", "100")),
+        # Fernet keys for passport numbers at rest, newest first (rotation:
+        # prepend a key, run reencrypt-personal-data, then drop the old one).
+        "PASSPORT_KEYS": env.get("PASSPORT_KEYS") or _instance_secret(
+            instance_path, "passport_keys", lambda: Fernet.generate_key().decode()),
         "MEMBER_STATE": env.get("MEMBER_STATE", "NL"),
         "RISK_POLICY": json.loads(env.get("RISK_POLICY", "{}")),
         "ACCESS_TOKEN_TTL": int(env.get("ACCESS_TOKEN_TTL", "3600")),

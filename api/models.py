@@ -24,6 +24,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from .database import Base
+from .personal_data import EncryptedText
 
 
 def utcnow() -> datetime:
@@ -172,7 +173,8 @@ class Form(Base):
     refund_method: Mapped[str | None] = mapped_column(String(32))
     first_name: Mapped[str] = mapped_column(String(100))
     last_name: Mapped[str] = mapped_column(String(100))
-    passport_number: Mapped[str] = mapped_column(String(20))
+    # Encrypted at rest (api/personal_data.py).
+    passport_number: Mapped[str] = mapped_column(EncryptedText)
     passport_country: Mapped[str] = mapped_column(String(2))
     # Keyed hash of passport country + number: finds a traveller's forms
     # without searching on the number itself.

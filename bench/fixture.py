@@ -306,11 +306,16 @@ def load_forms(world: World, start: int, count: int, *, scannable: int = 0, pend
                 cur.execute("ANALYZE form_lines")
                 cur.execute("ANALYZE checks")
         return payloads
+    from api import create_app
     from api.models import Check, Form, FormLine
 
+    # Through the model's column types, in an app context: passport numbers
+    # are encrypted with the world's keys, as the API would store them.
+    with environment(world.env):
+        app = create_app()
     engine = create_engine(world.url)
     try:
-        with engine.begin() as conn:
+        with app.app_context(), engine.begin() as conn:
             while True:
                 batch = [next(rows, None) for _ in range(20_000)]
                 batch = [b for b in batch if b is not None]
@@ -324,4 +329,5 @@ def load_forms(world: World, start: int, count: int, *, scannable: int = 0, pend
                 payloads += [f["qr_payload"] for f, _, _ in batch if f["status"] == "issued"]
     finally:
         engine.dispose()
+        app.extensions["db_engine"].dispose()
     return payloads

@@ -11,12 +11,17 @@ import shutil
 import threading
 
 import pytest
+from cryptography.fernet import Fernet
 from sqlalchemy import create_engine, text
 from werkzeug.serving import make_server
 
 from api import create_app
 from api.cli import migrate
 from tests.builders import PASSWORD, World
+
+# One set of passport keys for every app and server the suite starts, as a
+# deployment shares them across its workers.
+os.environ.setdefault("PASSPORT_KEYS", Fernet.generate_key().decode())
 
 BACKENDS = ["sqlite"] + (["postgresql"] if os.environ.get("TEST_POSTGRES_URL") else [])
 
