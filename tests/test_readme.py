@@ -4,21 +4,10 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import subprocess
 import sys
-import time
-from pathlib import Path
 
-import requests
-
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from tests.servers import ROOT, free_port, serving
 
 
 def _walkthrough() -> str:
@@ -33,26 +22,12 @@ def test_the_readme_walkthrough_runs_as_written(tmp_path):
     flask = [sys.executable, "-m", "flask", "--app", "api"]
     for command in ("init-db", "seed-demo"):
         subprocess.run(flask + [command], env=env, check=True, capture_output=True, cwd=ROOT)
-    port = _free_port()
-    server = subprocess.Popen(flask + ["run", "--port", str(port)], env=env, cwd=ROOT,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                if requests.get(f"http://127.0.0.1:{port}/healthz", timeout=1).ok:
-                    break
-            except requests.ConnectionError:
-                pass
-            assert time.monotonic() < deadline, "the development server did not start"
-            time.sleep(0.1)
+    port = free_port()
+    with serving(flask + ["run", "--port", str(port)], port, env):
         script = _walkthrough().replace("127.0.0.1:5000", f"127.0.0.1:{port}")
         # Run where `instance/` is the server's instance folder, as in a checkout.
         result = subprocess.run(["bash", "-euo", "pipefail", "-c", script], cwd=tmp_path,
                                 capture_output=True, text=True, timeout=60)
-    finally:
-        server.terminate()
-        server.wait(10)
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert '"status": "issued"' in out

@@ -8,21 +8,10 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
-import time
-from pathlib import Path
 
-import requests
-
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from tests.servers import ROOT, free_port, serving
 
 
 def _section() -> str:
@@ -41,21 +30,9 @@ def test_the_readme_intermediary_integration_runs_as_written(tmp_path):
     flask = [sys.executable, "-m", "flask", "--app", "api"]
     for command in ("init-db", "seed-demo"):
         subprocess.run(flask + [command], env=env, check=True, capture_output=True, cwd=ROOT)
-    port, hook_port = _free_port(), _free_port()
+    port, hook_port = free_port(), free_port()
     (tmp_path / "receiver.py").write_text(_block("python"))
-    server = subprocess.Popen(flask + ["run", "--port", str(port)], env=env, cwd=ROOT,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    script = None
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                if requests.get(f"http://127.0.0.1:{port}/healthz", timeout=1).ok:
-                    break
-            except requests.ConnectionError:
-                pass
-            assert time.monotonic() < deadline, "the development server did not start"
-            time.sleep(0.1)
+    with serving(flask + ["run", "--port", str(port)], port, env):
         bash = (_block("bash")
                 .replace("127.0.0.1:5000", f"127.0.0.1:{port}")
                 .replace("8000", str(hook_port))
@@ -66,17 +43,15 @@ def test_the_readme_intermediary_integration_runs_as_written(tmp_path):
         script = subprocess.Popen(["bash", "-euo", "pipefail", "-c", bash], cwd=tmp_path, env=env,
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                   start_new_session=True)
-        out, err = script.communicate(timeout=60)
-    finally:
-        if script is not None:
+        try:
+            out, err = script.communicate(timeout=60)
+        finally:
             try:
                 os.killpg(script.pid, signal.SIGTERM)
             except ProcessLookupError:
                 pass
             if script.poll() is None:
                 script.communicate(timeout=10)
-        server.terminate()
-        server.wait(10)
     assert script.returncode == 0, err
     form_id = re.search(r'\{"id":"(NL\w+)","status":"cancelled"\}', out).group(1)
     lines = out.splitlines()

@@ -4,15 +4,9 @@ retrying an issue with one Idempotency-Key. Each outcome must happen once."""
 from __future__ import annotations
 
 import os
-import shutil
-import socket
-import subprocess
 import sys
-import tempfile
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pytest
 import requests
@@ -20,9 +14,9 @@ import requests
 from api import auth, database
 from api.models import User
 from tests.builders import PASSWORD, item, traveller
+from tests.servers import free_port, serving
 
 PROBLEM = "application/problem+json"
-ROOT = Path(__file__).resolve().parents[2]
 
 
 # --- small helpers ----------------------------------------------------------
@@ -165,33 +159,14 @@ def test_twenty_retries_of_one_issue_with_one_idempotency_key_store_one_form(wor
 # --- the production server: gunicorn, four worker processes ------------------
 
 @pytest.fixture
-def gunicorn_url(database_url, app):
+def gunicorn_url(database_url, app, tmp_path):
     """The app under gunicorn with four worker processes (each its own
     connection pool and key cache) on the test's database."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    instance = tempfile.mkdtemp(prefix="taxfree-gunicorn-")
-    env = {**os.environ, "DATABASE_URL": database_url, "INSTANCE_PATH": instance}
-    server = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "--workers", "4", "--bind", f"127.0.0.1:{port}", "api:create_app()"],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if requests.get(f"{url}/readyz", timeout=10).ok:
-                    break
-            except requests.RequestException:
-                pass
-            assert time.monotonic() < deadline and server.poll() is None, "gunicorn did not start"
-            time.sleep(0.2)
+    port = free_port()
+    env = {**os.environ, "DATABASE_URL": database_url, "INSTANCE_PATH": str(tmp_path / "gunicorn")}
+    command = [sys.executable, "-m", "gunicorn", "--workers", "4", "--bind", f"127.0.0.1:{port}", "api:create_app()"]
+    with serving(command, port, env, ready="/readyz") as url:
         yield url
-    finally:
-        server.terminate()
-        server.wait(30)
-        shutil.rmtree(instance, ignore_errors=True)
 
 
 def test_fifty_scans_of_one_form_across_four_gunicorn_workers_validate_it_once(app, world, gunicorn_url):

@@ -12,6 +12,7 @@ import pytest
 
 from shared import qrtoken
 from shared.client import ApiError, DeviceRejected, KioskClient, Offline, Verdict
+from tests.servers import free_port
 
 WATCH = {"description": "Watch", "quantity": 1, "unit_price_cents": 125000, "vat_rate": 21,
          "category": "watches", "serial_number": "SN-1"}
@@ -29,9 +30,7 @@ def scanned_events(world, form_id) -> int:
 @pytest.fixture
 def closed_port():
     """A port nothing listens on: connections are refused at once."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    return free_port()
 
 
 @pytest.fixture

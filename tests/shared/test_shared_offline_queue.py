@@ -3,7 +3,6 @@
 removed only after the API answered it, and counted exactly once."""
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 import textwrap
@@ -13,6 +12,7 @@ import pytest
 
 from shared.client import KioskClient, Offline, iso_utc
 from shared.offline_queue import OfflineQueue
+from tests.servers import free_port
 
 
 def scanned_events(world, form_id) -> int:
@@ -27,9 +27,7 @@ def body(form, minutes_ago=5):
 
 @pytest.fixture
 def offline_url():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return f"http://127.0.0.1:{s.getsockname()[1]}"
+    return f"http://127.0.0.1:{free_port()}"
 
 
 def test_a_queued_scan_is_on_disk_when_add_returns_even_if_the_process_dies(tmp_path):
