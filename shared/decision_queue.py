@@ -25,7 +25,6 @@ the kiosk's ``send_scan``), hence this sibling with the same durability.
 from __future__ import annotations
 
 import json
-import sqlite3
 import threading
 import uuid
 from dataclasses import dataclass
@@ -34,6 +33,7 @@ from pathlib import Path
 from typing import Callable
 
 from .client import ApiError, Offline
+from .durable import DurableStore
 from .officer_client import NotSignedIn, OfficerClient
 
 OUTCOME_EVENTS = ("form.validated", "form.partially_validated", "form.rejected")
@@ -129,33 +129,15 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-class DecisionQueue:
+class DecisionQueue(DurableStore):
     """The durable queue of decisions. Safe to share between threads; one
     sync runs at a time."""
 
+    SCHEMA = SCHEMA
+
     def __init__(self, path: str | Path):
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False,
-                                   timeout=10)
-        self._lock = threading.Lock()
+        super().__init__(path)  # "saved on this device" means fsynced to disk
         self._syncing = threading.Lock()
-        with self._lock:
-            # WAL with synchronous=FULL: "saved on this device" on screen
-            # means fsynced to disk.
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
-            self._db.executescript(SCHEMA)
-
-    def close(self) -> None:
-        with self._lock:
-            self._db.close()
-
-    def __enter__(self) -> "DecisionQueue":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
     # --- adding ----------------------------------------------------------------
 

@@ -13,7 +13,6 @@ none is silently lost and none blocks the queue.
 from __future__ import annotations
 
 import json
-import sqlite3
 import threading
 import uuid
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ from pathlib import Path
 from typing import Callable
 
 from .client import ApiError, DeviceRejected, KioskClient, Offline
+from .durable import DurableStore
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS pending_scans (
@@ -71,36 +71,18 @@ def new_idempotency_key() -> str:
     return f"scan-{uuid.uuid4()}"
 
 
-class OfflineQueue:
+class OfflineQueue(DurableStore):
     """The durable queue of scans waiting for the API.
 
     Safe to share between threads (the kiosk's scan worker adds, its sync
     worker drains); one drain runs at a time.
     """
 
+    SCHEMA = SCHEMA
+
     def __init__(self, path: str | Path):
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False,
-                                   timeout=10)
-        self._lock = threading.Lock()
+        super().__init__(path)  # "recorded" on screen means recorded on disk
         self._draining = threading.Lock()
-        with self._lock:
-            # WAL with synchronous=FULL: every commit is fsynced before it
-            # returns, so "recorded" on screen means recorded on disk.
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
-            self._db.executescript(SCHEMA)
-
-    def close(self) -> None:
-        with self._lock:
-            self._db.close()
-
-    def __enter__(self) -> "OfflineQueue":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
     # --- adding -------------------------------------------------------------
 
