@@ -6,6 +6,7 @@ empty, migrated database.
 """
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import threading
@@ -35,6 +36,48 @@ def pytest_report_header(config):
 def pytest_configure(config):
     if os.environ.get("CI") and "postgresql" not in BACKENDS:
         raise pytest.UsageError("CI must test PostgreSQL too: run the suite with make test")
+
+
+# --- figures of fault and attack tests ------------------------------------
+# A fault or attack test reports what it saw (requests sent, lost,
+# duplicated, errors ...) with the ``figures`` fixture. The figures are
+# printed at the end of the run and, with RELIABILITY_FIGURES=path, written
+# as JSON for scripts/reliability_report.py, which makes docs/reliability.md.
+
+@pytest.fixture
+def figures(request):
+    """``figures(sent=50, lost=0, duplicated=0, errors=0)``: counts this test observed."""
+    def note(**counts):
+        request.node.user_properties.append(("figures", counts))
+    return note
+
+
+def _reported_figures(terminalreporter) -> dict[str, dict]:
+    seen = {}
+    for report in terminalreporter.stats.get("passed", []) + terminalreporter.stats.get("failed", []):
+        if report.when != "call":
+            continue
+        counts = {}
+        for name, value in report.user_properties:
+            if name == "figures":
+                counts.update(value)
+        if counts:
+            seen[report.nodeid] = {"outcome": report.outcome, **counts}
+    return seen
+
+
+def pytest_terminal_summary(terminalreporter):
+    seen = _reported_figures(terminalreporter)
+    if not seen:
+        return
+    terminalreporter.section("fault and attack figures")
+    for nodeid, counts in seen.items():
+        shown = ", ".join(f"{k} {v}" for k, v in counts.items() if k != "outcome")
+        terminalreporter.write_line(f"{nodeid}: {shown}")
+    path = os.environ.get("RELIABILITY_FIGURES")
+    if path:
+        with open(path, "w") as out:
+            json.dump(seen, out, indent=1, sort_keys=True)
 
 
 @pytest.fixture(scope="session")

@@ -3,6 +3,7 @@ scanning one form together, officers pressing "validate" together, a till
 retrying an issue with one Idempotency-Key. Each outcome must happen once."""
 from __future__ import annotations
 
+import json
 import os
 import sys
 import threading
@@ -61,7 +62,7 @@ def types(evts) -> list[str]:
 
 # --- tests ------------------------------------------------------------------
 
-def test_thirty_kiosks_scanning_one_form_at_once_validate_it_once(world, live_server):
+def test_thirty_kiosks_scanning_one_form_at_once_validate_it_once(world, live_server, figures):
     kiosks = [world.devices["kiosk"]]
     for n in range(2, 6):
         r = world.post("root", "/api/v1/devices", {"name": f"kiosk-{n}", "kind": "kiosk", "exit_point": "AMS"})
@@ -84,6 +85,8 @@ def test_thirty_kiosks_scanning_one_form_at_once_validate_it_once(world, live_se
     assert types(evts)[:2] == ["form.issued", "form.validated"]
     r = world.get("shop", f"/api/v1/forms/{form['id']}")
     assert (r.get_json()["status"], r.get_json()["exit_point"]) == ("validated", "AMS")
+    figures(sent=30, validations=types(evts).count("form.validated"), scan_events=len(scanned),
+            errors=sum(status != 200 for status, *_ in responses))
 
 
 def test_kiosks_scanning_a_watch_at_once_open_one_check_at_the_desk(world, live_server):
@@ -103,7 +106,7 @@ def test_kiosks_scanning_a_watch_at_once_open_one_check_at_the_desk(world, live_
     assert (evts.count("form.check_required"), evts.count("form.scanned")) == (1, 10)
 
 
-def test_ten_officers_deciding_one_form_at_once_give_one_decision(app, world, live_server):
+def ten_officers_decide_one_form_at_once(app, world, base_url, figures):
     officers = {}
     for n in range(3, 13):
         name = f"officer{n}"
@@ -115,7 +118,7 @@ def test_ten_officers_deciding_one_form_at_once_give_one_decision(app, world, li
     assert r.get_json()["verdict"] == "check_required"
 
     responses = all_at_once([
-        ("POST", f"{live_server}/api/v1/forms/{form['id']}/decision", bearer(token), {"outcome": "validated"})
+        ("POST", f"{base_url}/api/v1/forms/{form['id']}/decision", bearer(token), {"outcome": "validated"})
         for _, token in officers.values()
     ])
 
@@ -131,9 +134,15 @@ def test_ten_officers_deciding_one_form_at_once_give_one_decision(app, world, li
     assert evts[-1]["actor"] == f"user:{winner_id}"
     r = world.get("officer", "/api/v1/checks?exit_point=AMS&status=decided")
     assert [(c["form_id"], c["outcome"]) for c in r.get_json()["items"]] == [(form["id"], "validated")]
+    figures(sent=10, decided=statuses.count(200), conflicts=statuses.count(409),
+            validations=types(evts).count("form.validated"), errors=sum(s not in (200, 409) for s in statuses))
 
 
-def test_twenty_retries_of_one_issue_with_one_idempotency_key_store_one_form(world, live_server):
+def test_ten_officers_deciding_one_form_at_once_give_one_decision(app, world, live_server, figures):
+    ten_officers_decide_one_form_at_once(app, world, live_server, figures)
+
+
+def test_twenty_retries_of_one_issue_with_one_idempotency_key_store_one_form(world, live_server, figures):
     body = {
         "invoice_number": "INV-RETRY-1",
         "purchase_date": world.issue("books")["purchase_date"],
@@ -154,6 +163,7 @@ def test_twenty_retries_of_one_issue_with_one_idempotency_key_store_one_form(wor
     r = world.get("shop", "/api/v1/forms")
     assert [f["id"] for f in r.get_json()["items"]] == [form_id]
     assert types(events(world, form_id)) == ["form.issued"]
+    figures(sent=20, forms_stored=len(r.get_json()["items"]), duplicated=len(r.get_json()["items"]) - 1, errors=0)
 
 
 # --- the production server: gunicorn, four worker processes ------------------
@@ -163,13 +173,15 @@ def gunicorn_url(database_url, app, tmp_path):
     """The app under gunicorn with four worker processes (each its own
     connection pool and key cache) on the test's database."""
     port = free_port()
-    env = {**os.environ, "DATABASE_URL": database_url, "INSTANCE_PATH": str(tmp_path / "gunicorn")}
+    env = {**os.environ, "DATABASE_URL": database_url, "INSTANCE_PATH": str(tmp_path / "gunicorn"),
+           # As in the tests' app: no random checks, so a plain form's verdict is known.
+           "RISK_POLICY": json.dumps(app.config["RISK_POLICY"])}
     command = [sys.executable, "-m", "gunicorn", "--workers", "4", "--bind", f"127.0.0.1:{port}", "api:create_app()"]
     with serving(command, port, env, ready="/readyz") as url:
         yield url
 
 
-def test_fifty_scans_of_one_form_across_four_gunicorn_workers_validate_it_once(app, world, gunicorn_url):
+def test_fifty_scans_of_one_form_across_four_gunicorn_workers_validate_it_once(app, world, gunicorn_url, figures):
     app.config["WEBHOOKS_ALLOW_PRIVATE"] = True
     hook = world.post("shop", "/api/v1/webhooks", {"url": "http://127.0.0.1:9/hook", "events": ["form.validated"]})
     assert hook.status_code == 201, hook.get_json()
@@ -190,3 +202,10 @@ def test_fifty_scans_of_one_form_across_four_gunicorn_workers_validate_it_once(a
     assert types(evts).count("form.scanned") == 50
     deliveries = world.get("shop", f"/api/v1/webhooks/{hook.get_json()['id']}/deliveries").get_json()["items"]
     assert [d["event_type"] for d in deliveries] == ["form.validated"]
+    figures(sent=50, validations=types(evts).count("form.validated"), scan_events=types(evts).count("form.scanned"),
+            outbox_events=len(deliveries), errors=sum(status != 200 for status, *_ in responses))
+
+
+def test_ten_officers_deciding_one_form_across_four_gunicorn_workers_give_one_decision(
+        app, world, gunicorn_url, figures):
+    ten_officers_decide_one_form_at_once(app, world, gunicorn_url, figures)
