@@ -1,45 +1,146 @@
 """A database restart while the API serves: requests fail with 503 problem
-details while it is down and succeed again after, without restarting the API."""
+details while it is down and succeed again after, without restarting the API.
+
+The API runs under gunicorn (two workers, each with its own connection
+pool) on a PostgreSQL cluster of its own, so stopping it disturbs no other
+test. A kiosk keeps scanning through the outage, retrying each scan with its
+Idempotency-Key as the kiosk app does: every scan ends up recorded once."""
 from __future__ import annotations
 
+import json
+import os
 import shutil
 import subprocess
+import sys
 import tempfile
+import threading
+import time
+import uuid
 from pathlib import Path
 
-from api import create_app
+import pytest
+import requests
+
 from api.cli import migrate
+from tests.builders import item, traveller
+from tests.servers import free_port, serving
 
 ROOT = Path(__file__).resolve().parents[2]
 PG = str(ROOT / "scripts" / "throwaway-postgres.sh")
+FORMS = 40
 
 
-def test_the_api_answers_503_while_postgresql_restarts_and_recovers_by_itself(monkeypatch):
-    # Its own cluster (under /tmp, which the postgres user can reach), so
-    # stopping it disturbs no other test.
-    cluster = tempfile.mkdtemp(prefix="taxfree-outage-")
-    shutil.rmtree(cluster)
-    url = subprocess.run([PG, "start", cluster], check=True, capture_output=True, text=True).stdout.strip()
+@pytest.fixture
+def cluster():
+    # Under /tmp, which the postgres user can reach.
+    directory = tempfile.mkdtemp(prefix="taxfree-outage-")
+    shutil.rmtree(directory)
+    url = subprocess.run([PG, "start", directory], check=True, capture_output=True, text=True).stdout.strip()
     try:
         migrate(url)
-        instance = tempfile.mkdtemp(prefix="taxfree-outage-instance-")
-        monkeypatch.setenv("INSTANCE_PATH", instance)
-        app = create_app({"DATABASE_URL": url})
-        client = app.test_client()
-        assert client.get("/readyz").status_code == 200
-        assert client.post("/api/v1/auth/token", json={"username": "x", "password": "y"}).status_code == 401
-
-        subprocess.run([PG, "pause", cluster], check=True, capture_output=True)
-        for r in (client.get("/readyz"),
-                  client.post("/api/v1/auth/token", json={"username": "x", "password": "y"})):
-            assert r.status_code == 503
-            assert r.mimetype == "application/problem+json"
-            assert r.headers["Retry-After"] == "5"
-
-        subprocess.run([PG, "resume", cluster], check=True, capture_output=True)
-        assert client.get("/readyz").status_code == 200
-        assert client.post("/api/v1/auth/token", json={"username": "x", "password": "y"}).status_code == 401
-        app.extensions["db_engine"].dispose()
-        shutil.rmtree(instance, ignore_errors=True)
+        yield directory, url
     finally:
-        subprocess.run([PG, "stop", cluster], capture_output=True)
+        subprocess.run([PG, "stop", directory], capture_output=True)
+
+
+@pytest.fixture
+def database_url(cluster):
+    """Every fixture of this module (app, world) uses the outage cluster."""
+    return cluster[1]
+
+
+@pytest.fixture
+def api_url(app, database_url, tmp_path):
+    port = free_port()
+    env = {**os.environ, "DATABASE_URL": database_url, "INSTANCE_PATH": str(tmp_path / "gunicorn"),
+           "RISK_POLICY": json.dumps(app.config["RISK_POLICY"])}
+    command = [sys.executable, "-m", "gunicorn", "--workers", "2", "--bind", f"127.0.0.1:{port}", "api:create_app()"]
+    with serving(command, port, env, ready="/readyz") as url:
+        yield url
+
+
+class Kiosk(threading.Thread):
+    """Scans each form once, retrying the same request (same Idempotency-Key)
+    after a 503 or a dropped connection until the API acknowledges it."""
+
+    def __init__(self, url, token, payloads):
+        super().__init__(daemon=True)
+        self.url, self.token, self.payloads = url, token, payloads
+        self.sent = 0
+        self.acknowledged: list[dict] = []
+        self.unavailable: list[requests.Response] = []
+        self.connection_errors = 0
+        self.other: list[tuple[int, str]] = []
+        self.resume = threading.Event()  # paced while the database is up, so the outage falls mid-run
+
+    def run(self):
+        with requests.Session() as http:
+            for payload in self.payloads:
+                key = str(uuid.uuid4())
+                for _ in range(2000):  # bounded: about a minute of retries per scan
+                    self.sent += 1
+                    try:
+                        r = http.post(f"{self.url}/api/v1/scans", json={"qr_payload": payload}, timeout=30,
+                                      headers={"Authorization": f"Bearer {self.token}", "Idempotency-Key": key})
+                    except requests.ConnectionError:
+                        self.connection_errors += 1
+                        time.sleep(0.03)
+                        continue
+                    if r.status_code == 503:
+                        self.unavailable.append(r)
+                        time.sleep(0.03)  # the API says 5 s; a test need not wait that long
+                        continue
+                    if r.status_code == 200:
+                        self.acknowledged.append(r.json())
+                    else:
+                        self.other.append((r.status_code, r.text[:200]))
+                    break
+                time.sleep(0.02)
+
+
+def test_the_api_answers_503_while_postgresql_restarts_and_recovers_by_itself(
+        cluster, world, api_url, figures):
+    directory, _ = cluster
+    # One form per traveller: five forms in a week would send them to the desk.
+    forms = [world.issue("shop", item(), traveller=traveller(passport_number=f"E{n:08d}"))
+             for n in range(FORMS)]
+    kiosk = Kiosk(api_url, world.devices["kiosk"], [f["qr_payload"] for f in forms])
+    kiosk.start()
+
+    def wait_for(condition, what, seconds=60):
+        deadline = time.monotonic() + seconds
+        while not condition():
+            assert kiosk.is_alive() or condition(), f"the kiosk stopped before {what}"
+            assert time.monotonic() < deadline, f"gave up waiting for {what}"
+            time.sleep(0.01)
+
+    wait_for(lambda: len(kiosk.acknowledged) >= 10, "ten scans before the outage")
+    subprocess.run([PG, "pause", directory], check=True, capture_output=True)
+    acknowledged_before = len(kiosk.acknowledged)
+    wait_for(lambda: len(kiosk.unavailable) >= 20, "503 answers during the outage")
+    ready = requests.get(f"{api_url}/readyz", timeout=30)
+    assert (ready.status_code, ready.headers["Content-Type"]) == (503, "application/problem+json")
+    subprocess.run([PG, "resume", directory], check=True, capture_output=True)
+    kiosk.join(120)
+
+    assert not kiosk.is_alive()
+    assert kiosk.other == []
+    assert len(kiosk.acknowledged) == FORMS
+    assert acknowledged_before < FORMS, "the outage fell after the last scan"
+    for r in kiosk.unavailable:
+        problem = r.json()
+        assert r.headers["Content-Type"] == "application/problem+json"
+        assert r.headers["Retry-After"] == "5"
+        assert (problem["status"], problem["code"]) == (503, "database_unavailable")
+    # Each scan counted once: one validation and one scan event per form.
+    assert sorted(v["form_id"] for v in kiosk.acknowledged) == sorted(f["id"] for f in forms)
+    assert {v["verdict"] for v in kiosk.acknowledged} == {"validated"}
+    duplicated = 0
+    for form in forms:
+        types = [e["type"] for e in world.get("shop", f"/api/v1/forms/{form['id']}/events").get_json()["items"]]
+        assert types == ["form.issued", "form.validated", "form.scanned"], types
+        duplicated += types.count("form.scanned") - 1
+    assert requests.get(f"{api_url}/readyz", timeout=30).status_code == 200
+    figures(sent=kiosk.sent, scans=FORMS, acknowledged=len(kiosk.acknowledged),
+            answered_503=len(kiosk.unavailable), connection_errors=kiosk.connection_errors,
+            lost=FORMS - len(kiosk.acknowledged), duplicated=duplicated, other_errors=len(kiosk.other))
