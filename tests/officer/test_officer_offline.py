@@ -16,7 +16,7 @@ def card_of(device, name):
 
 
 def test_offline_decisions_survive_a_restart_sync_once_and_a_conflict_shows_both(
-        desk_world, desk_server, handheld):
+        desk_world, desk_server, handheld, figures):
     world = desk_world
     mei = world.waiting_form()
     john = world.waiting_form(**JOHN)
@@ -95,6 +95,8 @@ def test_offline_decisions_survive_a_restart_sync_once_and_a_conflict_shows_both
     by_form = {row["form_id"]: row for row in rows}
     assert by_form[mei["id"]]["outcome"] == "Validated" and by_form[mei["id"]]["state_text"] == "AMS"
     assert by_form[john["id"]]["state_text"] == "NOT recorded"
+    figures(queued=2, restarts=1, recorded=1, refused_as_conflict=1, lost=0,
+            duplicated=len(world.decisions(mei["id"])) - 1)
 
 
 def test_a_resent_decision_is_replayed_not_recorded_twice(desk_world, desk_server, tmp_path):

@@ -3,6 +3,7 @@
 removed only after the API answered it, and counted exactly once."""
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import textwrap
@@ -133,3 +134,68 @@ def test_a_queued_passport_look_up_is_sent_too(tmp_path, live_server, world):
         report = queue.drain(KioskClient(live_server, world.devices["kiosk"]))
     [(_, verdicts)] = report.sent
     assert [(v.form_id, v.verdict) for v in verdicts] == [(coat["id"], "validated")]
+
+
+# --- kill -9 while queuing and while draining ---------------------------------
+
+KIOSK_PROCESS = textwrap.dedent("""
+    import json, sys, time
+    from shared.client import KioskClient
+    from shared.offline_queue import OfflineQueue
+
+    path, mode, arg = sys.argv[1], sys.argv[2], sys.argv[3]
+    queue = OfflineQueue(path)
+    if mode == "queue":  # the API is down: each scan is written, then "recorded" is shown
+        for n, body in json.loads(arg):
+            if any(item.idempotency_key == f"scan-{n}" for item in queue.pending()):
+                continue  # queued before the kill
+            queue.add("qr", body, f"scan-{n}")
+            print(n, flush=True)
+            time.sleep(0.02)
+    else:  # the API is back: the queue drains, one scan after the other
+        url, token = json.loads(arg)
+        queue.drain(KioskClient(url, token), on_sent=lambda item, verdict: (print(item.idempotency_key, flush=True),
+                                                                           time.sleep(0.05)))
+    print("done", flush=True)
+""")
+
+
+def run_until_killed(args, kill_after_lines):
+    """Start a kiosk process; SIGKILL it once it has printed ``kill_after_lines``
+    lines (nothing is cleaned up, as in a power cut). Returns its lines."""
+    process = subprocess.Popen([sys.executable, "-c", KIOSK_PROCESS, *args],
+                               stdout=subprocess.PIPE, text=True)
+    lines = []
+    for line in process.stdout:
+        lines.append(line.strip())
+        if len(lines) == kill_after_lines:
+            process.kill()
+            break
+    process.wait(60)
+    process.stdout.close()
+    return lines
+
+
+def test_a_kiosk_killed_while_queuing_and_again_while_sending_loses_no_scan_and_counts_each_once(
+        tmp_path, live_server, world, figures):
+    forms = [world.issue() for _ in range(20)]
+    scans = json.dumps([(n, body(form)) for n, form in enumerate(forms)])
+    path = str(tmp_path / "queue.sqlite3")
+
+    # Offline: killed after eight scans were shown as recorded, restarted.
+    shown = run_until_killed([path, "queue", scans], kill_after_lines=8)
+    assert shown == [str(n) for n in range(8)]
+    shown += run_until_killed([path, "queue", scans], kill_after_lines=None)
+    assert shown[-1] == "done" and sorted(int(n) for n in shown[:-1]) == list(range(20))
+    # Online again: killed after five scans were answered, restarted.
+    sent = run_until_killed([path, "drain", json.dumps([live_server, world.devices["kiosk"]])], kill_after_lines=5)
+    assert len(sent) == 5
+    sent += run_until_killed([path, "drain", json.dumps([live_server, world.devices["kiosk"]])],
+                             kill_after_lines=None)
+
+    with OfflineQueue(path) as queue:
+        assert queue.pending() == []
+    recorded = [scanned_events(world, form["id"]) for form in forms]
+    assert recorded == [1] * 20
+    figures(scans=20, kills=2, restarts=2, arrived=sum(n > 0 for n in recorded), lost=recorded.count(0),
+            duplicated=sum(n - 1 for n in recorded if n > 1))
