@@ -209,3 +209,47 @@ def test_fifty_scans_of_one_form_across_four_gunicorn_workers_validate_it_once(a
 def test_ten_officers_deciding_one_form_across_four_gunicorn_workers_give_one_decision(
         app, world, gunicorn_url, figures):
     ten_officers_decide_one_form_at_once(app, world, gunicorn_url, figures)
+
+
+def start_well_inside_a_minute():
+    """The limits count per fixed window; a burst must not straddle two."""
+    import time
+    while time.time() % 60 > 45:
+        time.sleep(0.5)
+
+
+def test_password_guessing_across_four_gunicorn_workers_is_stopped_at_the_shared_limit(world, gunicorn_url, figures):
+    # Thirty guesses at once keep all four workers busy: the
+    # limit (ten a minute per account) holds only if they share one counter.
+    r = world.post("root", "/api/v1/users", {"username": "clerk", "password": PASSWORD, "role": "retailer",
+                                             "retailer_id": world.ids["shop"]})
+    assert r.status_code == 201, r.get_json()
+    start_well_inside_a_minute()
+    responses = all_at_once([
+        ("POST", f"{gunicorn_url}/api/v1/auth/token", {}, {"username": "clerk", "password": f"guess-{n}"})
+        for n in range(30)
+    ])
+
+    statuses = [status for status, *_ in responses]
+    assert sorted(statuses) == [401] * 10 + [429] * 20
+    for status, ctype, headers, body in responses:
+        if status == 429:
+            assert (ctype, body["code"]) == (PROBLEM, "too_many_requests")
+            assert 1 <= int(headers["Retry-After"]) <= 60
+    figures(sent=30, let_through=statuses.count(401), refused_429=statuses.count(429), limit=10,
+            errors=sum(s not in (401, 429) for s in statuses))
+
+
+def test_status_lookups_across_four_gunicorn_workers_are_stopped_at_the_shared_limit(world, gunicorn_url, figures):
+    form = world.issue("shop")
+    start_well_inside_a_minute()
+    responses = all_at_once([
+        ("GET", f"{gunicorn_url}/api/v1/status/{form['id']}?last_name=Chen", {}, None) for _ in range(30)
+    ])
+
+    statuses = [status for status, *_ in responses]
+    # Twenty lookups a minute per address (and twenty an hour per form).
+    assert sorted(statuses) == [200] * 20 + [429] * 10
+    assert all("Retry-After" in headers for status, _, headers, _ in responses if status == 429)
+    figures(sent=30, let_through=statuses.count(200), refused_429=statuses.count(429), limit=20,
+            errors=sum(s not in (200, 429) for s in statuses))
