@@ -137,7 +137,10 @@ def pair_device(name, exit_point_code, kind, api_url, png_path, minutes):
 @with_appcontext
 def deliver_webhooks(forever):
     """Send due webhook deliveries (retries included) and exit; with
-    --forever, keep going until interrupted. Run several on PostgreSQL."""
+    --forever, keep going until interrupted. Run several on PostgreSQL.
+
+    SIGTERM or Ctrl+C: the request being made is finished and recorded, the
+    other leased deliveries are given back, and the command exits (0)."""
     import threading
 
     from .services import deliveries
@@ -145,16 +148,14 @@ def deliver_webhooks(forever):
     config = current_app.config
     settings = deliveries.Settings.from_config(config)
     sessions = current_app.extensions["db_sessionmaker"]
-    if not forever:
-        click.echo(str(deliveries.deliver_due(sessions, settings)) + ".")
-        return
-    stop = threading.Event()
-    click.echo("Delivering webhooks; Ctrl+C to stop.")
-    try:
+    with deliveries.stopped_by_signals(threading.Event()) as stop:
+        if not forever:
+            click.echo(str(deliveries.deliver_due(sessions, settings, stop=stop)) + ".")
+            return
+        click.echo("Delivering webhooks; Ctrl+C to stop.")
         deliveries.run_forever(sessions, settings, config["WEBHOOKS_POLL_SECONDS"], stop,
                                on_report=lambda report: click.echo(str(report) + "."))
-    except KeyboardInterrupt:
-        stop.set()
+    click.echo("Stopped; deliveries not sent yet are left for the next run.")
 
 
 @click.command("reencrypt-personal-data")

@@ -9,7 +9,9 @@ transaction open; then it records each attempt in another short
 transaction. A worker killed mid-delivery leaves a lease that runs out, and
 the row is sent again: delivery is at least once, under the same
 ``webhook-id``, so receivers can deduplicate. A worker never starts a
-request it could not finish before its lease ends.
+request it could not finish before its lease ends. A worker asked to stop
+(SIGTERM, Ctrl+C) finishes and records the request it is making, gives the
+rest of its leases back and exits.
 
 Failed attempts (no answer within the timeout, a connection error, any
 non-2xx answer, a redirect, which is never followed) are retried with
@@ -21,8 +23,10 @@ from __future__ import annotations
 import logging
 import random
 import secrets
+import signal
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Callable
@@ -359,19 +363,24 @@ def deliver_due(
     clock: Callable[[], datetime] = utcnow,
     rand: Callable[[], float] = random.random,
     http: requests.Session | None = None,
+    stop: threading.Event | None = None,
 ) -> Report:
     """Send every delivery that is due now, a batch at a time, until none is
-    left; returns what happened."""
+    left or ``stop`` is set; returns what happened."""
     report = Report()
     own_http = http is None
     http = http or http_session(settings.allow_private)
+    stop = stop or threading.Event()
     try:
-        while True:
+        while not stop.is_set():
             batch = claim(sessions, settings, clock())
             if not batch:
                 return report
             for n, item in enumerate(batch):
-                if clock() + settings.longest_send >= item.leased_until:
+                # Asked to stop, or the lease would run out mid-request: the
+                # rest of the batch goes back at once instead of waiting
+                # for its lease to run out.
+                if stop.is_set() or clock() + settings.longest_send >= item.leased_until:
                     release(sessions, batch[n:])
                     report.released += len(batch) - n
                     break
@@ -386,6 +395,7 @@ def deliver_due(
                     report.retrying += 1
                 if outcome.error:
                     log.info("webhook delivery %s: %s", item.id, outcome.error)
+        return report
     finally:
         if own_http:
             http.close()
@@ -397,7 +407,7 @@ def run_forever(sessions: sessionmaker, settings: Settings, poll_seconds: float,
     with http_session(settings.allow_private) as http:
         while not stop.is_set():
             try:
-                report = deliver_due(sessions, settings, http=http)
+                report = deliver_due(sessions, settings, http=http, stop=stop)
             except Exception:
                 # The database may be away for a moment; try again later.
                 log.exception("webhook delivery run failed")
@@ -406,6 +416,35 @@ def run_forever(sessions: sessionmaker, settings: Settings, poll_seconds: float,
                 on_report(report)
             else:
                 stop.wait(poll_seconds)
+
+
+@contextmanager
+def stopped_by_signals(stop: threading.Event, signals=(signal.SIGTERM, signal.SIGINT)):
+    """While inside, the first of ``signals`` sets ``stop`` instead of
+    ending the process at once (a delivery cut off mid-request is sent
+    again only once its lease runs out); a second one acts as it normally
+    would, for an operator who does not want to wait. Off the main thread
+    (where Python allows no signal handlers) ``stop`` is only yielded."""
+    if threading.current_thread() is not threading.main_thread():
+        yield stop
+        return
+    # None: a handler not set from Python; the default is the closest match.
+    previous = {signum: signal.getsignal(signum) or signal.SIG_DFL for signum in signals}
+
+    def restore():
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+    def asked_to_stop(_signum, _frame):
+        stop.set()
+        restore()
+
+    for signum in signals:
+        signal.signal(signum, asked_to_stop)
+    try:
+        yield stop
+    finally:
+        restore()
 
 
 def retry_now(session: Session, delivery: WebhookDelivery, now: datetime) -> WebhookDelivery:
