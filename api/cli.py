@@ -14,20 +14,23 @@ from .models import Intermediary, Retailer, User, utcnow
 
 def init_app(app: Flask) -> None:
     for cmd in (init_db, seed_demo, create_user, rotate_keys, expire_forms, pair_device, deliver_webhooks,
-                reencrypt_personal_data):
+                reencrypt_personal_data, verify_audit, purge_personal_data):
         app.cli.add_command(cmd)
 
 
-def migrate(url: str) -> None:
-    """Bring the database up to the newest schema, and make sure a signing key exists."""
-    command.upgrade(alembic_config(url), "heads")
+def migrate(url: str, audit_chain_key: bytes | None = None) -> None:
+    """Bring the database up to the newest schema. The audit chain's key
+    lets a migration link events that exist already."""
+    config = alembic_config(url)
+    config.attributes["audit_chain_key"] = audit_chain_key
+    command.upgrade(config, "heads")
 
 
 @click.command("init-db")
 @with_appcontext
 def init_db():
     """Create or upgrade the database schema (Alembic) and the first signing key."""
-    migrate(current_app.config["DATABASE_URL"])
+    migrate(current_app.config["DATABASE_URL"], current_app.config["AUDIT_CHAIN_KEY"].encode())
     keys.ensure_key(database.session())
     click.echo("Database is up to date.")
 
@@ -181,3 +184,50 @@ def reencrypt_personal_data():
         session.commit()
         done, last = done + len(rows), rows[-1][0]
     click.echo(f"{done} passport number(s) encrypted with the newest key.")
+
+
+def _head(value: str | None) -> tuple[int, str] | None:
+    if value is None:
+        return None
+    seq, sep, digest = value.partition(":")
+    if not (sep and seq.isdigit() and len(digest) == 64 and all(c in "0123456789abcdefABCDEF" for c in digest)):
+        raise click.BadParameter("give the head as SEQ:HASH, e.g. 1234:9f86d08...", param_hint="--expect-head")
+    return int(seq), digest.lower()
+
+
+@click.command("verify-audit")
+@click.option("--expect-head", "expect_head", metavar="SEQ:HASH",
+              help="A head printed by an earlier run: fail if that link is gone or different")
+@click.option("--batch", default=2000, show_default=True, help="Links read per query")
+@with_appcontext
+def verify_audit(expect_head, batch):
+    """Recompute the audit trail's hash chain and name the first broken link
+    (exit code 1), or print the head to note somewhere else (exit code 0)."""
+    from .services import audit_chain
+
+    expected = _head(expect_head)
+    report = audit_chain.verify(database.session(), current_app.config["AUDIT_CHAIN_KEY"].encode(),
+                                batch=batch, expect_head=expected)
+    if report.intact:
+        click.echo(f"audit trail intact: {report.links} events, head seq {report.head_seq} hash {report.head_hash}")
+        return
+    click.echo(f"audit trail broken at {report.broken}")
+    click.echo(f"verified before the break: {report.links} events, up to seq {report.head_seq} "
+               f"hash {report.head_hash}")
+    raise click.exceptions.Exit(1)
+
+
+@click.command("purge-personal-data")
+@click.option("--older-than-days", "days", type=click.IntRange(min=0),
+              help="Days after a form's final status (default: PERSONAL_DATA_RETENTION_DAYS)")
+@click.option("--batch", default=200, show_default=True, help="Forms per transaction")
+@with_appcontext
+def purge_personal_data(days, batch):
+    """Remove travellers' personal data from forms whose final status is older
+    than the retention period, keeping the anonymous figures. Each batch
+    commits on its own: interrupt and run again at will."""
+    from .services import retention
+
+    days = current_app.config["PERSONAL_DATA_RETENTION_DAYS"] if days is None else days
+    report = retention.purge(database.session(), utcnow(), days, batch=batch)
+    click.echo(str(report) + ".")

@@ -35,6 +35,20 @@ def load(instance_path: str) -> dict:
         # existing lookups, so it is kept apart from SECRET_KEY.
         "PASSPORT_HASH_KEY": env.get("PASSPORT_HASH_KEY")
         or _instance_secret(instance_path, "passport_hash_key"),
+        # Keys the audit trail's hash chain (api/services/audit_chain.py):
+        # kept out of the database, so write access to the database alone is
+        # not enough to forge a consistent chain. Every worker needs the same
+        # key, and links made with another key no longer verify.
+        "AUDIT_CHAIN_KEY": env.get("AUDIT_CHAIN_KEY") or _instance_secret(instance_path, "audit_chain_key"),
+        # The traveller's personal data on a form is removed this many days
+        # after its final status (flask --app api purge-personal-data,
+        # api/services/retention.py). A year: refunds are paid within weeks
+        # or months of validation, and travellers' questions about them come
+        # within that time. The seven years a retailer keeps its books (NL:
+        # art. 52 AWR) are for the invoice in its own records, not for the
+        # traveller's passport in this system; what customs and the figures
+        # need (amounts, lines, status, exit point, audit trail) stays.
+        "PERSONAL_DATA_RETENTION_DAYS": int(env.get("PERSONAL_DATA_RETENTION_DAYS", "365")),
         # werkzeug's scrypt; the test suite uses a cheaper method for speed.
         "PASSWORD_HASH_METHOD": env.get("PASSWORD_HASH_METHOD", "scrypt"),
         "LOGIN_ATTEMPTS_PER_USER_PER_MINUTE": int(env.get("LOGIN_ATTEMPTS_PER_USER_PER_MINUTE", "10")),

@@ -46,7 +46,10 @@ def make_engine(url: str) -> Engine:
 def init_app(app: Flask) -> None:
     engine = make_engine(app.config["DATABASE_URL"])
     app.extensions["db_engine"] = engine
-    app.extensions["db_sessionmaker"] = sessionmaker(engine, expire_on_commit=False)
+    # Sessions carry the audit chain's key: events are linked as their
+    # transaction commits, also in worker threads without an app context.
+    app.extensions["db_sessionmaker"] = sessionmaker(
+        engine, expire_on_commit=False, info={"audit_chain_key": app.config["AUDIT_CHAIN_KEY"].encode()})
     app.teardown_appcontext(_close_session)
 
 

@@ -171,18 +171,23 @@ class Form(Base):
     purchase_date: Mapped[date] = mapped_column(Date)
     payment_method: Mapped[str | None] = mapped_column(String(32))
     refund_method: Mapped[str | None] = mapped_column(String(32))
-    first_name: Mapped[str] = mapped_column(String(100))
-    last_name: Mapped[str] = mapped_column(String(100))
+    # The traveller's personal data: None only once removed (personal_data_removed_at).
+    first_name: Mapped[str | None] = mapped_column(String(100))
+    last_name: Mapped[str | None] = mapped_column(String(100))
     # Encrypted at rest (api/personal_data.py).
-    passport_number: Mapped[str] = mapped_column(EncryptedText)
+    passport_number: Mapped[str | None] = mapped_column(EncryptedText)
     passport_country: Mapped[str] = mapped_column(String(2))
     # Keyed hash of passport country + number: finds a traveller's forms
     # without searching on the number itself.
-    passport_key: Mapped[str] = mapped_column(String(64), index=True)
+    passport_key: Mapped[str | None] = mapped_column(String(64), index=True)
     nationality: Mapped[str] = mapped_column(String(2))
     residence_country: Mapped[str] = mapped_column(String(2))
-    date_of_birth: Mapped[date] = mapped_column(Date)
+    date_of_birth: Mapped[date | None] = mapped_column(Date)
     email: Mapped[str | None] = mapped_column(String(254))
+    # When the retention command removed the fields above, a while after the
+    # form's final status (api/services/retention.py); the countries, amounts,
+    # lines and status stay for the figures.
+    personal_data_removed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     currency: Mapped[str] = mapped_column(String(3), default="EUR")
     total_cents: Mapped[int] = mapped_column(BigInteger)
     vat_cents: Mapped[int] = mapped_column(BigInteger)
@@ -290,6 +295,19 @@ class Event(Base):
     exit_point: Mapped[str | None] = mapped_column(String(8))
     data: Mapped[dict] = mapped_column(JSON, default=dict)
     at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class AuditLink(Base):
+    """The audit trail's hash chain: link ``seq`` seals event ``event_id``
+    with an HMAC over the previous link's hash and the event's stored
+    fields, in the order transactions commit (api/services/audit_chain.py).
+    Appended, never updated."""
+
+    __tablename__ = "audit_links"
+    seq: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
+                                     autoincrement=False)
+    event_id: Mapped[int] = mapped_column(BigId, ForeignKey("events.id"), unique=True)
+    hash: Mapped[str] = mapped_column(String(64))
 
 
 class IdempotencyRecord(Base):

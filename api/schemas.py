@@ -234,18 +234,30 @@ class LineSchema(Strict):
     present = fields.Boolean(allow_none=True)
 
 
-def mask_passport(number: str) -> str:
+def mask_passport(number: str | None) -> str | None:
+    if number is None:  # removed after the retention period
+        return None
     return "*" * max(len(number) - 3, 0) + number[-3:]
 
 
+def name_of_traveller(form) -> str | None:
+    return None if form.personal_data_removed_at else f"{form.first_name} {form.last_name}"
+
+
+REMOVED = ("null once the personal data was removed after the retention period "
+           "(personal_data_removed_at)")
+REMOVED_AT = {"description": "When the traveller's name, passport number and date of birth were "
+                             "removed, a while after the form's final status; null while they are kept"}
+
+
 class TravellerOut(Strict):
-    first_name = fields.String()
-    last_name = fields.String()
-    passport_number = fields.String()
+    first_name = fields.String(allow_none=True)
+    last_name = fields.String(allow_none=True)
+    passport_number = fields.String(allow_none=True)
     passport_country = fields.String()
     nationality = fields.String()
     residence_country = fields.String()
-    date_of_birth = fields.Date()
+    date_of_birth = fields.Date(allow_none=True)
     email = fields.String(allow_none=True)
 
 
@@ -258,7 +270,10 @@ class FormSchema(Strict):
     purchase_date = fields.Date()
     payment_method = fields.String(allow_none=True)
     refund_method = fields.String(allow_none=True)
-    traveller = fields.Function(lambda f: TravellerOut().dump(f))
+    traveller = fields.Function(lambda f: TravellerOut().dump(f), metadata={
+        "description": "The traveller; first_name, last_name, passport_number, date_of_birth and email are "
+                       + REMOVED})
+    personal_data_removed_at = fields.AwareDateTime(allow_none=True, metadata=REMOVED_AT)
     items = fields.List(fields.Nested(LineSchema), attribute="lines")
     currency = fields.String()
     total_cents = fields.Integer()
@@ -286,14 +301,16 @@ class FormSummary(Strict):
     retailer_vat = fields.Function(lambda f: f.retailer.vat_number)
     invoice_number = fields.String()
     purchase_date = fields.Date()
-    traveller_name = fields.Function(lambda f: f"{f.first_name} {f.last_name}")
-    passport_number = fields.Function(lambda f: mask_passport(f.passport_number))
+    traveller_name = fields.Function(name_of_traveller, metadata={"description": "The traveller's name; " + REMOVED})
+    passport_number = fields.Function(lambda f: mask_passport(f.passport_number),
+                                      metadata={"description": "Masked; " + REMOVED})
     total_cents = fields.Integer()
     vat_cents = fields.Integer()
     refund_cents = fields.Integer()
     export_deadline = fields.Date()
     exit_point = fields.Function(lambda f: f.exit_point.code if f.exit_point else None)
     updated_at = fields.AwareDateTime()
+    personal_data_removed_at = fields.AwareDateTime(allow_none=True, metadata=REMOVED_AT)
 
 
 class PageArgs(Strict):
@@ -381,16 +398,22 @@ class CheckSchema(Strict):
     exit_point = fields.Function(lambda c: c.exit_point.code)
     opened_at = fields.AwareDateTime()
     fired_rules = fields.List(fields.Dict())
-    traveller_name = fields.Function(lambda c: f"{c.form.first_name} {c.form.last_name}")
-    passport_number = fields.Function(lambda c: mask_passport(c.form.passport_number))
+    traveller_name = fields.Function(lambda c: name_of_traveller(c.form),
+                                     metadata={"description": "The traveller's name; " + REMOVED})
+    passport_number = fields.Function(lambda c: mask_passport(c.form.passport_number),
+                                      metadata={"description": "Masked; " + REMOVED})
     passport_country = fields.Function(lambda c: c.form.passport_country)
     total_cents = fields.Function(lambda c: c.form.total_cents)
     line_count = fields.Function(lambda c: len(c.form.lines))
     outcome = fields.String(allow_none=True)
     decided_at = fields.AwareDateTime(allow_none=True)
     officer_id = fields.Integer(allow_none=True)
+    note = fields.String(allow_none=True, metadata={
+        "description": "The officer's note on the decision; null without one, and once the form's "
+                       "personal data was removed (it may name the traveller)"})
     # Groups a traveller's forms in the desk's queue without showing the passport.
-    traveller_ref = fields.Function(lambda c: c.form.passport_key[:12])
+    traveller_ref = fields.Function(lambda c: c.form.passport_key[:12] if c.form.passport_key else None,
+                                    metadata={"description": "Groups a traveller's forms; " + REMOVED})
 
 
 class DecisionLine(Strict):

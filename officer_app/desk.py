@@ -627,7 +627,7 @@ class Desk:
             checks = []
         for check in checks:
             entries.append(HistoryEntry(
-                check["form_id"], check["traveller_name"], check.get("outcome") or "",
+                check["form_id"], check["traveller_name"] or "", check.get("outcome") or "",
                 datetime.fromisoformat(check["decided_at"]) if check.get("decided_at") else None,
                 "recorded", check.get("exit_point") or ""))
         epoch = datetime.min.replace(tzinfo=timezone.utc)
@@ -639,6 +639,8 @@ class Desk:
         if cached is None:
             return ""
         t = cached[0]["traveller"]
+        if t["last_name"] is None:  # removed after the retention period
+            return ""
         return f"{t['first_name']} {t['last_name']}"
 
     # --- plumbing ----------------------------------------------------------------------------

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
 import threading
 
@@ -23,6 +24,9 @@ from tests.builders import PASSWORD, World
 # One set of passport keys for every app and server the suite starts, as a
 # deployment shares them across its workers.
 os.environ.setdefault("PASSPORT_KEYS", Fernet.generate_key().decode())
+# Likewise one audit chain key, so that events written by a gunicorn or
+# worker subprocess link into the same verifiable chain.
+os.environ.setdefault("AUDIT_CHAIN_KEY", secrets.token_hex(32))
 
 BACKENDS = ["sqlite"] + (["postgresql"] if os.environ.get("TEST_POSTGRES_URL") else [])
 

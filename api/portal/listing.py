@@ -108,6 +108,8 @@ CSV_COLUMNS = (
     "form_id", "status", "invoice_number", "purchase_date", "first_name", "last_name",
     "passport_number", "passport_country", "residence_country", "total_eur", "vat_eur",
     "refund_eur", "export_deadline", "exit_point", "validated_at", "refunded_eur", "refunded_at",
+    # Set once the traveller's name and passport were removed (the cells are then empty).
+    "personal_data_removed_at",
 )
 
 
@@ -150,5 +152,6 @@ def csv_rows(session: Session, query: Select) -> Iterator[str]:
             f.exit_point.code if f.exit_point else "",
             f.validated_at.isoformat() if f.validated_at else "",
             _eur(f.refunded_cents), f.refunded_at.isoformat() if f.refunded_at else "",
+            f.personal_data_removed_at.isoformat() if f.personal_data_removed_at else "",
         )])
         yield flush()

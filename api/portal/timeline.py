@@ -21,7 +21,7 @@ def _actor(db: Session, actor: str) -> str:
             return actor
         # Officers are not named to shops.
         return _("Customs officer") if user.role == "officer" else user.username
-    if actor == "system":
+    if kind == "system":  # "system", or a system job such as "system:retention"
         return _("System")
     return actor
 
@@ -50,6 +50,8 @@ def entry(db: Session, event: Event) -> dict:
         text = _("Form cancelled")
     elif kind == "form.expired":
         text = _("Expired: the export deadline passed")
+    elif kind == "form.personal_data_removed":
+        text = _("Traveller's personal data removed after the retention period")
     elif kind == "form.refunded":
         amount = data.get("amount_cents")
         text = _("Refund paid") + (f": {i18n.money(amount)}" if isinstance(amount, int) else "")

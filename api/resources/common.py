@@ -81,8 +81,12 @@ def form_etag(form) -> str:
     Takes a Form or its JSON body (the same tag for both)."""
     if isinstance(form, dict):
         parts = (form["id"], form["status"], form["updated_at"])
+        removed = form.get("personal_data_removed_at")
     else:
         parts = (form.id, form.status, form.updated_at.isoformat())
+        removed = form.personal_data_removed_at and form.personal_data_removed_at.isoformat()
+    if removed:  # the representation changed, the status did not
+        parts += (removed,)
     digest = hashlib.sha256("|".join(parts).encode())
     return f'"{digest.hexdigest()[:24]}"'
 

@@ -3,16 +3,22 @@
 Events are only ever inserted, in the same transaction as the change they
 describe, so the trail and the forms never disagree. The same goes for what
 follows from an event: the webhook outbox rows that tell retailers and
-intermediaries, and the form's place in the change feed.
+intermediaries, the form's place in the change feed, and the event's link
+in the hash chain that makes tampering show (api/services/audit_chain.py).
+
+Event data names no traveller: it outlives the personal data on the form
+(api/services/retention.py), and the chain makes it unchangeable.
 """
 from __future__ import annotations
 
 from datetime import datetime
 
+from flask import current_app, has_app_context
+from sqlalchemy import event as sqlalchemy_event
 from sqlalchemy.orm import Session
 
 from ..models import Event, utcnow
-from . import changes, webhooks
+from . import audit_chain, changes, webhooks
 
 # Events that leave the form itself as it was (a re-scan repeats the verdict
 # already given): they do not move the form in the change feed.
@@ -44,3 +50,47 @@ def record(
         if type in webhooks.EVENT_TYPES:
             webhooks.enqueue(session, event)
     return event
+
+
+# --- what happens as a transaction commits ------------------------------------
+# Every event is linked into the chain, however it was added (audit.record or
+# a plain session.add): the events each flush wrote are noted per
+# transaction, dropped with a rolled-back SAVEPOINT or transaction, and
+# linked when the transaction commits.
+
+
+@sqlalchemy_event.listens_for(Session, "after_flush")
+def _note_events(session, _flush_context) -> None:
+    audit_chain.note_flushed(session, session.new)
+
+
+@sqlalchemy_event.listens_for(Session, "after_rollback")
+def _forget_events(session) -> None:
+    audit_chain.forget_rolled_back(session)
+
+
+@sqlalchemy_event.listens_for(Session, "after_transaction_end")
+def _hand_up_events(session, transaction) -> None:
+    audit_chain.hand_up_or_forget(session, transaction)
+
+
+@sqlalchemy_event.listens_for(Session, "before_commit")
+def _number_and_link(session) -> None:
+    """The last writes before COMMIT, each under a counter's row lock held
+    until the commit: first the change feed's numbers, then the audit
+    chain's links. One listener makes the order of the two locks explicit
+    (the same in every transaction, so writers never deadlock on them)."""
+    if session.in_nested_transaction():
+        return
+    session.flush()
+    changes.number_noted(session)
+    audit_chain.link_noted(session, _chain_key)
+
+
+def _chain_key(session: Session) -> bytes:
+    key = session.info.get("audit_chain_key")
+    if key is None and has_app_context():
+        key = current_app.config["AUDIT_CHAIN_KEY"].encode()
+    if key is None:
+        raise RuntimeError("no AUDIT_CHAIN_KEY for this session: use the app's sessions (api.database)")
+    return key

@@ -8,15 +8,17 @@ past .200, and a cursor on ``updated_at`` skips it for good (PostgreSQL; on
 SQLite the timestamp is taken before the write lock, so the same happens).
 
 The number is taken from a counter row that the transaction updates as the
-very last thing before it commits (a ``before_commit`` hook). The row lock
-is held until the commit, so the next transaction gets the next number only
-after this one is visible: numbers follow commit order, and a reader that
+very last thing before it commits (a ``before_commit`` hook; the audit chain,
+api/services/audit_chain.py, takes its own counter right after). The row
+lock is held until the commit, so the next transaction gets the next number
+only after this one is visible: numbers follow commit order, and a reader that
 has seen number N has seen every change numbered below N. A cursor on the
 number therefore never skips a change, and never repeats one (a form changed
 again gets a new, higher number and shows up once more, as a new change).
 Writers of forms queue on the counter only for the moment of their commit.
 Taking the counter last also rules out deadlocks: a transaction holding it
-touches no row it has not locked already.
+touches no row it has not locked already, but for the audit chain's counter,
+which every transaction takes after this one and never before it.
 
 This works the same on both databases: on SQLite there is one writer at a
 time anyway, on PostgreSQL the lock orders writers. (PostgreSQL offers a
@@ -60,9 +62,12 @@ def _note_orm_changes(session, _flush_context, _instances) -> None:
             note(session, obj.form_id)
 
 
-@event.listens_for(Session, "after_soft_rollback")
-def _forget_rolled_back(session, previous_transaction) -> None:
-    session.info.get(_KEY, {}).pop(previous_transaction, None)
+@event.listens_for(Session, "after_rollback")
+def _forget_rolled_back(session) -> None:
+    # While the transaction or SAVEPOINT rolled back is still the current
+    # one: its end, which comes next, would hand a SAVEPOINT's forms up to
+    # the enclosing transaction (after_soft_rollback comes too late for that).
+    session.info.get(_KEY, {}).pop(_current(session), None)
 
 
 @event.listens_for(Session, "after_transaction_end")
@@ -78,10 +83,11 @@ def _hand_up_or_forget(session, transaction) -> None:
         changed.clear()
 
 
-@event.listens_for(Session, "before_commit")
-def _number_changes(session) -> None:
-    if session.in_nested_transaction():
-        return
+def number_noted(session: Session) -> None:
+    """Number the forms the committing transaction changed: called by the
+    one ``before_commit`` listener (api/services/audit.py), before the audit
+    chain takes its counter, so every writer takes the two counters in the
+    same order."""
     changed = session.info.get(_KEY)
     if not changed:
         return

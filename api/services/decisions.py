@@ -138,9 +138,12 @@ def decide(
     session.flush()
     session.refresh(form)
     check = session.scalar(select(Check).where(Check.form_id == form.id))
+    # The note is free text that may name the traveller: it stays with the
+    # check, which the retention command can clear, and the unchangeable
+    # audit trail records only that there was one.
     audit.record(
         session, form.id, f"form.{outcome}", officer.actor, at=now,
-        exit_point=check.exit_point.code, by="officer", reason_code=reason_code, note=note,
+        exit_point=check.exit_point.code, by="officer", reason_code=reason_code, has_note=bool(note),
         lines=[{"line": n, "present": p} for n, p in sorted(presence.items())],
         validated_total_cents=form.validated_total_cents,
     )

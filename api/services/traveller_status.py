@@ -81,7 +81,9 @@ def lookup(session: Session, form_id: str, last_name: str) -> TravellerStatus | 
                  selectinload(Form.exit_point))
         .where(Form.id == formid.normalize_form_id(form_id))
     )
-    if form is None or not same_last_name(last_name, form.last_name):
+    # A form whose personal data was removed has no name to match: it is
+    # not found, as for a wrong name.
+    if form is None or form.last_name is None or not same_last_name(last_name, form.last_name):
         return None
     if form.status in ("rejected", "cancelled", "expired"):
         refund = 0

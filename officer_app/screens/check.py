@@ -47,14 +47,19 @@ class OfficerCheckScreen(DeskScreen):
         self.error = ""
         today = date.today()
         t = case.traveller
-        born = date.fromisoformat(t["date_of_birth"])
-        self.name_text = f"{t['first_name']} {t['last_name']}"
-        self.passport_text = f"Passport {t['passport_number']}  ·  {wording.country(t['passport_country'])}"
-        self.details_text = "\n".join([
-            f"Nationality: {wording.country(t['nationality'])}",
-            f"Lives in: {wording.country(t['residence_country'])}",
-            f"Born: {wording.day(born)} (age {_age(born, today)})",
-        ])
+        countries = [f"Nationality: {wording.country(t['nationality'])}",
+                     f"Lives in: {wording.country(t['residence_country'])}"]
+        if t.get("date_of_birth") is None:
+            # Removed a while after the form's final status (data retention);
+            # the countries stay.
+            self.name_text = "Personal data removed"
+            self.passport_text = f"Passport  ·  {wording.country(t['passport_country'])}"
+            self.details_text = "\n".join(countries)
+        else:
+            born = date.fromisoformat(t["date_of_birth"])
+            self.name_text = f"{t['first_name']} {t['last_name']}"
+            self.passport_text = f"Passport {t['passport_number']}  ·  {wording.country(t['passport_country'])}"
+            self.details_text = "\n".join(countries + [f"Born: {wording.day(born)} (age {_age(born, today)})"])
         self.warnings_text = "\n".join(case.warnings(today))
         self.back_to = "queue" if case.found_by == "queue" else "find"
         self._show_comparisons(case)

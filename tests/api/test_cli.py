@@ -1,4 +1,5 @@
-"""Operator commands: flask --app api init-db | seed-demo | create-user | rotate-keys | expire-forms."""
+"""Operator commands: flask --app api init-db | seed-demo | create-user | rotate-keys | expire-forms |
+verify-audit | purge-personal-data."""
 from __future__ import annotations
 
 from collections import Counter
@@ -95,3 +96,43 @@ def test_the_audit_trail_cannot_be_rewritten_even_by_sql(app, runner):
                 session.execute(text(statement))
             session.rollback()
         assert session.execute(text("SELECT count(*) FROM events")).scalar() > 10
+
+
+def test_verify_audit_passes_on_the_demo_data_and_prints_the_head_to_note(app, runner):
+    import re
+
+    from api.models import AuditLink, Event
+    from sqlalchemy import func
+
+    run(runner, "seed-demo")
+    output = run(runner, "verify-audit")
+    events, seq, digest = re.fullmatch(r"audit trail intact: (\d+) events, head seq (\d+) hash ([0-9a-f]{64})\n",
+                                       output).groups()
+    with app.app_context():
+        session = database.session()
+        assert int(events) == int(seq) == session.scalar(select(func.count()).select_from(Event)) > 10
+        assert session.scalar(select(AuditLink.hash).where(AuditLink.seq == int(seq))) == digest
+    assert run(runner, "verify-audit", "--expect-head", f"{seq}:{digest}") == output
+
+
+def test_purge_personal_data_empties_old_final_forms_once(app, runner):
+    from api.models import utcnow
+
+    run(runner, "seed-demo")
+    with app.app_context():
+        session = database.session()
+        final = session.scalars(select(Form).where(Form.status.in_(["cancelled", "rejected", "refunded"]))).all()
+        for form in final:
+            form.updated_at = utcnow() - timedelta(days=400)
+        session.commit()
+        old = {f.id for f in final}
+    assert old
+    assert run(runner, "purge-personal-data").startswith(
+        f"{len(old)} form(s) had their personal data removed (final status more than 365 day(s) ago)")
+    assert run(runner, "purge-personal-data").startswith("0 form(s)")
+    with app.app_context():
+        forms = database.session().scalars(select(Form)).all()
+        assert {f.id for f in forms if f.personal_data_removed_at is not None} == old
+        assert all(f.last_name is None and f.passport_key is None for f in forms if f.id in old)
+        assert all(f.last_name and f.passport_key for f in forms if f.id not in old)
+    assert run(runner, "verify-audit").startswith("audit trail intact")

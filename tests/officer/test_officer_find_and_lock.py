@@ -120,3 +120,34 @@ def test_the_queue_refreshes_by_itself_and_a_slow_api_never_freezes_the_screen(d
     assert time.monotonic() - started >= 1.4
     assert frames >= 10 and slowest < 1.0
     assert device.find_all("DeskTravellerCard", queue)[0].name == "Mei Chen"
+
+
+def test_a_form_whose_personal_data_was_removed_opens_without_it(desk_world, handheld, app, runner):
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from api import database
+    from api.models import Form, utcnow
+
+    form = desk_world.issue("shop")
+    assert desk_world.post("shop", f"/api/v1/forms/{form['id']}/cancel").status_code == 200
+    with app.app_context():
+        session = database.session()
+        session.execute(update(Form).where(Form.id == form["id"]).values(updated_at=utcnow() - timedelta(days=400)))
+        session.commit()
+    purged = runner.invoke(args=["purge-personal-data", "--older-than-days", "30"])
+    assert purged.output.startswith("1 form(s)"), purged.output
+    device = handheld()
+    device.log_in()
+    device.tap(device.button("Find"))
+    find = device.screen("find")
+
+    find.ids.form_id.text = form["id"]
+    device.tap(device.button("Open"))
+    device.wait(lambda: device.current == "check", "the check screen")
+
+    check = device.screen("check")
+    assert check.name_text == "Personal data removed"
+    assert check.passport_text.startswith("Passport  ·") and "Born" not in check.details_text
+    assert "Lives in" in check.details_text

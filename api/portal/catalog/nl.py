@@ -214,6 +214,10 @@ MESSAGES = {
     "Export refused by customs": "Uitvoer geweigerd door de douane",
     "Form cancelled": "Formulier ingetrokken",
     "Expired: the export deadline passed": "Verlopen: de uitvoertermijn is voorbij",
+    "Traveller's personal data removed after the retention period":
+        "Persoonsgegevens van de reiziger verwijderd na de bewaartermijn",
+    "Removed": "Verwijderd",
+    "Removed on {day}": "Verwijderd op {day}",
     # actions
     "The form changed since you opened it. Check its status and try again.":
         "Het formulier is gewijzigd sinds u het opende. Controleer de status en probeer het opnieuw.",

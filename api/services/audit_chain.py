@@ -1,0 +1,312 @@
+"""The audit trail's hash chain: tampering with the events shows.
+
+Every event gets a link in ``audit_links``: the next number of the chain
+(1, 2, 3 ... without gaps, in the order transactions commit) and
+
+    hash(n) = HMAC-SHA256(AUDIT_CHAIN_KEY, hash(n-1) || canonical(event n))
+
+with hash(0) = 64 zeros. ``canonical`` is JSON (sorted keys, fixed
+separators, ASCII) of the event's stored fields, so the hash is the same
+whether the event is read back from SQLite or PostgreSQL. The key lives
+outside the database: someone who can write to the database can still edit,
+delete or add rows (dropping the append-only triggers first), but cannot
+make a chain that verifies again. ``verify`` walks the chain and names the
+first link that does not hold.
+
+Numbers are taken like the change feed's (api/services/changes.py): from a
+counter row (``change_counters``, name ``audit``) updated as the last thing
+before the transaction commits, whose row lock orders the writers, so link
+n+1 is written by a transaction that saw link n committed. The hook that
+numbers changed forms runs first and this one second, in one listener
+(api/services/audit.py): every transaction takes the two counters in the
+same order, so two writers never wait for each other in a cycle.
+
+What the chain cannot show on its own is a trail cut short at its end
+(the newest links and events removed, the counter set back): a head (seq
+and hash) noted somewhere else catches that (``verify-audit
+--expect-head``).
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from sqlalchemy import BigInteger, bindparam, exists, func, insert, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from ..models import AuditLink, ChangeCounter, Event
+
+COUNTER = "audit"
+ZERO = "0" * 64
+_KEY = "events_to_link"
+
+# --- the hash ---------------------------------------------------------------
+
+
+def canonical(id: int, form_id: str | None, type: str, actor: str, exit_point: str | None,
+              data, at: datetime) -> bytes:
+    """The event's stored fields as the bytes the chain seals."""
+    return json.dumps(
+        {"id": id, "form_id": form_id, "type": type, "actor": actor, "exit_point": exit_point,
+         "data": data, "at": at.astimezone(timezone.utc).isoformat(timespec="microseconds")},
+        sort_keys=True, separators=(",", ":"), ensure_ascii=True,
+    ).encode()
+
+
+def link_hash(key: bytes, previous: str, event: bytes) -> str:
+    return hmac.new(key, previous.encode() + event, hashlib.sha256).hexdigest()
+
+
+def _as_stored(event: Event) -> bytes:
+    """``canonical`` of an event just written, from the values in memory
+    made equal to what the database gives back: JSON turns tuples into
+    lists and keys into strings."""
+    data = json.loads(json.dumps(event.data))
+    return canonical(event.id, event.form_id, event.type, event.actor, event.exit_point, data, event.at)
+
+
+# --- linking, as transactions commit ------------------------------------------
+
+
+def _current(session: Session):
+    return session.get_nested_transaction() or session.get_transaction()
+
+
+def note_flushed(session: Session, flushed: Iterable) -> None:
+    """Remember the events among ``flushed`` (written by this flush) for the
+    transaction they were written in: sealed as they were written, whatever
+    happens to the objects in memory afterwards."""
+    events = [(obj.id, _as_stored(obj)) for obj in flushed if isinstance(obj, Event)]
+    if events:
+        session.info.setdefault(_KEY, {}).setdefault(_current(session), []).extend(events)
+
+
+def forget_rolled_back(session: Session) -> None:
+    """Drop the events of the transaction or SAVEPOINT just rolled back (an
+    ``after_rollback`` hook: it runs while that one is still the current
+    transaction, before its end would hand its events up)."""
+    session.info.get(_KEY, {}).pop(_current(session), None)
+
+
+def hand_up_or_forget(session: Session, transaction) -> None:
+    noted = session.info.get(_KEY)
+    if not noted:
+        return
+    events = noted.pop(transaction, None)
+    if events and transaction.nested and transaction.parent is not None:
+        # A released SAVEPOINT's events belong to the enclosing transaction.
+        noted.setdefault(transaction.parent, []).extend(events)
+    if transaction.parent is None:
+        noted.clear()
+
+
+def link_noted(session: Session, key_of: Callable[[Session], bytes]) -> None:
+    """Link the events the committing transaction wrote (the caller has
+    flushed), with the key ``key_of(session)``; the last step before COMMIT."""
+    noted = session.info.get(_KEY)
+    if not noted:
+        return
+    events = sorted(event for written in noted.values() for event in written)
+    noted.clear()
+    if events:
+        append(session, key_of(session), events)
+
+
+def _take_numbers(dialect) -> object:
+    """``n`` more numbers of the chain's counter, returning the last: one
+    statement, built once per dialect (every commit with events runs it)."""
+    counters, links, n = ChangeCounter.__table__, AuditLink.__table__, bindparam("n", type_=BigInteger)
+    # The first number ever (or after the counter row was lost) follows the
+    # highest link there is.
+    start = select(func.coalesce(func.max(links.c.seq), 0) + n).scalar_subquery()
+    return (dialect.insert(counters).values(name=COUNTER, value=start)
+            .on_conflict_do_update(index_elements=[counters.c.name], set_={"value": counters.c.value + n})
+            .returning(counters.c.value))
+
+
+_TAKE = {"postgresql": _take_numbers(postgresql), "sqlite": _take_numbers(sqlite)}
+_HASH_OF = select(AuditLink.__table__.c.hash).where(AuditLink.__table__.c.seq == bindparam("seq"))
+_LINK = insert(AuditLink.__table__)
+
+
+def append(session: Session, key: bytes, events: list[tuple[int, bytes]]) -> int:
+    """Seal ``events`` (id, canonical bytes) with the next links of the
+    chain; returns the last seq. The counter's row lock is held until the
+    transaction ends."""
+    n = len(events)
+    # Core statements on the session's connection: no ORM work on a path
+    # every write takes.
+    connection = session.connection()
+    last = connection.execute(_TAKE[connection.dialect.name], {"n": n}).scalar_one()
+    first = last - n + 1
+    # Read after the counter's lock is ours: the link before ours is
+    # committed by now (a new statement sees it, also on PostgreSQL).
+    previous = ZERO if first == 1 else connection.execute(_HASH_OF, {"seq": first - 1}).scalar()
+    if previous is None:
+        # The link before is gone (removed by hand): keep recording, from the
+        # zero hash; verify-audit reports the gap.
+        previous = ZERO
+    rows = []
+    for seq, (event_id, stored) in enumerate(events, start=first):
+        previous = link_hash(key, previous, stored)
+        rows.append({"seq": seq, "event_id": event_id, "hash": previous})
+    connection.execute(_LINK, rows)
+    return last
+
+
+# --- verifying ----------------------------------------------------------------
+
+EVENT_COLUMNS = (Event.id, Event.form_id, Event.type, Event.actor, Event.exit_point, Event.data, Event.at)
+
+
+def _canonical_row(row) -> bytes:
+    return canonical(row.id, row.form_id, row.type, row.actor, row.exit_point, row.data, row.at)
+
+
+@dataclass(frozen=True)
+class Break:
+    """The first place where the chain does not hold."""
+
+    seq: int
+    event_id: int | None
+    what: str
+
+    def __str__(self) -> str:
+        event = f"event {self.event_id}" if self.event_id is not None else "event unknown"
+        return f"seq {self.seq} ({event}): {self.what}"
+
+
+@dataclass(frozen=True)
+class Report:
+    links: int  # links that verified, from seq 1 on
+    head_seq: int
+    head_hash: str
+    broken: Break | None
+
+    @property
+    def intact(self) -> bool:
+        return self.broken is None
+
+
+def _links_after(session: Session, after: int, limit: int):
+    return session.execute(
+        select(AuditLink.seq, AuditLink.event_id, AuditLink.hash, *EVENT_COLUMNS)
+        .join(Event, Event.id == AuditLink.event_id, isouter=True)
+        .where(AuditLink.seq > after).order_by(AuditLink.seq).limit(limit)
+    ).all()
+
+
+def _mismatch(key: bytes, row, expected: str, following) -> str:
+    """What a link whose hash does not match its event most likely means,
+    judged by the link after it, which sealed whatever link n held when it
+    was written."""
+    if following is None or following.seq != row.seq + 1 or following.id is None:
+        return "hash mismatch: the event or its link was changed after it was written"
+    after = _canonical_row(following)
+    if link_hash(key, row.hash, after) == following.hash:
+        return "event content changed after it was linked"
+    if link_hash(key, expected, after) == following.hash:
+        return "link hash altered (the event is as it was written)"
+    return "hash mismatch: the event or its link was changed after it was written"
+
+
+def verify(session: Session, key: bytes, *, batch: int = 2000,
+           expect_head: tuple[int, str] | None = None) -> Report:
+    """Walk the chain from seq 1 in batches of ``batch`` links, recomputing
+    every hash; the first break, if any. Memory stays flat however long the
+    trail is."""
+    # Numbers given out before the walk starts all have committed links.
+    given = session.scalar(select(ChangeCounter.value).where(ChangeCounter.name == COUNTER)) or 0
+    previous, expected_seq, last_event = ZERO, 1, None
+    broken = None
+    rows = _links_after(session, 0, batch)
+    while rows and broken is None:
+        for i, row in enumerate(rows):
+            if row.seq != expected_seq:
+                around = f"after event {last_event}" if last_event is not None else "at the start"
+                broken = Break(expected_seq, None,
+                               f"link missing: the chain jumps from seq {expected_seq - 1} to {row.seq} "
+                               f"({around}); links and events were removed")
+                break
+            if row.id is None:
+                broken = Break(row.seq, row.event_id, "event deleted: the link's event is gone")
+                break
+            stored = _canonical_row(row)
+            expected = link_hash(key, previous, stored)
+            if not hmac.compare_digest(expected, row.hash):
+                following = rows[i + 1] if i + 1 < len(rows) else next(
+                    iter(_links_after(session, row.seq, 1)), None)
+                broken = Break(row.seq, row.event_id, _mismatch(key, row, expected, following))
+                break
+            previous, expected_seq, last_event = row.hash, row.seq + 1, row.event_id
+        else:
+            rows = _links_after(session, rows[-1].seq, batch)
+    head_seq, head_hash = expected_seq - 1, previous
+    if broken is None and head_seq < given:
+        broken = Break(head_seq + 1, None,
+                       f"link missing: {given} links were made but the chain ends at seq {head_seq}; "
+                       f"the newest links were removed")
+    unlinked = _first_unlinked(session)
+    if unlinked is not None and (broken is None or unlinked.seq < broken.seq):
+        broken = unlinked
+    if broken is None and expect_head is not None:
+        broken = _check_head(session, expect_head, head_seq)
+    return Report(head_seq, head_seq, head_hash, broken)
+
+
+def _first_unlinked(session: Session) -> Break | None:
+    """An event no link seals (added by hand, past the application)."""
+    linked = exists().where(AuditLink.event_id == Event.id)
+    event_id = session.scalar(select(func.min(Event.id)).where(~linked))
+    if event_id is None:
+        return None
+    count = session.scalar(select(func.count()).select_from(Event).where(~linked))
+    # Where it sits: after the link of the newest event older than it.
+    after = session.scalar(select(func.max(AuditLink.seq)).where(AuditLink.event_id < event_id)) or 0
+    more = f" ({count} such events)" if count > 1 else ""
+    return Break(after + 1, event_id, f"event not linked: no link seals this event{more}; "
+                                      f"it was added past the application")
+
+
+def _check_head(session: Session, expect_head: tuple[int, str], head_seq: int) -> Break | None:
+    seq, noted = expect_head
+    stored = session.scalar(select(AuditLink.hash).where(AuditLink.seq == seq))
+    if stored is None:
+        return Break(seq, None, f"the noted head is gone: the chain now ends at seq {head_seq}; "
+                                f"the newest links were removed")
+    if not hmac.compare_digest(stored, noted.lower()):
+        event_id = session.scalar(select(AuditLink.event_id).where(AuditLink.seq == seq))
+        return Break(seq, event_id, f"link {seq} is not the noted head: its hash is {stored}")
+    return None
+
+
+# --- existing events (the migration that brings in the chain) -----------------
+
+
+def link_existing(connection, key: bytes, events_table, links_table, counters_table, batch: int = 5000) -> int:
+    """Link every event of a database that had none, in id order, a batch
+    at a time; returns how many. ``events_table`` must read ``data`` and
+    ``at`` with the application's types, so the hashes match verify's."""
+    previous, seq, after = ZERO, 0, 0
+    while True:
+        rows = connection.execute(
+            select(events_table).where(events_table.c.id > after).order_by(events_table.c.id).limit(batch)
+        ).all()
+        if not rows:
+            break
+        links = []
+        for row in rows:
+            seq += 1
+            previous = link_hash(key, previous, _canonical_row(row))
+            links.append({"seq": seq, "event_id": row.id, "hash": previous})
+        connection.execute(links_table.insert(), links)
+        after = rows[-1].id
+    if seq:
+        # (Without events the first link makes the counter row.)
+        connection.execute(counters_table.insert().values(name=COUNTER, value=seq))
+    return seq

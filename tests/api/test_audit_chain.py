@@ -1,0 +1,444 @@
+"""The audit trail is tamper-evident: every event is chained to the one
+before by a keyed hash, and ``flask --app api verify-audit`` names the first
+link that does not hold. Tampering is done as a database superuser would:
+with the append-only triggers out of the way, straight in SQL."""
+from __future__ import annotations
+
+import re
+import uuid
+from contextlib import contextmanager
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from alembic import command
+from sqlalchemy import create_engine, delete, func, insert, select, text, update
+from sqlalchemy.exc import DBAPIError
+
+from api import database
+from api.cli import migrate
+from api.migrations import alembic_config
+from api.models import AuditLink, ChangeCounter, Event, Form, utcnow
+from api.services import audit, audit_chain
+from tests.api.test_concurrency import all_at_once, bearer
+from tests.builders import form_body, item, traveller
+
+INTACT = re.compile(r"^audit trail intact: (\d+) events, head seq (\d+) hash ([0-9a-f]{64})$", re.M)
+BROKEN = re.compile(r"^audit trail broken at seq (\d+) \((?:event (\d+)|event unknown)\): (.+)$", re.M)
+
+
+# --- helpers ------------------------------------------------------------------
+
+def verify(runner, *args):
+    """verify-audit's exit code and what it printed."""
+    result = runner.invoke(args=["verify-audit", *args])
+    return result.exit_code, result.output
+
+
+def intact(runner, *args) -> tuple[int, int, str]:
+    """Events, head seq and head hash of a trail that verifies."""
+    code, output = verify(runner, *args)
+    assert code == 0, output
+    events, seq, digest = INTACT.search(output).groups()
+    return int(events), int(seq), digest
+
+
+def broken(runner, *args) -> tuple[int, int | None, str]:
+    """Seq, event id and what is wrong at the first broken link."""
+    code, output = verify(runner, *args)
+    assert code == 1, output
+    seq, event_id, what = BROKEN.search(output).groups()
+    return int(seq), int(event_id) if event_id else None, what
+
+
+def busy_day(world) -> list[str]:
+    """Every kind of event through the API: issue, scans and a re-scan, the
+    desk and a decision, a refund, a cancellation, a batch, a rejection."""
+    plain = world.issue("shop", traveller=traveller(passport_number="P0000001"))
+    watch = world.issue("shop", item(60500, category="watches"), traveller=traveller(passport_number="P0000002"))
+    ring = world.issue("shop", item(70500, category="jewellery"), traveller=traveller(passport_number="P0000003"))
+    cancelled = world.issue("shop", traveller=traveller(passport_number="P0000004"))
+    for qr in (plain["qr_payload"], plain["qr_payload"], watch["qr_payload"], ring["qr_payload"]):
+        assert world.scan("kiosk", qr).status_code == 200
+    r = world.post("officer", f"/api/v1/forms/{watch['id']}/decision",
+                   {"outcome": "validated", "lines": [{"line": 1, "present": True}]})
+    assert r.status_code == 200, r.get_json()
+    r = world.post("officer", f"/api/v1/forms/{ring['id']}/decision",
+                   {"outcome": "rejected", "reason_code": "other", "note": "Ring not shown"})
+    assert r.status_code == 200, r.get_json()
+    r = world.post("shop", f"/api/v1/forms/{plain['id']}/refund",
+                   {"amount_cents": 1900, "paid_at": "2026-12-01T10:00:00+00:00"})
+    assert r.status_code == 200, r.get_json()
+    assert world.post("shop", f"/api/v1/forms/{cancelled['id']}/cancel").status_code == 200
+    r = world.post("refunds", "/api/v1/forms/batch", {"forms": [
+        form_body(invoice=f"BATCH-{n}", retailer_vat="NL859559001B01",
+                  traveller=traveller(passport_number=f"B000000{n}")) for n in range(3)]})
+    assert r.status_code == 200 and {i["status"] for i in r.get_json()["items"]} == {201}
+    return [plain["id"], watch["id"], ring["id"], cancelled["id"]]
+
+
+def count(app, statement):
+    with app.app_context():
+        return database.session().scalar(statement)
+
+
+def link_of(app, event_id: int) -> int:
+    return count(app, select(AuditLink.seq).where(AuditLink.event_id == event_id))
+
+
+def event_at(app, seq: int) -> int:
+    return count(app, select(AuditLink.event_id).where(AuditLink.seq == seq))
+
+
+@contextmanager
+def as_superuser(app):
+    """One transaction with the append-only triggers out of the way, as a
+    database superuser (or the tables' owner) can do; they are back when it
+    commits. A connection of its own, without the app's SQLite pragmas, so
+    foreign keys are not enforced there either."""
+    engine = create_engine(app.config["DATABASE_URL"])
+    try:
+        with engine.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                for table in ("events", "audit_links"):
+                    conn.execute(text(f"ALTER TABLE {table} DISABLE TRIGGER USER"))
+                yield conn
+                for table in ("events", "audit_links"):
+                    conn.execute(text(f"ALTER TABLE {table} ENABLE TRIGGER USER"))
+            else:
+                triggers = conn.execute(text(
+                    "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' "
+                    "AND tbl_name IN ('events', 'audit_links')")).all()
+                for name, _sql in triggers:
+                    conn.execute(text(f"DROP TRIGGER {name}"))
+                yield conn
+                for _name, sql in triggers:
+                    conn.execute(text(sql))
+    finally:
+        engine.dispose()
+
+
+# --- an honest trail ------------------------------------------------------------
+
+def test_a_busy_day_verifies_and_every_event_has_the_next_link(app, world, runner, figures):
+    busy_day(world)
+    result = runner.invoke(args=["expire-forms"])
+    assert result.exit_code == 0, result.output
+
+    events, head_seq, head_hash = intact(runner)
+
+    total = count(app, select(func.count()).select_from(Event))
+    assert events == head_seq == total >= 18
+    with app.app_context():
+        session = database.session()
+        seqs = session.scalars(select(AuditLink.seq).order_by(AuditLink.seq)).all()
+        assert seqs == list(range(1, total + 1))
+        assert session.scalar(select(AuditLink.hash).where(AuditLink.seq == head_seq)) == head_hash
+        assert session.get(ChangeCounter, "audit").value == head_seq
+        # The officer's note stays with the check, not in the unchangeable trail.
+        notes = session.scalars(select(Event.data).where(Event.type == "form.rejected")).all()
+        assert notes == [{"by": "officer", "reason_code": "other", "has_note": True,
+                          "lines": [], "validated_total_cents": None}]
+    figures(events=total, links=len(seqs), broken_links_found=0)
+
+
+def test_hashes_match_the_values_as_read_back_by_a_fresh_connection(app, world, runner):
+    """What the writer sealed (values in memory) is what verify reads back,
+    on either database: text beyond ASCII, nested JSON, floats, tuples,
+    microseconds, a time given in another time zone."""
+    form = world.issue("shop")
+    amsterdam = timezone(timedelta(hours=1))
+    with app.app_context():
+        session = database.session()
+        audit.record(session, form["id"], "form.scanned", "device:x", exit_point="AMS",
+                     at=datetime(2026, 12, 1, 9, 30, 15, 123456, tzinfo=amsterdam),
+                     verdict="validated", note_ar="تم التحقق", note_zh="已验证", ratio=0.1, big=2**53 + 1,
+                     nested={"b": [1, {"z": None, "a": True}], "a": ("x", "y")}, empty={})
+        audit.record(session, None, "system.note", "system", at=utcnow().replace(microsecond=999999))
+        session.commit()
+
+    # A connection that never saw the objects above reads and recomputes.
+    engine = create_engine(app.config["DATABASE_URL"])
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(select(AuditLink.seq, AuditLink.hash, *audit_chain.EVENT_COLUMNS)
+                                .join(Event, Event.id == AuditLink.event_id).order_by(AuditLink.seq)).all()
+    finally:
+        engine.dispose()
+    key = app.config["AUDIT_CHAIN_KEY"].encode()
+    previous = audit_chain.ZERO
+    for row in rows:
+        stored = audit_chain.canonical(row.id, row.form_id, row.type, row.actor, row.exit_point, row.data, row.at)
+        assert audit_chain.link_hash(key, previous, stored) == row.hash, row.seq
+        previous = row.hash
+    assert rows[-2].at == datetime(2026, 12, 1, 8, 30, 15, 123456, tzinfo=timezone.utc)
+    assert rows[-2].data["nested"]["a"] == ["x", "y"]
+    assert intact(runner)[0] == len(rows) == 3
+
+
+def test_a_rolled_back_transaction_or_savepoint_leaves_no_link_and_no_change_number(app, world, runner):
+    form, other = world.issue("shop"), world.issue("shop")
+    with app.app_context():
+        session = database.session()
+        numbered = session.get(ChangeCounter, "forms").value
+        other_seq = session.get(Form, other["id"]).change_seq
+        audit.record(session, form["id"], "form.cancelled", "user:1", at=utcnow())
+        session.flush()
+        session.rollback()
+        # A savepoint rolled back inside a transaction that commits.
+        kept = audit.record(session, form["id"], "form.scanned", "device:x", at=utcnow(), n=1)
+        session.flush()
+        with pytest.raises(RuntimeError):
+            with session.begin_nested():
+                audit.record(session, form["id"], "form.scanned", "device:x", at=utcnow(), n=2)
+                session.get(Form, other["id"]).email = "changed@example.org"
+                session.flush()
+                raise RuntimeError("the clerk changed their mind")
+        also_kept = audit.record(session, form["id"], "form.scanned", "device:x", at=utcnow(), n=3)
+        session.commit()
+        linked = session.scalars(select(AuditLink.event_id).order_by(AuditLink.seq)).all()
+        kept_ids = [kept.id, also_kept.id]
+        assert session.scalar(select(func.count()).select_from(Event)) == 4  # two issued, two kept
+        # The other form changed only inside the rolled-back savepoint: no new place in the feed.
+        session.expire_all()
+        assert session.get(Form, other["id"]).change_seq == other_seq
+        assert session.get(ChangeCounter, "forms").value == numbered  # re-scans do not move a form
+
+    assert linked[-2:] == kept_ids
+    assert intact(runner)[:2] == (4, 4)
+
+
+def test_an_event_added_past_audit_record_is_linked_too(app, world, runner):
+    with app.app_context():
+        session = database.session()
+        # The column defaults fill in the time and the data.
+        session.add(Event(form_id=None, type="system.maintenance", actor="system"))
+        session.add(Event(form_id=None, type="system.maintenance", actor="system", data={"why": "upgrade"},
+                          at=utcnow()))
+        session.commit()
+    assert intact(runner)[0] == 2
+
+
+def test_many_concurrent_scans_make_one_chain_without_gaps(app, world, live_server, runner, figures):
+    forms = [world.issue("shop", traveller=traveller(passport_number=f"C{n:07d}")) for n in range(10)]
+    kiosks = [world.devices["kiosk"], world.devices["rtm-kiosk"]]
+
+    responses = all_at_once([
+        ("POST", f"{live_server}/api/v1/scans", bearer(kiosks[n % 2]), {"qr_payload": forms[n % 10]["qr_payload"]})
+        for n in range(40)
+    ])
+
+    assert {status for status, *_ in responses} == {200}
+    events, head_seq, _ = intact(runner)
+    with app.app_context():
+        session = database.session()
+        seqs = session.scalars(select(AuditLink.seq).order_by(AuditLink.seq)).all()
+        total = session.scalar(select(func.count()).select_from(Event))
+        scanned = session.scalar(select(func.count()).select_from(Event).where(Event.type == "form.scanned"))
+    assert seqs == list(range(1, total + 1)) and events == head_seq == total
+    assert scanned == 40
+    figures(sent=40, events=total, links=len(seqs), gaps=total - len(seqs),
+            errors=sum(status != 200 for status, *_ in responses), broken_links_found=0)
+
+
+def test_the_trail_is_append_only_for_the_application(app, world):
+    busy_day(world)
+    with app.app_context():
+        session = database.session()
+        for statement in ("UPDATE audit_links SET hash = 'x'", "DELETE FROM audit_links"):
+            with pytest.raises(DBAPIError, match="append-only"):
+                session.execute(text(statement))
+            session.rollback()
+
+
+# --- tampering, each detected at the right place ----------------------------------
+
+def test_changing_an_event_is_found_at_its_link(app, world, runner, figures):
+    busy_day(world)
+    victim = count(app, select(Event.id).where(Event.type == "form.refunded"))
+    seq = link_of(app, victim)
+
+    with as_superuser(app) as conn:
+        conn.execute(update(Event.__table__).where(Event.id == victim)
+                     .values(data={"amount_cents": 190000, "paid_at": "2026-12-01T10:00:00+00:00"}))
+
+    assert broken(runner) == (seq, victim, "event content changed after it was linked")
+    figures(tampered=1, broken_links_found=1)
+
+
+def test_an_event_removed_with_its_link_is_a_gap_in_the_chain(app, world, runner, figures):
+    busy_day(world)
+    _, head, _ = intact(runner)
+    seq = head // 2
+    victim, before = event_at(app, seq), event_at(app, seq - 1)
+
+    with as_superuser(app) as conn:
+        conn.execute(delete(AuditLink.__table__).where(AuditLink.seq == seq))
+        conn.execute(delete(Event.__table__).where(Event.id == victim))
+
+    found_seq, found_event, what = broken(runner)
+    assert (found_seq, found_event) == (seq, None)
+    assert what.startswith(f"link missing: the chain jumps from seq {seq - 1} to {seq + 1} (after event {before})")
+    figures(tampered=1, broken_links_found=1)
+
+
+def test_an_event_deleted_under_its_link_is_found(app, world, runner):
+    busy_day(world)
+    victim = count(app, select(Event.id).where(Event.type == "form.cancelled"))
+    seq = link_of(app, victim)
+
+    with as_superuser(app) as conn:
+        if conn.dialect.name == "postgresql":  # (SQLite does not enforce it on this connection)
+            conn.execute(text("ALTER TABLE audit_links DROP CONSTRAINT fk_audit_links_event_id_events"))
+        conn.execute(delete(Event.__table__).where(Event.id == victim))
+
+    assert broken(runner) == (seq, victim, "event deleted: the link's event is gone")
+
+
+def test_a_forged_event_without_a_link_is_found(app, world, runner, figures):
+    ids = busy_day(world)
+    _, head, _ = intact(runner)
+
+    with as_superuser(app) as conn:
+        forged = conn.execute(insert(Event.__table__).values(
+            form_id=ids[0], type="form.refunded", actor="user:1", exit_point=None,
+            data={"amount_cents": 5000}, at=utcnow()).returning(Event.id)).scalar_one()
+
+    seq, event_id, what = broken(runner)
+    assert (seq, event_id) == (head + 1, forged)
+    assert what.startswith("event not linked")
+    figures(tampered=1, broken_links_found=1)
+
+
+def test_a_forged_event_with_a_made_up_link_does_not_verify(app, world, runner):
+    ids = busy_day(world)
+    _, head, head_hash = intact(runner)
+
+    with as_superuser(app) as conn:
+        forged = conn.execute(insert(Event.__table__).values(
+            form_id=ids[0], type="form.refunded", actor="user:1", exit_point=None,
+            data={"amount_cents": 5000}, at=utcnow()).returning(Event.id)).scalar_one()
+        # Without the key, the best a forger can do is a guess.
+        made_up = audit_chain.link_hash(b"not the key", head_hash, b"anything")
+        conn.execute(insert(AuditLink.__table__).values(seq=head + 1, event_id=forged, hash=made_up))
+        conn.execute(update(ChangeCounter.__table__).where(ChangeCounter.name == "audit").values(value=head + 1))
+
+    seq, event_id, what = broken(runner)
+    assert (seq, event_id) == (head + 1, forged)
+    assert what.startswith("hash mismatch")
+
+
+def test_an_altered_link_hash_is_found(app, world, runner, figures):
+    busy_day(world)
+    _, head, _ = intact(runner)
+    seq = 5
+
+    with as_superuser(app) as conn:
+        conn.execute(update(AuditLink.__table__).where(AuditLink.seq == seq).values(hash="ab" * 32))
+
+    assert broken(runner) == (seq, event_at(app, seq), "link hash altered (the event is as it was written)")
+    figures(tampered=1, broken_links_found=1)
+
+
+def test_cutting_the_tail_off_is_found_against_a_noted_head(app, world, runner, figures):
+    busy_day(world)
+    _, head, head_hash = intact(runner)
+    # Later activity: the noted head is still there, unchanged.
+    world.issue("shop", traveller=traveller(passport_number="T0000001"))
+    assert intact(runner, "--expect-head", f"{head}:{head_hash}")[1] == head + 1
+
+    with as_superuser(app) as conn:
+        tail = conn.execute(select(AuditLink.seq, AuditLink.event_id).where(AuditLink.seq > head - 2)).all()
+        conn.execute(delete(AuditLink.__table__).where(AuditLink.seq > head - 2))
+        conn.execute(delete(Event.__table__).where(Event.id.in_([event_id for _, event_id in tail])))
+
+    # The counter still knows how many links were made ...
+    seq, _, what = broken(runner)
+    assert seq == head - 1 and "the newest links were removed" in what
+
+    # ... and once it is set back too, only the noted head tells.
+    with as_superuser(app) as conn:
+        conn.execute(update(ChangeCounter.__table__).where(ChangeCounter.name == "audit").values(value=head - 2))
+    assert intact(runner)[:2] == (head - 2, head - 2)
+    seq, _, what = broken(runner, "--expect-head", f"{head}:{head_hash}")
+    assert seq == head and what.startswith("the noted head is gone: the chain now ends at seq")
+    figures(tampered=1, broken_links_found=1)
+
+
+def test_a_noted_head_that_differs_fails(app, world, runner):
+    busy_day(world)
+    _, head, _ = intact(runner)
+    seq, event_id, what = broken(runner, "--expect-head", f"{head}:{'0' * 64}")
+    assert (seq, event_id) == (head, event_at(app, head)) and "is not the noted head" in what
+    result = runner.invoke(args=["verify-audit", "--expect-head", "nonsense"])
+    assert result.exit_code == 2 and "SEQ:HASH" in result.output
+
+
+def test_a_trail_checked_with_another_key_does_not_verify(app, world, runner):
+    busy_day(world)
+    app.config["AUDIT_CHAIN_KEY"] = uuid.uuid4().hex
+    assert broken(runner)[:2] == (1, event_at(app, 1))
+
+
+def test_a_small_batch_size_walks_the_same_chain(app, world, runner):
+    busy_day(world)
+    assert intact(runner, "--batch", "3") == intact(runner)
+    with as_superuser(app) as conn:
+        conn.execute(update(AuditLink.__table__).where(AuditLink.seq == 6).values(hash="cd" * 32))
+    # The link after the altered one sits in the next batch.
+    assert broken(runner, "--batch", "3")[0] == 6
+    assert broken(runner, "--batch", "3")[2] == broken(runner)[2]
+
+
+# --- upgrading a database that has events ----------------------------------------
+
+@pytest.fixture
+def old_database(database_url):
+    """An empty database of this backend at revision 0006 (before the chain):
+    a file for SQLite, a schema of its own on PostgreSQL."""
+    if database_url.startswith("sqlite"):
+        url = database_url.replace("test.sqlite3", "old.sqlite3")
+        yield url
+        return
+    schema = f"old_{uuid.uuid4().hex[:8]}"
+    engine = create_engine(database_url)
+    with engine.begin() as conn:
+        conn.execute(text(f"CREATE SCHEMA {schema}"))
+    yield f"{database_url}?options=-csearch_path%3D{schema}"
+    with engine.begin() as conn:
+        conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+    engine.dispose()
+
+
+def test_upgrading_links_the_events_already_there_in_id_order(app, old_database):
+    command.upgrade(alembic_config(old_database), "0006")
+    engine = create_engine(old_database)
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO retailers (id, vat_number, name, address, created_at) "
+                          "VALUES (1, 'NL859559001B01', 'Watch House', '', '2026-01-01 00:00:00')"))
+        events = Event.__table__
+        for n in range(7):
+            conn.execute(insert(events).values(
+                form_id=None, type="form.scanned", actor=f"device:{n}", exit_point="AMS",
+                data={"n": n, "text": "é 中", "list": [n, None]},
+                at=datetime(2026, 11, 28, 10, 0, n, 1000 * n + 7, tzinfo=timezone.utc)))
+    with pytest.raises(RuntimeError, match="AUDIT_CHAIN_KEY"):
+        migrate(old_database)  # without the key the existing events cannot be linked
+
+    key = app.config["AUDIT_CHAIN_KEY"].encode()
+    migrate(old_database, key)
+
+    with engine.connect() as conn:
+        links = conn.execute(select(AuditLink.seq, AuditLink.event_id).order_by(AuditLink.seq)).all()
+        ids = conn.execute(select(Event.id).order_by(Event.id)).scalars().all()
+    assert [tuple(link) for link in links] == list(zip(range(1, 8), ids))
+    from sqlalchemy.orm import Session
+    with Session(engine, info={"audit_chain_key": key}) as session:
+        report = audit_chain.verify(session, key)
+        assert report.intact and report.links == 7
+        # The next event continues the chain.
+        session.add(Event(form_id=None, type="system.note", actor="system", data={}, at=utcnow()))
+        session.commit()
+        report = audit_chain.verify(session, key)
+        assert report.intact and report.head_seq == 8
+        assert audit_chain.verify(session, b"another key").broken.seq == 1
+    engine.dispose()
