@@ -16,7 +16,7 @@ ifneq ($(PACKAGES),$(strip $(file < $(STAMP))))
 .PHONY: $(STAMP)
 endif
 
-.PHONY: venv run test fuzz kiosk screenshots bench system-packages clean officer screenshots-officer
+.PHONY: venv run test fuzz kiosk screenshots bench soak system-packages clean officer screenshots-officer
 
 venv: $(STAMP)
 
@@ -75,6 +75,15 @@ bench: venv
 	@bench/system-packages.sh
 	$(VENV)/bin/python -m pip install -q -e '.[test,bench]'
 	$(VENV)/bin/python bench/run.py $(BENCH_ARGS)
+
+# Soak run (bench/README.md), not part of `make test`: 10 minutes of mixed
+# load on gunicorn and a throwaway PostgreSQL (SOAK_SECONDS=60 for a short
+# run, SOAK_DATABASE=sqlite); writes bench/results/soak.md and soak.json and
+# fails if errors, memory growth or latency drift miss their thresholds.
+soak: venv
+	@bench/system-packages.sh
+	$(VENV)/bin/python -m pip install -q -e '.[test,bench]'
+	$(VENV)/bin/python bench/soak.py $(SOAK_ARGS)
 
 # The customs officer's handheld (taxfree-officer) against the API of
 # `make run` (another terminal); OFFICER_ARGS e.g. --camera none.
