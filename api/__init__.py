@@ -9,6 +9,7 @@ import logging
 import os
 
 from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from shared import risk, rules
 
@@ -48,4 +49,7 @@ def create_app(test_config: dict | None = None) -> Flask:
 
     portal.init_app(app)
     cli.init_app(app)
+    if app.config["TRUSTED_PROXIES"]:
+        hops = app.config["TRUSTED_PROXIES"]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
     return app

@@ -48,6 +48,13 @@ def load(instance_path: str) -> dict:
         # art. 52 AWR) are for the invoice in its own records, not for the
         # traveller's passport in this system; what customs and the figures
         # need (amounts, lines, status, exit point, audit trail) stays.
+        # How many reverse proxies (nginx, a load balancer) stand in front of
+        # gunicorn. Behind one, every request seems to come from the proxy
+        # and the per-address rate limits would lock out a whole airport at
+        # once; with 1, the client address is taken from the proxy's
+        # X-Forwarded-For. 0 (no proxy) ignores that header, which a client
+        # could otherwise forge to escape the limits.
+        "TRUSTED_PROXIES": int(env.get("TRUSTED_PROXIES", "0")),
         "PERSONAL_DATA_RETENTION_DAYS": int(env.get("PERSONAL_DATA_RETENTION_DAYS", "365")),
         # werkzeug's scrypt; the test suite uses a cheaper method for speed.
         "PASSWORD_HASH_METHOD": env.get("PASSWORD_HASH_METHOD", "scrypt"),

@@ -136,3 +136,32 @@ def test_the_status_lookup_needs_no_login_and_is_documented_as_public(client):
     operation = spec["paths"]["/api/v1/status/{form_id}"]["get"]
     assert operation["security"] == []
     assert {"200", "404", "429"} <= set(operation["responses"])
+
+
+def test_behind_a_trusted_proxy_each_traveller_has_their_own_limit(app, world, database_url):
+    # Behind nginx every request comes from the proxy's address: the limit
+    # must follow the client address the proxy forwards, not the proxy.
+    from api import create_app
+
+    behind_proxy = create_app({"TESTING": True, "DATABASE_URL": database_url, "TRUSTED_PROXIES": 1,
+                               "STATUS_LOOKUPS_PER_ADDRESS_PER_MINUTE": 2})
+    client = behind_proxy.test_client()
+    form = world.issue("shop")
+
+    def via_proxy(traveller_address):
+        return client.get(f"/api/v1/status/{form['id']}", query_string={"last_name": "Chen"},
+                          environ_base={"REMOTE_ADDR": "10.0.0.5"},
+                          headers={"X-Forwarded-For": traveller_address}).status_code
+
+    assert [via_proxy("198.51.100.20") for _ in range(3)] == [200, 200, 429]
+    assert via_proxy("198.51.100.21") == 200
+    behind_proxy.extensions["db_engine"].dispose()
+
+
+def test_without_a_proxy_a_forged_forwarded_for_does_not_escape_the_limit(app, world):
+    app.config["STATUS_LOOKUPS_PER_ADDRESS_PER_MINUTE"] = 2
+    form = world.issue("shop")
+    statuses = [world.client.get(f"/api/v1/status/{form['id']}", query_string={"last_name": "Chen"},
+                                 environ_base={"REMOTE_ADDR": "198.51.100.30"},
+                                 headers={"X-Forwarded-For": f"203.0.113.{n}"}).status_code for n in range(3)]
+    assert statuses == [200, 200, 429]
