@@ -19,6 +19,7 @@ import fixture
 from harness import log
 
 ENDPOINTS = ("bare", "scan_fresh", "scan_rescan", "forms_post", "checks_get")
+CLIENTS = (1, 8, 32, 64)
 LABELS = {
     "bare": "bare Flask JSON",
     "scan_fresh": "POST /scans (fresh form)",
@@ -57,7 +58,7 @@ def _rescan_file(payloads: list[str], name: str) -> str:
 
 
 def measure_backend(world: fixture.World, feed: PayloadFeed, bare: harness.Server, name: str,
-                    clients_list=(1, 8, 32, 64), repeats: int = 3, seconds: float = 2.0,
+                    clients_list=CLIENTS, repeats: int = 3, seconds: float = 2.0,
                     db_pid: int | None = None) -> dict:
     """All endpoints at all client counts on one backend; the API server is
     started here, the bare server is shared. CPU per request is counted for

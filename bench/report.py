@@ -65,9 +65,24 @@ def targets(results: dict) -> list[dict]:
     return out
 
 
+def _without_subqueries(sql: str) -> str:
+    """``(SELECT ...)`` for each parenthesised subquery, so that the FROM
+    found next is the statement's own."""
+    out, i = [], 0
+    while (start := sql.find("(SELECT ", i)) != -1:
+        depth, end = 0, start
+        for end in range(start, len(sql)):
+            depth += {"(": 1, ")": -1}.get(sql[end], 0)
+            if depth == 0:
+                break
+        out.append(sql[i:start] + "(SELECT ...)")
+        i = end + 1
+    return "".join(out) + sql[i:]
+
+
 def _short_sql(sql: str) -> str:
     """One line per statement: the tables and conditions, not the columns."""
-    sql = " ".join(sql.split())
+    sql = _without_subqueries(" ".join(sql.split()))
     sql = re.sub(r"%\(\w+\)s(::(TIMESTAMP WITH TIME ZONE|[A-Z]+))?", "?", sql)
     sql = re.sub(r"IN \(\?(, \?)+\)", "IN (?, ...)", sql)
     select = re.match(r"SELECT (.*?) FROM (.*?)(?: WHERE (.*?))?(?: ORDER BY .*| LIMIT .*)?$", sql)
@@ -260,7 +275,7 @@ def markdown(results: dict) -> str:
                          f"{fmt(d['ratio_p50_ms'], 2)} | {fmt(d['10k']['p99_ms'])} | {fmt(d['1M']['p99_ms'])} | "
                          f"{fmt(d['ratio_p99_ms'], 2)} |")
         if gr.get("queue_explain_1M"):
-            lines += ["", "Queue query plan at 1M forms:", "", "```"] + gr["queue_explain_1M"][:14] + ["```"]
+            lines += ["", "Queue query plan at 1M forms:", "", "```"] + gr["queue_explain_1M"][:45] + ["```"]
         lines.append("")
 
     if "qr" in results:

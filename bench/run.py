@@ -1,7 +1,7 @@
 """make bench: run every benchmark, write bench/results/latest.md and
 latest.json, print the table.
 
-    .venv/bin/python bench/run.py [--quick] [--only api,growth,qr,verdict,bulk]
+    .venv/bin/python bench/run.py [--quick] [--only api,growth,qr,verdict,bulk] [--clients 32]
 
 --quick shortens every run (a smoke test of the suite, not figures to
 keep: its results go to bench/results/quick.md and quick.json).
@@ -9,6 +9,8 @@ keep: its results go to bench/results/quick.md and quick.json).
 ``verdict``); their sections replace those of the existing results file,
 the other sections are kept from the run that wrote them, and the results
 say which run each section comes from.
+--clients runs the API benchmark at fewer client counts (its section then
+has only those rows).
 Needs wrk and PostgreSQL (bench/system-packages.sh installs them).
 """
 from __future__ import annotations
@@ -85,8 +87,17 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--only", default=",".join(SECTIONS),
                         help="comma-separated: " + ", ".join(SECTIONS) + " (scan_to_verdict = verdict)")
+    parser.add_argument("--clients", default=",".join(map(str, api_load.CLIENTS)),
+                        help="API benchmark: comma-separated client counts (default: %(default)s); "
+                             "e.g. --clients 32 for the cells the targets are read at")
     args = parser.parse_args()
     only = {ALIASES.get(name, name) for name in args.only.split(",") if name}
+    try:
+        args.clients = tuple(sorted({int(c) for c in args.clients.split(",") if c}))
+    except ValueError:
+        parser.error("--clients takes comma-separated numbers, e.g. 32 or 8,32")
+    if not args.clients or min(args.clients) < 1:
+        parser.error("--clients takes at least one count of 1 or more")
     if only - set(SECTIONS):
         parser.error(f"unknown --only {', '.join(sorted(only - set(SECTIONS)))} (known: {', '.join(SECTIONS)})")
     seconds, repeats = (1, 1) if args.quick else (2, 3)
@@ -180,9 +191,11 @@ def run_all(args, only: set, seconds: int, repeats: int, instance: Path, results
 
             with harness.gunicorn("bare_app:app", {}, "bare", pythonpath=harness.BENCH) as bare:
                 attempt(results["api"], "postgresql", lambda: api_load.measure_backend(
-                    world, pg_feed, bare, "postgresql", repeats=repeats, seconds=seconds, db_pid=pg_pid))
+                    world, pg_feed, bare, "postgresql", clients_list=args.clients, repeats=repeats,
+                    seconds=seconds, db_pid=pg_pid))
                 attempt(results["api"], "sqlite", lambda: api_load.measure_backend(
-                    *sqlite_world(), bare, "sqlite", repeats=repeats, seconds=seconds))
+                    *sqlite_world(), bare, "sqlite", clients_list=args.clients, repeats=repeats,
+                    seconds=seconds))
             log("profiling scans (py-spy) and counting SQL statements")
             attempt(results, "profile", lambda: hotspots.run(world, pg_feed, pg_pid, seconds=3 if args.quick else 6))
         if only & {"verdict", "bulk"}:
