@@ -11,16 +11,16 @@ re-scan returns the verdict already given.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
-from sqlalchemy import func, select, update
-from sqlalchemy.orm import Session, joinedload, object_session
+from sqlalchemy import bindparam, func, select
+from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from shared import qrtoken, risk, rules
 
 from ..auth import Principal
-from ..models import Check, ExitPoint, Form, Retailer, Scan
+from ..models import Check, ExitPoint, Form, FormLine, Intermediary, Retailer, Scan
 from ..problems import Problem
 from . import audit
 
@@ -59,7 +59,7 @@ class ScanContext:
     keys: qrtoken.KeySet
 
 
-def _refused(reason: str, form: Form | None = None, form_id: str | None = None) -> ScanOutcome:
+def _refused(reason: str, form: FormFacts | None = None, form_id: str | None = None) -> ScanOutcome:
     deadline = form.export_deadline.isoformat() if form is not None else None
     return ScanOutcome(
         REFUSED,
@@ -70,12 +70,73 @@ def _refused(reason: str, form: Form | None = None, form_id: str | None = None) 
     )
 
 
-def _payer(form: Form) -> str:
-    intermediary = form.retailer.intermediary
-    return intermediary.name if intermediary is not None else form.retailer.name
+@dataclass
+class FormFacts:
+    """What judging a scan reads of a form, in one statement (``_FACTS``):
+    the form's own columns, who pays its refund, its lines' categories, the
+    traveller's recent forms and the desk of the exit point scanning it.
+    Plain values rather than ORM objects: a scan is the API's hottest path.
+    """
+
+    id: str
+    status: str
+    export_deadline: date
+    total_cents: int
+    vat_cents: int
+    refund_cents: int
+    validated_total_cents: int | None
+    exit_point_id: int | None
+    passport_key: str | None
+    passport_country: str
+    retailer_vat: str
+    payer: str  # the intermediary, or the shop itself
+    categories: frozenset[str]
+    forms_by_traveller_recent: int
+    desk_here: str  # the desk of the scanning device's exit point
 
 
-def verdict_of(form: Form, device: Principal) -> ScanOutcome:
+# Tables, not the ORM classes: a plain Core statement skips the ORM's
+# per-execution work.
+_F, _LINES, _SHOP, _PAYER = (Form.__table__, FormLine.__table__, Retailer.__table__,
+                             Intermediary.__table__)
+_RECENT, _HERE = Form.__table__.alias("recent"), ExitPoint.__table__.alias("here")
+_FACTS = (
+    select(
+        _F.c.id, _F.c.status, _F.c.export_deadline, _F.c.total_cents, _F.c.vat_cents,
+        _F.c.refund_cents, _F.c.validated_total_cents, _F.c.exit_point_id, _F.c.passport_key,
+        _F.c.passport_country, _SHOP.c.vat_number, func.coalesce(_PAYER.c.name, _SHOP.c.name),
+        # Category names are identifiers (shared.rules.CATEGORIES): no comma in any.
+        select(func.aggregate_strings(_LINES.c.category, ","))
+        .where(_LINES.c.form_id == _F.c.id).scalar_subquery(),
+        select(func.count()).select_from(_RECENT)
+        .where(_RECENT.c.passport_key == _F.c.passport_key, _RECENT.c.created_at >= bindparam("since"))
+        .scalar_subquery(),
+        _HERE.c.desk_location,
+    )
+    .join(_SHOP, _F.c.retailer_id == _SHOP.c.id)
+    .outerjoin(_PAYER, _SHOP.c.intermediary_id == _PAYER.c.id)
+    .outerjoin(_HERE, _HERE.c.id == bindparam("here"))
+    .where(_F.c.id == bindparam("form_id"))
+)
+
+
+def _form_facts(session: Session, form_id: str, device: Principal, ctx: ScanContext,
+                now: datetime) -> FormFacts | None:
+    row = session.execute(_FACTS, {
+        "form_id": form_id, "here": device.exit_point_id,
+        # The risk engine counts the traveller's forms of the last days, this one included.
+        "since": now - timedelta(days=ctx.policy.frequent_days),
+    }).one_or_none()
+    if row is None:
+        return None
+    (id_, status, deadline, total, vat, refund, validated_total, exit_point_id, passport_key,
+     passport_country, retailer_vat, payer, categories, recent, desk) = row
+    return FormFacts(id_, status, deadline, total, vat, refund, validated_total, exit_point_id,
+                     passport_key, passport_country, retailer_vat, payer,
+                     frozenset(categories.split(",")) if categories else frozenset(), recent, desk or "")
+
+
+def verdict_of(form: FormFacts, device: Principal) -> ScanOutcome:
     """The verdict a form's current status stands for, seen from ``device``'s
     exit point."""
     deadline = form.export_deadline.isoformat()
@@ -89,16 +150,15 @@ def verdict_of(form: Form, device: Principal) -> ScanOutcome:
             VALIDATED,
             "partially_validated" if partial else None,
             ("Export validated for the goods you showed. " if partial else "Export validated. ")
-            + f"Your refund will be paid by {_payer(form)}.",
+            + f"Your refund will be paid by {form.payer}.",
             form_id=form.id,
             export_deadline=deadline,
-            payer=_payer(form),
+            payer=form.payer,
         )
     if form.status == "check_required":
         # The desk where the traveller is now, even if the check was opened
         # at another exit point.
-        here = object_session(form).get(ExitPoint, device.exit_point_id)
-        desk = here.desk_location if here is not None else ""
+        desk = form.desk_here
         return ScanOutcome(
             CHECK_REQUIRED,
             "selected_for_check",
@@ -117,15 +177,7 @@ def verdict_of(form: Form, device: Principal) -> ScanOutcome:
     raise ValueError(f"no verdict for status {form.status}")
 
 
-def _recent_forms_of_traveller(session: Session, form: Form, days: int, now: datetime) -> int:
-    return session.scalar(
-        select(func.count())
-        .select_from(Form)
-        .where(Form.passport_key == form.passport_key, Form.created_at >= now - timedelta(days=days))
-    )
-
-
-def _awaits_verdict(form: Form, now: datetime, at: datetime, ctx: ScanContext) -> bool:
+def _awaits_verdict(form: FormFacts, now: datetime, at: datetime, ctx: ScanContext) -> bool:
     """An issued form; or one expired meanwhile that an offline device
     scanned (``at``, earlier than now) before its deadline ended: the goods
     left in time. A live scan never revives an expired form."""
@@ -135,32 +187,55 @@ def _awaits_verdict(form: Form, now: datetime, at: datetime, ctx: ScanContext) -
     )
 
 
-def _decide_issued(session: Session, form: Form, device: Principal, ctx: ScanContext,
+# The compare-and-set that takes a form out of the status it was read in,
+# one statement per outcome, built once; plain Core, no ORM objects
+# (``_compare_and_set`` keeps a Form the session holds in step).
+_STILL = (_F.c.id == bindparam("form_id")) & (_F.c.status == bindparam("was"))
+_EXPIRE = _F.update().where(_STILL).values(status="expired", updated_at=bindparam("updated_at"))
+_VALIDATE = _F.update().where(_STILL).values(
+    status="validated", exit_point_id=bindparam("exit_point_id"), updated_at=bindparam("updated_at"),
+    validated_at=bindparam("validated_at"), validated_total_cents=bindparam("validated_total_cents"),
+    validated_vat_cents=bindparam("validated_vat_cents"),
+    validated_refund_cents=bindparam("validated_refund_cents"),
+)
+_SEND_TO_DESK = _F.update().where(_STILL).values(
+    status="check_required", exit_point_id=bindparam("exit_point_id"), updated_at=bindparam("updated_at"))
+
+
+def _compare_and_set(session: Session, statement, form: FormFacts, values: dict) -> bool:
+    """Run one of the statements above on ``form``, as read; on success the
+    facts, and a Form the session already holds (one issued in the same
+    session, say), show what it wrote without reading the form back."""
+    if session.execute(statement, {"form_id": form.id, "was": form.status, **values}).rowcount != 1:
+        return False
+    form.status = values["status"]
+    form.exit_point_id = values.get("exit_point_id", form.exit_point_id)
+    form.validated_total_cents = values.get("validated_total_cents", form.validated_total_cents)
+    loaded = session.identity_map.get(session.identity_key(Form, form.id))
+    if loaded is not None:
+        for name, value in values.items():
+            set_committed_value(loaded, name, value)
+    return True
+
+
+def _decide_issued(session: Session, form: FormFacts, device: Principal, ctx: ScanContext,
                    now: datetime, at: datetime) -> bool:
     """Give a form awaiting its verdict that verdict; False if another
     request changed the form first. ``at`` is when the traveller scanned."""
-    issued = (Form.id == form.id, Form.status == form.status)
     if rules.is_expired(form.export_deadline, at, ctx.ruleset.timezone):
-        done = session.execute(
-            update(Form).where(*issued).values(status="expired", updated_at=now)
-            .execution_options(synchronize_session=False)
-        ).rowcount == 1
+        done = _compare_and_set(session, _EXPIRE, form, {"status": "expired", "updated_at": now})
         if done:
-            set_committed_value(form, "status", "expired")
-            set_committed_value(form, "updated_at", now)
             audit.record(session, form.id, "form.expired", device.actor, at=now,
                          exit_point=device.exit_point_code)
         return done
     facts = risk.ScanFacts(
         form_id=form.id,
         total_cents=form.total_cents,
-        categories=frozenset(line.category for line in form.lines),
-        retailer_vat=form.retailer.vat_number,
+        categories=form.categories,
+        retailer_vat=form.retailer_vat,
         traveller_key=form.passport_key,
         passport_country=form.passport_country,
-        forms_by_traveller_recent=_recent_forms_of_traveller(
-            session, form, ctx.policy.frequent_days, now
-        ),
+        forms_by_traveller_recent=form.forms_by_traveller_recent,
     )
     assessment = risk.assess(facts, ctx.policy)
     fired = [{"code": r.code, "detail": r.detail} for r in assessment.fired]
@@ -174,18 +249,13 @@ def _decide_issued(session: Session, form: Form, device: Principal, ctx: ScanCon
             validated_vat_cents=form.vat_cents,
             validated_refund_cents=form.refund_cents,
         )
-    else:
-        values = dict(common, status="check_required")
-    if session.execute(update(Form).where(*issued).values(**values)
-                       .execution_options(synchronize_session=False)).rowcount != 1:
-        return False
-    # What the UPDATE wrote, without reading the form back.
-    for name, value in values.items():
-        set_committed_value(form, name, value)
-    if assessment.verdict == risk.VALIDATED:
+        if not _compare_and_set(session, _VALIDATE, form, values):
+            return False
         audit.record(session, form.id, "form.validated", device.actor, at=now,
                      exit_point=device.exit_point_code, by="scan")
     else:
+        if not _compare_and_set(session, _SEND_TO_DESK, form, dict(common, status="check_required")):
+            return False
         session.add(Check(form_id=form.id, exit_point_id=device.exit_point_id,
                           fired_rules=fired, opened_at=now))
         audit.record(session, form.id, "form.check_required", device.actor, at=now,
@@ -255,9 +325,7 @@ def _scan_time(scanned_at: datetime | None, now: datetime) -> datetime:
 def _judge(session: Session, device: Principal, form_id: str, ctx: ScanContext,
            now: datetime, at: datetime) -> ScanOutcome:
     for _attempt in range(3):
-        # The form with everything a verdict reads, in one query.
-        form = session.get(Form, form_id, populate_existing=True, options=[
-            joinedload(Form.lines), joinedload(Form.retailer).joinedload(Retailer.intermediary)])
+        form = _form_facts(session, form_id, device, ctx, now)
         if form is None:
             return _record(session, device, _refused("form_not_found", form_id=form_id), None, now, at)
         if not _awaits_verdict(form, now, at, ctx) or _decide_issued(session, form, device, ctx, now, at):
@@ -266,16 +334,20 @@ def _judge(session: Session, device: Principal, form_id: str, ctx: ScanContext,
     raise RuntimeError("form status kept changing during a scan")
 
 
-def _record(session: Session, device: Principal, outcome: ScanOutcome, form: Form | None,
+_INSERT_SCAN = Scan.__table__.insert()
+
+
+def _record(session: Session, device: Principal, outcome: ScanOutcome, form: FormFacts | None,
             now: datetime, at: datetime) -> ScanOutcome:
-    session.add(Scan(
-        form_id=form.id if form is not None else None,
-        device_id=device.id,
-        exit_point_id=device.exit_point_id,
-        verdict=outcome.verdict,
-        reason_code=outcome.reason_code,
-        created_at=at,
-    ))
+    # Nothing reads the row back: a plain INSERT, no ORM object.
+    session.execute(_INSERT_SCAN, {
+        "form_id": form.id if form is not None else None,
+        "device_id": device.id,
+        "exit_point_id": device.exit_point_id,
+        "verdict": outcome.verdict,
+        "reason_code": outcome.reason_code,
+        "created_at": at,
+    })
     if form is not None:
         offline = {"scanned_at": at.isoformat()} if at != now else {}
         audit.record(session, form.id, "form.scanned", device.actor, at=now,
