@@ -7,13 +7,13 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select, update
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session, contains_eager
 
 from shared import rules
 
 from ..auth import Principal
-from ..models import Check, ExitPoint, Form
+from ..models import Check, ExitPoint, Form, FormLine
 from ..problems import Problem
 from . import audit
 
@@ -31,31 +31,46 @@ REJECTION_REASONS = (
 def queue(session: Session, exit_point_code: str | None, status: str, limit: int, after_id: int | None,
           *, officer_id: int | None = None, decided_since=None):
     """Checks at an exit point, oldest first (the desk's queue); with
-    ``officer_id``, that officer's decisions (the history)."""
-    query = (
-        select(Check)
-        .options(selectinload(Check.form).selectinload(Form.lines), selectinload(Check.exit_point))
-        .where(Check.status == status)
-        .order_by(Check.opened_at, Check.id)
-    )
+    ``officer_id``, that officer's decisions (the history). Each check comes
+    with its form and exit point and its ``line_count`` (the list shows how
+    many lines a form has, not the lines), all from one statement."""
+    # The page's checks first, by themselves: the desk's queue reads the
+    # partial index of pending checks in order and stops after ``limit``
+    # rows, however many checks and forms there are; only those rows are
+    # then joined to their forms.
+    page = select(Check.id).where(Check.status == status)
     if exit_point_code:
-        query = query.join(ExitPoint, Check.exit_point_id == ExitPoint.id).where(
-            ExitPoint.code == exit_point_code.upper()
-        )
+        page = page.where(Check.exit_point_id == select(ExitPoint.id).where(
+            ExitPoint.code == exit_point_code.upper()).scalar_subquery())
     if officer_id is not None:
-        query = query.where(Check.officer_id == officer_id)
+        page = page.where(Check.officer_id == officer_id)
     if decided_since is not None:
-        query = query.where(Check.decided_at >= decided_since)
+        page = page.where(Check.decided_at >= decided_since)
     if after_id is not None:
         anchor = session.get(Check, after_id) if isinstance(after_id, int) else None
         if anchor is None:
             raise Problem(400, "invalid_cursor", "The cursor is not one this API gave out.",
                           errors={"cursor": ["Not a valid cursor."]})
-        query = query.where(
+        page = page.where(
             (Check.opened_at > anchor.opened_at)
             | ((Check.opened_at == anchor.opened_at) & (Check.id > anchor.id))
         )
-    return list(session.scalars(query.limit(limit)))
+    page = page.order_by(Check.opened_at, Check.id).limit(limit).subquery()
+    line_count = (select(func.count()).where(FormLine.form_id == Check.form_id)
+                  .correlate(Check).scalar_subquery())
+    query = (
+        select(Check, line_count)
+        .join(page, page.c.id == Check.id)
+        .join(Check.form)
+        .join(Check.exit_point)
+        .options(contains_eager(Check.form), contains_eager(Check.exit_point))
+        .order_by(Check.opened_at, Check.id)
+    )
+    checks = []
+    for check, lines in session.execute(query):
+        check.line_count = lines
+        checks.append(check)
+    return checks
 
 
 def _invalid(field: str, message: str) -> Problem:
