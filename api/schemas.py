@@ -56,7 +56,9 @@ def Text(max_length: int, *, validate_also=None, **kw) -> fields.String:
     return fields.String(validate=validators, **kw)
 
 VAT_NUMBER = re.compile(r"^NL[0-9]{9}B[0-9]{2}$")
-LATIN_NAME = re.compile(r"^[A-Za-z\u00C0-\u024F][A-Za-z\u00C0-\u024F '\-.]*$")
+# Latin letters with diacritics, Latin Extended Additional included (the
+# Vietnamese "Nguyễn"): the name as in the passport's visual zone.
+LATIN_NAME = re.compile(r"^[A-Za-z\u00C0-\u024F\u1E00-\u1EFF][A-Za-z\u00C0-\u024F\u1E00-\u1EFF '\-.]*$")
 
 
 def _vat_number(value: str) -> None:

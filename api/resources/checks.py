@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from flask import current_app
-from flask_smorest import Blueprint
+from .blueprint import Blueprint
 
 from .. import database, pagination
 from ..auth import current_principal, require

@@ -7,7 +7,7 @@ import qrcode
 import qrcode.image.svg
 from flask import Response, current_app, request
 from flask.views import MethodView
-from flask_smorest import Blueprint
+from .blueprint import Blueprint
 from marshmallow import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload

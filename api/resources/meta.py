@@ -1,7 +1,7 @@
 """Keys and health: the JWKS for offline QR verification, liveness, readiness."""
 from __future__ import annotations
 
-from flask_smorest import Blueprint
+from .blueprint import Blueprint
 from sqlalchemy import text
 
 from .. import database

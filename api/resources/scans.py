@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import jwt
 from flask import current_app
-from flask_smorest import Blueprint
+from .blueprint import Blueprint
 
 from .. import database
 from ..auth import current_principal, require

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from flask import current_app, request
-from flask_smorest import Blueprint
+from .blueprint import Blueprint
 
 from shared import formid
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from flask import current_app
 from flask.views import MethodView
-from flask_smorest import Blueprint
+from .blueprint import Blueprint
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
