@@ -16,7 +16,7 @@ ifneq ($(PACKAGES),$(strip $(file < $(STAMP))))
 .PHONY: $(STAMP)
 endif
 
-.PHONY: venv run test fuzz kiosk screenshots bench soak system-packages clean officer screenshots-officer
+.PHONY: venv run test fuzz reliability kiosk screenshots bench soak system-packages clean officer screenshots-officer
 
 venv: $(STAMP)
 
@@ -46,6 +46,18 @@ test: system-packages venv
 	url=$$(scripts/throwaway-postgres.sh start "$$pgdir") || exit 1; \
 	rc=0; TEST_POSTGRES_URL="$$url" $(VENV)/bin/python -m pytest $(PYTEST_ARGS) || rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests (exit 5), failing" >&2; fi; \
+	exit $$rc
+
+# docs/reliability.md: the fault and attack tests it lists (a few minutes),
+# on SQLite and PostgreSQL, then the table of what each one saw.
+reliability: system-packages venv
+	@pgdir=$$(mktemp -d -t taxfree-pg.XXXXXX); out=$$(mktemp -d -t taxfree-reliability.XXXXXX); \
+	trap 'scripts/throwaway-postgres.sh stop "$$pgdir"; rm -rf "$$out"' EXIT; \
+	url=$$(scripts/throwaway-postgres.sh start "$$pgdir") || exit 1; \
+	rc=0; RELIABILITY_FIGURES="$$out/figures.json" TEST_POSTGRES_URL="$$url" \
+	  $(VENV)/bin/python -m pytest -q -p no:cacheprovider --junitxml="$$out/junit.xml" \
+	  $$($(VENV)/bin/python scripts/reliability_report.py --tests) || rc=$$?; \
+	$(VENV)/bin/python scripts/reliability_report.py "$$out/junit.xml" "$$out/figures.json" || rc=$$?; \
 	exit $$rc
 
 # The kiosk app, windowed, against the API of `make run` with its demo kiosk
