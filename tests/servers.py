@@ -2,8 +2,11 @@
 development server, gunicorn) started, awaited and stopped."""
 from __future__ import annotations
 
+import json
+import os
 import socket
 import subprocess
+import sys
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,6 +21,19 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def gunicorn_command(port: int, workers: int) -> list[str]:
+    """The production server (with the repository's gunicorn.conf.py) on ``port``."""
+    return [sys.executable, "-m", "gunicorn", "--workers", str(workers), "--bind", f"127.0.0.1:{port}",
+            "api:create_app()"]
+
+
+def server_environment(app, database_url: str, instance_path) -> dict:
+    """The environment of a server process on the test's database, set up as
+    the tests' app is: no random checks, so a plain form's verdict is known."""
+    return {**os.environ, "DATABASE_URL": database_url, "INSTANCE_PATH": str(instance_path),
+            "RISK_POLICY": json.dumps(app.config["RISK_POLICY"])}
 
 
 @contextmanager

@@ -3,9 +3,6 @@ scanning one form together, officers pressing "validate" together, a till
 retrying an issue with one Idempotency-Key. Each outcome must happen once."""
 from __future__ import annotations
 
-import json
-import os
-import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
@@ -15,7 +12,7 @@ import requests
 from api import auth, database
 from api.models import User
 from tests.builders import PASSWORD, item, traveller
-from tests.servers import free_port, serving
+from tests.servers import free_port, gunicorn_command, server_environment, serving
 
 PROBLEM = "application/problem+json"
 
@@ -173,11 +170,8 @@ def gunicorn_url(database_url, app, tmp_path):
     """The app under gunicorn with four worker processes (each its own
     connection pool and key cache) on the test's database."""
     port = free_port()
-    env = {**os.environ, "DATABASE_URL": database_url, "INSTANCE_PATH": str(tmp_path / "gunicorn"),
-           # As in the tests' app: no random checks, so a plain form's verdict is known.
-           "RISK_POLICY": json.dumps(app.config["RISK_POLICY"])}
-    command = [sys.executable, "-m", "gunicorn", "--workers", "4", "--bind", f"127.0.0.1:{port}", "api:create_app()"]
-    with serving(command, port, env, ready="/readyz") as url:
+    env = server_environment(app, database_url, tmp_path / "gunicorn")
+    with serving(gunicorn_command(port, workers=4), port, env, ready="/readyz") as url:
         yield url
 
 

@@ -15,7 +15,6 @@ own process groups, a receiver on 127.0.0.1, the test's database (SQLite
 file, PostgreSQL)."""
 from __future__ import annotations
 
-import json
 import os
 import random
 import signal
@@ -39,7 +38,7 @@ from api.models import Event, Form, FormLine, IdempotencyRecord, WebhookDelivery
 from api.schemas import FormCreate
 from api.services import forms
 from tests.builders import TODAY, form_body, item
-from tests.servers import ROOT, free_port
+from tests.servers import ROOT, free_port, gunicorn_command, server_environment
 
 # --- processes killed and started again ------------------------------------------
 
@@ -250,10 +249,8 @@ def test_forms_acknowledged_while_the_server_is_killed_are_stored_once_with_all_
         app, world, database_url, tmp_path, figures):
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    env = {**os.environ, "DATABASE_URL": database_url, "INSTANCE_PATH": str(tmp_path / "gunicorn"),
-           "RISK_POLICY": json.dumps(app.config["RISK_POLICY"])}
-    server = Restartable([sys.executable, "-m", "gunicorn", "--workers", "2", "--bind", f"127.0.0.1:{port}",
-                          "api:create_app()"], env, tmp_path / "gunicorn.log")
+    env = server_environment(app, database_url, tmp_path / "gunicorn")
+    server = Restartable(gunicorn_command(port, workers=2), env, tmp_path / "gunicorn.log")
     plan = planned_forms()
     tills = Tills(url, world.tokens["shop"], plan)
     in_flight_at_kill = []

@@ -7,11 +7,8 @@ test. A kiosk keeps scanning through the outage, retrying each scan with its
 Idempotency-Key as the kiosk app does: every scan ends up recorded once."""
 from __future__ import annotations
 
-import json
-import os
 import shutil
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -23,7 +20,7 @@ import requests
 
 from api.cli import migrate
 from tests.builders import item, traveller
-from tests.servers import free_port, serving
+from tests.servers import free_port, gunicorn_command, server_environment, serving
 
 ROOT = Path(__file__).resolve().parents[2]
 PG = str(ROOT / "scripts" / "throwaway-postgres.sh")
@@ -52,10 +49,8 @@ def database_url(cluster):
 @pytest.fixture
 def api_url(app, database_url, tmp_path):
     port = free_port()
-    env = {**os.environ, "DATABASE_URL": database_url, "INSTANCE_PATH": str(tmp_path / "gunicorn"),
-           "RISK_POLICY": json.dumps(app.config["RISK_POLICY"])}
-    command = [sys.executable, "-m", "gunicorn", "--workers", "2", "--bind", f"127.0.0.1:{port}", "api:create_app()"]
-    with serving(command, port, env, ready="/readyz") as url:
+    env = server_environment(app, database_url, tmp_path / "gunicorn")
+    with serving(gunicorn_command(port, workers=2), port, env, ready="/readyz") as url:
         yield url
 
 

@@ -2,18 +2,16 @@
 from __future__ import annotations
 
 import os
-import sys
 
 import requests
 
-from tests.servers import free_port, serving
+from tests.servers import free_port, gunicorn_command, serving
 
 
 def test_gunicorn_serves_the_app_from_its_factory(database_url, tmp_path):
     port = free_port()
     env = {**os.environ, "DATABASE_URL": database_url, "INSTANCE_PATH": str(tmp_path)}
-    command = [sys.executable, "-m", "gunicorn", "--workers", "2", "--bind", f"127.0.0.1:{port}", "api:create_app()"]
-    with serving(command, port, env, ready="/readyz") as url:
+    with serving(gunicorn_command(port, workers=2), port, env, ready="/readyz") as url:
         assert requests.get(f"{url}/readyz", timeout=10).json() == {"status": "ready"}
         # Both workers share the database's signing keys: one key set whichever answers.
         kids = {tuple(k["kid"] for k in requests.get(f"{url}/.well-known/jwks.json", timeout=5).json()["keys"])
