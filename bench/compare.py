@@ -49,6 +49,7 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import harness
+import run as bench_run
 from harness import log
 
 KINDS = ("scan_fresh", "scan_rescan", "forms_post", "checks_get")
@@ -178,27 +179,9 @@ def run_tree(tree: Path, config: dict) -> dict:
 
 # --- both trees under gunicorn ------------------------------------------------------
 
-@contextmanager
 def gunicorn_of(tree: Path, env: dict, name: str):
     """The tree's API under its own gunicorn.conf.py, from the tree's folder."""
-    port = harness.free_port()
-    logfile = open(harness.WORK / f"gunicorn-compare-{name}.log", "w")
-    process = subprocess.Popen(
-        [str(harness.VENV_BIN / "gunicorn"), "--config", str(tree / "gunicorn.conf.py"),
-         "--bind", f"127.0.0.1:{port}", "--chdir", str(tree), "api:create_app()"],
-        cwd=tree, env={**os.environ, **env, "PYTHONPATH": str(tree)}, stdout=logfile, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        harness.wait_ready(base + "/readyz")
-        yield harness.Server(base, process)
-    finally:
-        process.terminate()
-        try:
-            process.wait(20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(5)
-        logfile.close()
+    return harness.gunicorn("api:create_app()", env, f"compare-{name}", tree=tree)
 
 
 # --- the parent: fixture, turns, figures ----------------------------------------------
@@ -208,14 +191,8 @@ def database(backend: str, instance: Path):
     if backend == "sqlite":
         yield f"sqlite:///{instance / 'compare.sqlite3'}", None
         return
-    script = harness.ROOT / "scripts" / "throwaway-postgres.sh"
-    directory = Path(tempfile.mkdtemp(prefix="taxfree-compare-pg."))
-    try:
-        url = subprocess.run([str(script), "start", str(directory)], check=True,
-                             capture_output=True, text=True).stdout.strip()
-        yield url, harness.postmaster_pid(directory)
-    finally:
-        subprocess.run([str(script), "stop", str(directory)], capture_output=True)
+    with bench_run.postgres() as (url, pid):
+        yield url, pid
 
 
 def _median(values) -> float:

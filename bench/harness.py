@@ -104,17 +104,22 @@ class Server:
 
 
 @contextmanager
-def gunicorn(app: str, env: dict, name: str, ready_path: str = "/readyz", pythonpath: Path | None = None):
+def gunicorn(app: str, env: dict, name: str, ready_path: str = "/readyz", pythonpath: Path | None = None,
+             tree: Path = ROOT):
     """``app`` served by gunicorn with the repository's gunicorn.conf.py
-    (production settings) on a free loopback port; stopped on exit."""
+    (production settings) on a free loopback port; stopped on exit. With
+    ``tree``, another checkout's code under its own gunicorn.conf.py."""
     port = free_port()
     WORK.mkdir(parents=True, exist_ok=True)
     logfile = open(WORK / f"gunicorn-{name}.log", "w")
-    cmd = [str(VENV_BIN / "gunicorn"), "--config", str(GUNICORN_CONF), "--bind", f"127.0.0.1:{port}"]
+    cmd = [str(VENV_BIN / "gunicorn"), "--config", str(tree / GUNICORN_CONF.name), "--bind", f"127.0.0.1:{port}"]
     if pythonpath:
         cmd += ["--pythonpath", str(pythonpath)]
-    process = subprocess.Popen(cmd + [app], cwd=ROOT, env={**os.environ, **env},
-                               stdout=logfile, stderr=subprocess.STDOUT)
+    env = {**os.environ, **env}
+    if tree != ROOT:  # its own api package, whatever the venv's editable install points at
+        cmd += ["--chdir", str(tree)]
+        env["PYTHONPATH"] = str(tree)
+    process = subprocess.Popen(cmd + [app], cwd=tree, env=env, stdout=logfile, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:
         wait_ready(base + ready_path)
