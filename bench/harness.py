@@ -16,6 +16,7 @@ import resource
 import shutil
 import socket
 import statistics
+import signal
 import subprocess
 import sys
 import time
@@ -125,13 +126,19 @@ def gunicorn(app: str, env: dict, name: str, ready_path: str = "/readyz", python
         wait_ready(base + ready_path)
         yield Server(base, process)
     finally:
-        process.terminate()
-        try:
-            process.wait(20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(5)
+        stop(process, signal.SIGTERM, wait=20)
         logfile.close()
+
+
+def stop(process: subprocess.Popen, how: int, wait: float) -> None:
+    """Ask ``process`` to stop with the signal ``how``; kill it if it has
+    not stopped after ``wait`` seconds."""
+    process.send_signal(how)
+    try:
+        process.wait(wait)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(5)
 
 
 # --- CPU time ---------------------------------------------------------------------

@@ -294,12 +294,7 @@ def webhook_worker(env: dict):
     try:
         yield process
     finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(5)
+        harness.stop(process, signal.SIGINT, wait=30)
         logfile.close()
 
 

@@ -26,7 +26,6 @@ from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
-import jwt
 
 from shared import bcbp, mrz, pairing, qrtoken
 from shared.client import ApiError, DeviceRejected, KioskClient, Offline, Verdict
@@ -98,15 +97,6 @@ def classify(text: str) -> str:
     if bcbp.looks_like_bcbp(text):
         return "boarding_pass"
     return "qr"
-
-
-def _unverified_form_id(payload: str) -> str | None:
-    try:
-        claims = jwt.decode(payload, options={"verify_signature": False})
-    except jwt.InvalidTokenError:
-        return None
-    fid = claims.get("fid")
-    return fid if isinstance(fid, str) else None
 
 
 def outcome_of(verdict: Verdict) -> Outcome:
@@ -208,9 +198,9 @@ class ExitDesk:
     # --- forms ---------------------------------------------------------------
 
     def _form(self, payload: str, session: TravellerSession) -> Outcome:
-        identity = _unverified_form_id(payload) or payload
+        identity = qrtoken.unverified_form_id(payload) or payload
         if identity in session.seen:
-            return Outcome(DUPLICATE, form_id=_unverified_form_id(payload))
+            return Outcome(DUPLICATE, form_id=qrtoken.unverified_form_id(payload))
         body = {"qr_payload": payload, "scanned_at": self._now()}
         key = new_idempotency_key()
         outcome = None
@@ -245,7 +235,7 @@ class ExitDesk:
                 return Outcome(REFUSED, form_id=fid, reason_code=refusal.reason_code,
                                export_deadline=deadline)
             # A key newer than the cache (rotated while offline): the API decides.
-            fid = _unverified_form_id(payload)
+            fid = qrtoken.unverified_form_id(payload)
         else:
             fid = claims.form_id
         self.queue.add("qr", body, key)  # committed to disk before "recorded"

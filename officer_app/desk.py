@@ -24,7 +24,6 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
 from pathlib import Path
 
-import jwt
 
 from shared import countries, formid, mrz, qrtoken
 from shared.client import ApiError, Offline
@@ -440,7 +439,7 @@ class Desk:
             if refusal.reason_code == "deadline_passed" and refusal.claims is not None:
                 claims = refusal.claims
             elif refusal.reason_code == "unknown_key" and not self.online:
-                form_id = _unverified_form_id(payload)
+                form_id = qrtoken.unverified_form_id(payload)
                 if form_id is None:
                     raise FindError("This is not a tax-free form code.") from None
                 notes.append("The QR signature could not be checked (offline, unknown key).")
@@ -662,10 +661,3 @@ class Desk:
         return result
 
 
-def _unverified_form_id(payload: str) -> str | None:
-    try:
-        claims = jwt.decode(payload, options={"verify_signature": False})
-    except jwt.InvalidTokenError:
-        return None
-    fid = claims.get("fid")
-    return fid if isinstance(fid, str) else None

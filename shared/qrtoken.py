@@ -115,6 +115,18 @@ class KeySet:
         return self._keys.get(kid)
 
 
+def unverified_form_id(token: str) -> str | None:
+    """The form id a token names, its signature NOT checked: only to tell
+    one form's scans apart on a device (a repeat scan, the form a desk
+    card is about), never to decide anything."""
+    try:
+        claims = jwt.decode(token, options={"verify_signature": False})
+    except jwt.InvalidTokenError:
+        return None
+    form_id = claims.get("fid")
+    return form_id if isinstance(form_id, str) else None
+
+
 def verify_form_token(
     token: str, keys: KeySet, now: datetime | None = None
 ) -> FormClaims:
