@@ -31,7 +31,7 @@ from shared import qrtoken
 
 
 def frames_dir() -> Path:
-    return harness.ROOT.parent / "shared" / "frames"
+    return harness.ROOT / "tests" / "data" / "frames"
 
 
 def _keyset_with(kid: str) -> qrtoken.KeySet:

@@ -280,7 +280,7 @@ def markdown(results: dict) -> str:
 
     if "qr" in results:
         q = results["qr"]
-        lines += ["## 3. QR decoding (40 camera-like frames, ../shared/frames)", "",
+        lines += ["## 3. QR decoding (40 camera-like frames, tests/data/frames)", "",
                   f"Pipeline: {q['pipeline_kind']}, then shared.qrtoken.verify_form_token. "
                   f"Signature check outcomes per pass: {q['signature_check_outcomes_per_pass']} "
                   f"(fixture payloads); a full Ed25519 check of a genuine token costs "

@@ -62,7 +62,7 @@ def _background() -> np.ndarray:
     frames without a QR code, as tests/kiosk does), as BGR 1280x720."""
     import cv2
 
-    frame = cv2.imread(str(harness.ROOT.parent / "shared" / "frames" / "frame31.jpg"), cv2.IMREAD_COLOR)
+    frame = cv2.imread(str(harness.ROOT / "tests" / "data" / "frames" / "frame31.jpg"), cv2.IMREAD_COLOR)
     if frame is None:  # no sample frames: a plain grey background
         return np.full((FRAME_SIZE[1], FRAME_SIZE[0], 3), (118, 124, 128), np.uint8)
     return np.ascontiguousarray(cv2.resize(frame, FRAME_SIZE, interpolation=cv2.INTER_AREA))

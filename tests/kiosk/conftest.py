@@ -33,7 +33,7 @@ from werkzeug.serving import make_server  # noqa: E402
 
 
 REPO = Path(__file__).resolve().parents[2]
-FRAMES = REPO.parent / "shared" / "frames"
+FRAMES = REPO / "tests" / "data" / "frames"
 
 
 def pytest_sessionfinish(session, exitstatus):

@@ -1,5 +1,5 @@
 """Boarding passes (IATA BCBP) and the last EU exit: the published samples,
-and the EU-versus-Schengen traps (../shared/samples.md)."""
+and the EU-versus-Schengen traps (IATA Resolution 792 samples)."""
 from datetime import date
 
 import pytest

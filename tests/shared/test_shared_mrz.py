@@ -6,7 +6,7 @@ import pytest
 
 from shared.mrz import MrzError, check_digit, country_of, looks_like_mrz, parse_td3
 
-# ICAO Doc 9303 part 4, the specimen passport (../shared/samples.md).
+# ICAO Doc 9303 part 4, the specimen passport.
 LINE1 = "P<UTOERIKSSON<<ANNA<MARIA<<<<<<<<<<<<<<<<<<<"
 LINE2 = "L898902C36UTO7408122F1204159ZE184226B<<<<<10"
 SPECIMEN = f"{LINE1}\n{LINE2}"

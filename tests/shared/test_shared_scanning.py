@@ -30,7 +30,7 @@ from shared.scanning import (
 )
 
 REPO = Path(__file__).resolve().parents[2]
-FRAMES = REPO.parent / "shared" / "frames"
+FRAMES = REPO / "tests" / "data" / "frames"
 MANIFEST = json.loads((FRAMES / "manifest.json").read_text())
 WITH_CODE = [e for e in MANIFEST if e["text"]]
 EMPTY = [e for e in MANIFEST if not e["text"]]
