@@ -11,7 +11,7 @@ import os
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from shared import risk, rules
+from shared import presence, risk, rules
 
 from . import cli, database, problems
 from .keys import Keyring
@@ -29,6 +29,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     # Fail at start-up, not at the first scan, on a bad rule configuration.
     app.config["RULESET"] = rules.ruleset_for(app.config["MEMBER_STATE"])
     app.config["RISK"] = risk.policy_from_dict(app.config["RISK_POLICY"])
+    app.config["PRESENCE"] = presence.policy_from_dict(app.config["PRESENCE_POLICY"])
     app.json.sort_keys = False
     # "/forms/" and "/forms" are one resource: no redirect (an HTML body) for
     # a trailing slash.

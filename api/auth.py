@@ -1,9 +1,16 @@
-"""Who is calling: users with JWT access tokens, devices with device tokens.
+"""Who is calling: users with JWT access tokens, devices with device tokens,
+travellers with short-lived traveller tokens from their own phone.
 
 User access tokens are short-lived JWTs (RFC 9068 ``at+jwt``) signed with the
 keyring's current Ed25519 key. Devices (kiosks, tablets, handhelds) hold a
 long-lived opaque token, stored hashed, that survives key rotation and stops
 working the moment the device is revoked.
+
+Travellers sign in on their phone with passport and date of birth
+(api/services/traveller.py) and get a JWT signed like an access token but
+with its own ``typ`` and audience, so neither kind of token passes for the
+other. Desk passes (the "show this to the officer" QR code) are the same
+again, with a third ``typ`` and audience.
 """
 from __future__ import annotations
 
@@ -27,6 +34,9 @@ from .problems import Problem
 ROLES = ("admin", "retailer", "intermediary", "officer")
 DEVICE_ROLE = "device"
 DEVICE_TOKEN_PREFIX = "tfd_"
+TRAVELLER_ROLE = "traveller"
+TRAVELLER_TOKEN_TYPE = "traveller+jwt"
+DESK_PASS_TYPE = "desk-pass+jwt"
 
 
 
@@ -41,14 +51,18 @@ def _dummy_hash(method: str) -> str:
 class Principal:
     """The authenticated caller."""
 
-    kind: str  # "user" or "device"
+    kind: str  # "user", "device" or "traveller"
     id: str
-    role: str  # a user role, or "device"
+    role: str  # a user role, "device" or "traveller"
     retailer_id: int | None = None
     intermediary_id: int | None = None
     exit_point_id: int | None = None
     exit_point_code: str | None = None
     device_kind: str | None = None
+    # A traveller: keyed hashes of passport, date of birth and app install.
+    passport_key: str | None = None
+    birth_key: str | None = None
+    install_key: str | None = None
 
     @property
     def actor(self) -> str:
@@ -83,6 +97,93 @@ def issue_access_token(user: User) -> tuple[str, int]:
     }
     token = jwt.encode(claims, key, algorithm="EdDSA", headers={"kid": kid, "typ": "at+jwt"})
     return token, ttl
+
+
+def _sign(claims: dict, typ: str) -> str:
+    """Sign our own JWT (traveller token, desk pass) with the key that signs
+    access tokens."""
+    kid, key = current_app.extensions["keyring"].signing_key(database.session())
+    return jwt.encode(claims, key, algorithm="EdDSA", headers={"kid": kid, "typ": typ})
+
+
+def _verified_claims(token: str, typ: str, audience: str) -> dict:
+    """The claims of one of our JWTs of type ``typ`` for ``audience``; raises
+    jwt.InvalidTokenError (ExpiredSignatureError once expired)."""
+    header = jwt.get_unverified_header(token)
+    if header.get("alg") != "EdDSA" or header.get("typ") != typ:
+        raise jwt.InvalidTokenError("not this kind of token")
+    key = current_app.extensions["keyring"].keyset(database.session(), header.get("kid")).get(
+        str(header.get("kid")))
+    if key is None:
+        raise jwt.InvalidTokenError("unknown key")
+    return jwt.decode(token, key, algorithms=["EdDSA"], audience=audience,
+                      issuer=current_app.config["TOKEN_ISSUER"],
+                      options={"require": ["exp", "iat", "sub", "iss", "aud"]})
+
+
+def traveller_audience() -> str:
+    return current_app.config["TOKEN_AUDIENCE"] + "/traveller"
+
+
+def desk_pass_audience() -> str:
+    return current_app.config["TOKEN_AUDIENCE"] + "/desk-pass"
+
+
+def _traveller_claims(passport_key: str, birth_key: str, audience: str, ttl: int) -> dict:
+    now = utcnow()
+    return {
+        "iss": current_app.config["TOKEN_ISSUER"], "aud": audience,
+        "sub": f"traveller:{passport_key}", "dob": birth_key,
+        "iat": now, "exp": now + timedelta(seconds=ttl), "jti": uuid.uuid4().hex,
+    }
+
+
+def issue_traveller_token(passport_key: str, birth_key: str, install_key: str) -> tuple[str, int]:
+    """A traveller token: it holds keyed hashes only (passport, date of
+    birth, install), never the passport number or the date itself."""
+    ttl = int(current_app.config["TRAVELLER_TOKEN_TTL"])
+    claims = _traveller_claims(passport_key, birth_key, traveller_audience(), ttl)
+    claims["iid"] = install_key
+    return _sign(claims, TRAVELLER_TOKEN_TYPE), ttl
+
+
+def issue_desk_pass(passport_key: str, birth_key: str) -> tuple[str, int]:
+    """The "show this to the officer" code: who the traveller is, as keyed
+    hashes, for the desk to find their forms."""
+    ttl = int(current_app.config["DESK_PASS_TTL"])
+    return _sign(_traveller_claims(passport_key, birth_key, desk_pass_audience(), ttl), DESK_PASS_TYPE), ttl
+
+
+def read_desk_pass(token: str) -> tuple[str, str]:
+    """(passport_key, birth_key) of a desk pass; raises a 422 problem."""
+    try:
+        claims = _verified_claims(token, DESK_PASS_TYPE, desk_pass_audience())
+    except jwt.ExpiredSignatureError:
+        raise Problem(422, "desk_pass_expired",
+                      "This desk pass has expired: ask the traveller to show it again in the app.")
+    except jwt.InvalidTokenError:
+        raise Problem(422, "invalid_desk_pass", "This is not a desk pass of the tax-free system.")
+    kind, _, passport_key = str(claims["sub"]).partition(":")
+    if kind != "traveller" or not passport_key or not isinstance(claims.get("dob"), str):
+        raise Problem(422, "invalid_desk_pass", "This is not a desk pass of the tax-free system.")
+    return passport_key, claims["dob"]
+
+
+def _principal_from_traveller_token(token: str) -> Principal:
+    try:
+        claims = _verified_claims(token, TRAVELLER_TOKEN_TYPE, traveller_audience())
+    except jwt.ExpiredSignatureError:
+        raise _unauthorized("The traveller token has expired; sign in again.")
+    except jwt.InvalidTokenError:
+        raise _unauthorized("The traveller token is not valid.")
+    kind, _, passport_key = str(claims["sub"]).partition(":")
+    birth_key, install_key = claims.get("dob"), claims.get("iid")
+    if kind != "traveller" or not passport_key or not isinstance(birth_key, str) \
+            or not isinstance(install_key, str):
+        raise _unauthorized("The traveller token is not valid.")
+    # The audit trail names the app install, never the passport.
+    return Principal(kind="traveller", id=install_key[:16], role=TRAVELLER_ROLE,
+                     passport_key=passport_key, birth_key=birth_key, install_key=install_key)
 
 
 def new_device_token(device_id: str) -> tuple[str, str]:
@@ -143,6 +244,8 @@ def _principal_from_access_token(token: str) -> Principal:
         header = jwt.get_unverified_header(token)
     except jwt.InvalidTokenError:
         raise _unauthorized("The access token is malformed.")
+    if header.get("typ") == TRAVELLER_TOKEN_TYPE:
+        return _principal_from_traveller_token(token)
     # Only our own algorithm and token type: no "none", no HS256 signed with a
     # public key, no QR payload passed off as an access token.
     if header.get("alg") != "EdDSA" or header.get("typ") != "at+jwt":

@@ -67,6 +67,21 @@ def load(instance_path: str) -> dict:
         "MEMBER_STATE": env.get("MEMBER_STATE", "NL"),
         "RISK_POLICY": json.loads(env.get("RISK_POLICY", "{}")),
         "ACCESS_TOKEN_TTL": int(env.get("ACCESS_TOKEN_TTL", "3600")),
+        # The traveller's app (api/services/traveller.py): its sign-in token
+        # and the desk pass live this many seconds.
+        "TRAVELLER_TOKEN_TTL": int(env.get("TRAVELLER_TOKEN_TTL", "900")),
+        "DESK_PASS_TTL": int(env.get("DESK_PASS_TTL", "900")),
+        # Sign-ins against guessing dates of birth and listing passports: per
+        # address generously (an airport's Wi-Fi is one address), per
+        # passport tightly.
+        "TRAVELLER_SIGNINS_PER_ADDRESS_PER_MINUTE": int(env.get("TRAVELLER_SIGNINS_PER_ADDRESS_PER_MINUTE", "30")),
+        "TRAVELLER_SIGNINS_PER_PASSPORT_PER_HOUR": int(env.get("TRAVELLER_SIGNINS_PER_PASSPORT_PER_HOUR", "10")),
+        # How good the phone's evidence of presence must be
+        # (shared.presence.PresencePolicy, as JSON; missing keys keep defaults).
+        "PRESENCE_POLICY": json.loads(env.get("PRESENCE_POLICY", "{}")),
+        # A ferry traveller may validate from this many hours before the
+        # sailing until it leaves.
+        "APP_HOURS_BEFORE_SAILING": float(env.get("APP_HOURS_BEFORE_SAILING", "6")),
         "TOKEN_ISSUER": env.get("TOKEN_ISSUER", "taxfree-api"),
         "TOKEN_AUDIENCE": env.get("TOKEN_AUDIENCE", "taxfree-api"),
         "MAX_CONTENT_LENGTH": int(env.get("MAX_CONTENT_LENGTH", str(1024 * 1024))),

@@ -250,11 +250,21 @@ class Scan(Base):
     __tablename__ = "scans"
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     form_id: Mapped[str | None] = mapped_column(ForeignKey("forms.id"), index=True)
-    device_id: Mapped[str] = mapped_column(ForeignKey("devices.id"))
+    # The kiosk or tablet; None for the traveller's app and the desk.
+    device_id: Mapped[str | None] = mapped_column(ForeignKey("devices.id"))
     exit_point_id: Mapped[int] = mapped_column(ForeignKey("exit_points.id"))
     verdict: Mapped[str] = mapped_column(String(16))
     reason_code: Mapped[str | None] = mapped_column(String(32))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    # How the traveller came: a kiosk or tablet, their own phone, or
+    # straight to the customs desk.
+    channel: Mapped[str] = mapped_column(String(8), default="kiosk", server_default="kiosk")
+    # The phone's app install (keyed hash of its install id), for the app channel.
+    install_key: Mapped[str | None] = mapped_column(String(64))
+    __table_args__ = (
+        CheckConstraint("channel IN ('kiosk', 'app', 'desk')", name="channel"),
+        Index("ix_scans_install_recent", "install_key", "created_at"),
+    )
 
 
 class Check(Base):
@@ -455,3 +465,59 @@ class PairingCode(Base):
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     device_id: Mapped[str | None] = mapped_column(ForeignKey("devices.id"))
+
+
+# --- the traveller's app: where a phone may validate -----------------------------
+
+
+class ValidationZone(Base):
+    """An area of an exit point (GeoJSON Polygon, longitude first) inside
+    which the traveller's app may validate."""
+
+    __tablename__ = "validation_zones"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    exit_point_id: Mapped[int] = mapped_column(ForeignKey("exit_points.id"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    polygon: Mapped[dict] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    exit_point: Mapped[ExitPoint] = relationship()
+    __table_args__ = (UniqueConstraint("exit_point_id", "name"),)
+
+
+class SensorPost(Base):
+    """A Bluetooth sensor post opposite a customs desk. Its secret derives
+    the rotating tokens it broadcasts (shared/presence.py); it is stored
+    encrypted with the personal-data keys, so a copy of the database alone
+    cannot make tokens."""
+
+    __tablename__ = "sensor_posts"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)  # e.g. "AMS-D1-01"
+    exit_point_id: Mapped[int] = mapped_column(ForeignKey("exit_points.id"), index=True)
+    secret: Mapped[str] = mapped_column(EncryptedText)  # hex
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    retired_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    exit_point: Mapped[ExitPoint] = relationship()
+
+
+class Sailing(Base):
+    """A ferry departure from a seaport, for the app's "pick a sailing"."""
+
+    __tablename__ = "sailings"
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)  # "HVH-HAR-2026-12-03T22:00" (local time)
+    exit_point_id: Mapped[int] = mapped_column(ForeignKey("exit_points.id"))
+    operator: Mapped[str] = mapped_column(String(100))
+    route: Mapped[str] = mapped_column(String(200))
+    destination_port: Mapped[str] = mapped_column(String(100))
+    destination_country: Mapped[str] = mapped_column(String(2))
+    departs_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    exit_point: Mapped[ExitPoint] = relationship()
+    __table_args__ = (Index("ix_sailings_departure", "exit_point_id", "departs_at"),)
+
+
+class AppInstall(Base):
+    """A traveller's app install, by a keyed hash of its install id: when it
+    first signed in (the "first use" risk rule)."""
+
+    __tablename__ = "app_installs"
+    install_key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    first_seen_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -591,3 +591,205 @@ class TravellerStatus(Strict):
     refund_cents = fields.Integer(metadata={"description": "The refund due once validated"})
     refunded_at = fields.AwareDateTime(allow_none=True)
     paid_by = fields.String(metadata={"description": "Who pays the refund"})
+
+
+# --- the traveller's app --------------------------------------------------------
+
+PASSPORT_NUMBER = validate.Regexp(r"^[A-Z0-9]{5,20}$", error="Passport numbers are 5 to 20 capital letters and digits.")
+INSTALL_ID = validate.Regexp(r"^[A-Za-z0-9-]{8,64}$", error="The app install's id: 8 to 64 letters, digits and dashes.")
+
+
+class TravellerSessionRequest(Strict):
+    passport_number = fields.String(required=True, validate=PASSPORT_NUMBER, load_only=True)
+    passport_country = Country()
+    date_of_birth = fields.Date(required=True, load_only=True)
+    install_id = fields.String(required=True, validate=INSTALL_ID,
+                               metadata={"description": "A random id (uuid4) the app made when installed"})
+
+
+class TravellerForm(Strict):
+    """A form as its traveller sees it in the app: no passport number, name
+    or date of birth (the app knows them)."""
+
+    id = fields.String(metadata={"example": "NL7KQ3X9PD"})
+    shop = fields.Function(lambda f: f.retailer.name)
+    purchase_date = fields.Date()
+    goods = fields.Function(lambda f: [line.description for line in f.lines],
+                            metadata={"description": "What was bought, line by line"})
+    total_cents = fields.Integer()
+    refund_cents = fields.Function(
+        lambda f: f.validated_refund_cents if f.validated_refund_cents is not None else f.refund_cents,
+        metadata={"description": "The refund due (of the goods validated, once validated)"})
+    currency = fields.String()
+    export_deadline = fields.Date()
+    status = fields.String()
+    payer = fields.Function(lambda f: f.retailer.intermediary.name if f.retailer.intermediary else f.retailer.name,
+                            metadata={"description": "Who pays the refund"})
+    exit_point = fields.Function(lambda f: f.exit_point.code if f.exit_point else None)
+    validated_at = fields.AwareDateTime(allow_none=True)
+    refunded_at = fields.AwareDateTime(allow_none=True)
+
+
+class TravellerFormList(Strict):
+    items = fields.List(fields.Nested(TravellerForm), metadata={
+        "description": "Open forms, and forms decided in the last 90 days, newest first"})
+
+
+class ClaimRequest(Strict):
+    qr_payload = fields.String(required=True, validate=validate.Length(1, 4096))
+
+
+class ZoneOut(Strict):
+    name = fields.String()
+    polygon = fields.Dict(metadata={"description": "GeoJSON Polygon, [longitude, latitude] positions"})
+
+
+class SailingOut(Strict):
+    id = fields.String(metadata={"example": "HVH-HAR-2026-12-03T22:00"})
+    operator = fields.String()
+    route = fields.String()
+    destination_port = fields.String()
+    destination_country = fields.String()
+    departs_at = fields.AwareDateTime()
+
+
+class TravellerExitPoint(Strict):
+    code = fields.String()
+    name = fields.String()
+    kind = fields.String()
+    desk_location = fields.String()
+    zones = fields.List(fields.Nested(ZoneOut))
+    posts = fields.List(fields.String(), metadata={"description": "Sensor post ids (never their secrets)"})
+    sailings = fields.List(fields.Nested(SailingOut), metadata={
+        "description": "Seaports: today's sailings not yet departed (local day)"})
+
+
+class TravellerExitPointList(Strict):
+    items = fields.List(fields.Nested(TravellerExitPoint))
+
+
+class GpsEvidence(Strict):
+    lat = fields.Float(required=True, validate=validate.Range(-90, 90), allow_nan=False)
+    lon = fields.Float(required=True, validate=validate.Range(-180, 180), allow_nan=False)
+    accuracy_m = fields.Float(required=True, validate=validate.Range(0, 1_000_000), allow_nan=False)
+    mock = fields.Boolean(required=True, metadata={"description": "The phone says the location is simulated"})
+    at = fields.AwareDateTime(required=True)
+
+
+class BeaconEvidence(Strict):
+    post_id = fields.String(required=True, validate=validate.Length(1, 32))
+    token = fields.String(required=True, validate=validate.Length(1, 64))
+    seen_at = fields.AwareDateTime(required=True)
+    rssi = fields.Integer(load_default=None, allow_none=True, validate=validate.Range(-200, 20))
+
+
+class PresenceEvidence(Strict):
+    install_id = fields.String(required=True, validate=INSTALL_ID)
+    gps = fields.Nested(GpsEvidence, required=True, allow_none=True, metadata={"description": "null: no fix"})
+    beacons = fields.List(fields.Nested(BeaconEvidence), load_default=list, validate=validate.Length(0, 20))
+
+
+class TripSchema(Strict):
+    kind = fields.String(required=True, validate=validate.OneOf(["flight", "ferry"]))
+    boarding_pass = fields.String(validate=validate.Length(1, 2000),
+                                  metadata={"description": "flight: the boarding pass bar code's text (IATA BCBP)"})
+    sailing = fields.String(validate=validate.Length(1, 40),
+                            metadata={"description": "ferry: a sailing id from GET /traveller/exit-points"})
+
+    @validates_schema
+    def _one_trip(self, data, **_):
+        if data["kind"] == "flight" and not data.get("boarding_pass"):
+            raise ValidationError("A flight needs the boarding pass.", "boarding_pass")
+        if data["kind"] == "ferry" and not data.get("sailing"):
+            raise ValidationError("A ferry trip needs the sailing.", "sailing")
+
+
+class ValidationRequest(Strict):
+    exit_point = fields.String(required=True, validate=validate.Length(1, 8), metadata={"example": "AMS"})
+    form_ids = fields.List(fields.String(validate=validate.Length(1, 20)), required=True,
+                           validate=validate.Length(1, 50))
+    evidence = fields.Nested(PresenceEvidence, required=True)
+    trip = fields.Nested(TripSchema, load_default=None, allow_none=True)
+
+
+class ValidationItem(Strict):
+    form_id = fields.String(allow_none=True)
+    verdict = fields.String(metadata={"enum": ["validated", "check_required", "refused"]})
+    reason_code = fields.String(allow_none=True)
+    message = fields.String()
+    reference = fields.String(allow_none=True, metadata={"description": "validated: a short reference to show"})
+    desk_location = fields.String(allow_none=True, metadata={"description": "check_required: where the desk is"})
+    export_deadline = fields.String(allow_none=True)
+
+
+class ValidationResponse(Strict):
+    items = fields.List(fields.Nested(ValidationItem))
+    desk_pass = fields.String(allow_none=True, metadata={
+        "description": "When a form must be checked: the code to show the officer as a QR code (short-lived)"})
+
+
+class DeskPassResponse(Strict):
+    desk_pass = fields.String()
+    expires_in = fields.Integer()
+
+
+class DeskPassRequest(Strict):
+    desk_pass = fields.String(required=True, validate=validate.Length(1, 4096))
+
+
+class DeskCheck(Strict):
+    status = fields.String()
+    exit_point = fields.Function(lambda c: c.exit_point.code)
+    opened_at = fields.AwareDateTime()
+    fired_rules = fields.List(fields.Dict())
+
+
+class DeskForm(FormSchema):
+    check = fields.Function(lambda f: DeskCheck().dump(f.desk_check) if getattr(f, "desk_check", None) else None,
+                            metadata={"description": "The form's check at the desk, with the rules that "
+                                                     "sent it there; null without one"})
+
+
+class DeskFormList(Strict):
+    items = fields.List(fields.Nested(DeskForm))
+
+
+class OpenCheckRequest(Strict):
+    form_id = fields.String(required=True, validate=validate.Length(1, 20))
+    exit_point = fields.String(required=True, validate=validate.Length(1, 8),
+                               metadata={"description": "The officer's desk", "example": "AMS"})
+
+
+# --- administration of zones, sensor posts, sailings --------------------------------
+
+class ZoneCreate(Strict):
+    id = fields.Integer(dump_only=True)
+    name = Text(100, required=True)
+    polygon = fields.Dict(required=True, metadata={"description": "GeoJSON Polygon, [longitude, latitude]"})
+    created_at = fields.AwareDateTime(dump_only=True)
+
+
+class SensorPostCreate(Strict):
+    id = fields.String(required=True, validate=validate.Regexp(r"^[A-Z0-9][A-Z0-9-]{2,31}$"),
+                       metadata={"example": "AMS-D1-01"})
+
+
+class SensorPostSchema(Strict):
+    id = fields.String()
+    exit_point = fields.Function(lambda p: p.exit_point.code)
+    created_at = fields.AwareDateTime()
+    retired_at = fields.AwareDateTime(allow_none=True)
+
+
+class SensorPostCreated(SensorPostSchema):
+    secret = fields.String(metadata={"description": "32 bytes, hex: load it into the post; shown only once"})
+
+
+class SailingCreate(Strict):
+    operator = Text(100, required=True)
+    route = Text(200, required=True)
+    destination_port = Text(100, required=True)
+    destination_code = fields.String(required=True, validate=validate.Regexp(r"^[A-Z]{3}$"),
+                                     metadata={"example": "HAR"})
+    destination_country = Country()
+    departs_at = fields.AwareDateTime(required=True)

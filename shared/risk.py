@@ -13,6 +13,7 @@ from typing import Literal
 
 from shared.countries import is_eu
 from shared.money import format_eur
+from shared.presence import PresenceReport
 
 VALIDATED = "validated"
 CHECK_REQUIRED = "check_required"
@@ -35,6 +36,12 @@ class RiskPolicy:
     frequent_forms: int = 5
     frequent_days: int = 7
     check_eu_passport: bool = True
+    # The traveller's app: an install first seen less than this many minutes
+    # ago is a first use; this many other passports validated from the same
+    # install within the window is one phone doing it for many people.
+    app_new_install_minutes: int = 30
+    app_other_passports: int = 1
+    app_passports_window_minutes: int = 60
 
     def __post_init__(self) -> None:
         if self.high_value_cents is not None and self.high_value_cents < 0:
@@ -43,6 +50,10 @@ class RiskPolicy:
             raise ValueError("sample_rate is between 0 and 1")
         if self.frequent_forms < 1 or self.frequent_days < 1:
             raise ValueError("frequent_forms and frequent_days are at least 1")
+        if self.app_new_install_minutes < 0 or self.app_other_passports < 1 \
+                or self.app_passports_window_minutes < 1:
+            raise ValueError("app_new_install_minutes >= 0, app_other_passports and "
+                             "app_passports_window_minutes >= 1")
         for name in _SET_FIELDS:
             if not isinstance(getattr(self, name), frozenset):
                 raise TypeError(f"{name} must be a frozenset")
@@ -64,6 +75,17 @@ class ScanFacts:
     traveller_key: str | None
     passport_country: str | None
     forms_by_traveller_recent: int
+    app: AppFacts | None = None  # only for a validation from the traveller's app
+
+
+@dataclass(frozen=True)
+class AppFacts:
+    """What a validation from the traveller's own phone adds: the weighed
+    presence evidence (``shared.presence``) and the phone's history."""
+
+    presence: PresenceReport
+    install_age_minutes: float  # since the install first signed in
+    other_passports_recent: int  # other passports validated from it in the policy's window
 
 
 @dataclass(frozen=True)
@@ -119,8 +141,31 @@ def assess(facts: ScanFacts, policy: RiskPolicy) -> Assessment:
             f"Passport issued by {facts.passport_country}, an EU country: "
             f"ask for proof of residence outside the EU.",
         ))
+    if facts.app is not None:
+        fired.extend(app_rules(facts.app, policy))
     verdict: Verdict = CHECK_REQUIRED if fired else VALIDATED
     return Assessment(verdict, tuple(fired))
+
+
+def app_rules(app: AppFacts, policy: RiskPolicy) -> list[FiredRule]:
+    """The rules of the app channel: a phone's evidence is weighed, never
+    trusted. Weak or contradictory presence evidence, a phone used for the
+    first time, or one phone validating for several passports, each sends
+    the traveller to the desk."""
+    fired = [FiredRule(code, detail) for code, detail in app.presence.problems]
+    if app.install_age_minutes < policy.app_new_install_minutes:
+        fired.append(FiredRule(
+            "app_first_use",
+            f"First use of this phone: the app was set up {int(app.install_age_minutes)} min ago "
+            f"(check under {policy.app_new_install_minutes} min).",
+        ))
+    if app.other_passports_recent >= policy.app_other_passports:
+        fired.append(FiredRule(
+            "app_many_passports",
+            f"This phone validated forms of {app.other_passports_recent} other passport(s) in the last "
+            f"{policy.app_passports_window_minutes} min.",
+        ))
+    return fired
 
 
 def policy_to_dict(policy: RiskPolicy) -> dict:

@@ -35,13 +35,13 @@ class ProblemApi(Api):
 
 
 def register(app: Flask) -> None:
-    from . import admin, auth, checks, devices, forms, meta, scans, status, webhooks
+    from . import admin, auth, checks, devices, forms, meta, scans, status, traveller, webhooks
 
     api = ProblemApi(app, spec_kwargs={"components": {"securitySchemes": {
         "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT or device token"},
     }}, "security": [{"bearer": []}]})
     for blp in (auth.blp, admin.blp, devices.blp, forms.blp, scans.blp, checks.blp, meta.blp,
-                webhooks.blp, status.blp):
+                webhooks.blp, status.blp, traveller.blp, traveller.desk):
         api.register_blueprint(blp)
     # What a webhook delivery's body looks like (sent, not served).
     from ..schemas import WebhookEvent

@@ -1,4 +1,5 @@
-"""Administration: exit points, intermediaries, retailers, users, devices."""
+"""Administration: exit points (with the validation zones, sensor posts and
+sailings of the traveller's app), intermediaries, retailers, users, devices."""
 from __future__ import annotations
 
 from flask.views import MethodView
@@ -8,14 +9,21 @@ from sqlalchemy.exc import IntegrityError
 
 from .. import auth, database
 from ..auth import require
-from ..models import ExitPoint, Intermediary, Retailer, User
+from ..models import ExitPoint, Intermediary, Retailer, User, utcnow
 from ..problems import Problem
 from ..schemas import (
     ExitPointSchema,
     IntermediarySchema,
     RetailerSchema,
+    SailingCreate,
+    SailingOut,
+    SensorPostCreate,
+    SensorPostCreated,
+    SensorPostSchema,
     UserCreate,
+    ZoneCreate,
 )
+from ..services import exit_point_presence
 
 blp = Blueprint("admin", __name__, url_prefix="/api/v1", description="Administration (admin role)")
 
@@ -97,3 +105,101 @@ def create_user(body):
     _exists(Intermediary, body.get("intermediary_id"), "intermediary_id")
     password = body.pop("password")
     return _add(User(**body, password_hash=auth.hash_password(password)), "user")
+
+
+# --- where the traveller's app may validate ---------------------------------------
+
+@blp.route("/exit-points/<code>/zones")
+class Zones(MethodView):
+    @require("admin")
+    @blp.response(200, ZoneCreate(many=True))
+    def get(self, code):
+        """The validation zones of an exit point (GeoJSON Polygons)."""
+        session = database.session()
+        return exit_point_presence.zones_of(session, exit_point_presence.exit_point_by_code(session, code).id)
+
+    @require("admin")
+    @blp.arguments(ZoneCreate)
+    @blp.response(201, ZoneCreate)
+    def post(self, body, code):
+        """Add a validation zone: a GeoJSON Polygon ([longitude, latitude])
+        inside which the traveller's app may validate."""
+        session = database.session()
+        zone = exit_point_presence.add_zone(session, exit_point_presence.exit_point_by_code(session, code),
+                                            body["name"], body["polygon"])
+        session.commit()
+        return zone
+
+
+@blp.delete("/exit-points/<code>/zones/<int:zone_id>")
+@require("admin")
+@blp.response(204)
+def delete_zone(code, zone_id):
+    """Remove a validation zone."""
+    session = database.session()
+    exit_point_presence.remove_zone(session, exit_point_presence.exit_point_by_code(session, code), zone_id)
+    session.commit()
+
+
+@blp.route("/exit-points/<code>/sensor-posts")
+class SensorPosts(MethodView):
+    @require("admin")
+    @blp.response(200, SensorPostSchema(many=True))
+    def get(self, code):
+        """The exit point's sensor posts in service (never their secrets)."""
+        session = database.session()
+        return exit_point_presence.posts_of(session, exit_point_presence.exit_point_by_code(session, code).id)
+
+    @require("admin")
+    @blp.arguments(SensorPostCreate)
+    @blp.response(201, SensorPostCreated)
+    def post(self, body, code):
+        """Add a sensor post; the answer holds its secret, shown this once,
+        to load into the post. The database keeps it encrypted."""
+        session = database.session()
+        post, secret = exit_point_presence.add_post(
+            session, exit_point_presence.exit_point_by_code(session, code), body["id"])
+        session.commit()
+        return {**SensorPostSchema().dump(post), "secret": secret}
+
+
+@blp.delete("/exit-points/<code>/sensor-posts/<post_id>")
+@require("admin")
+@blp.response(200, SensorPostSchema)
+def retire_sensor_post(code, post_id):
+    """Retire a sensor post (stolen, replaced): its tokens count for nothing."""
+    session = database.session()
+    post = exit_point_presence.retire_post(session, exit_point_presence.exit_point_by_code(session, code),
+                                           post_id, utcnow())
+    session.commit()
+    return post
+
+
+@blp.route("/exit-points/<code>/sailings")
+class Sailings(MethodView):
+    @require("admin")
+    @blp.response(200, SailingOut(many=True))
+    def get(self, code):
+        """Sailings from a seaport, from now on (at most 200)."""
+        from datetime import timedelta
+
+        session = database.session()
+        point = exit_point_presence.exit_point_by_code(session, code)
+        now = utcnow()
+        return exit_point_presence.sailings_between(session, point.id, now, now + timedelta(days=60))[:200]
+
+    @require("admin")
+    @blp.arguments(SailingCreate)
+    @blp.response(201, SailingOut)
+    def post(self, body, code):
+        """Add a ferry sailing from a seaport, for the app's "pick a sailing"."""
+        from zoneinfo import ZoneInfo
+
+        from flask import current_app
+
+        session = database.session()
+        sailing = exit_point_presence.add_sailing(
+            session, exit_point_presence.exit_point_by_code(session, code),
+            zone=ZoneInfo(current_app.config["RULESET"].timezone), **body)
+        session.commit()
+        return sailing

@@ -57,6 +57,12 @@ class ScanContext:
     ruleset: rules.RuleSet
     policy: risk.RiskPolicy
     keys: qrtoken.KeySet
+    app: risk.AppFacts | None = None  # a validation from the traveller's app
+
+
+# How the traveller came, by who made the scan: a kiosk or tablet, the
+# traveller's own phone, an officer at the desk.
+CHANNELS = {"device": "kiosk", "traveller": "app", "user": "desk"}
 
 
 def _refused(reason: str, form: FormFacts | None = None, form_id: str | None = None) -> ScanOutcome:
@@ -236,6 +242,7 @@ def _decide_issued(session: Session, form: FormFacts, device: Principal, ctx: Sc
         traveller_key=form.passport_key,
         passport_country=form.passport_country,
         forms_by_traveller_recent=form.forms_by_traveller_recent,
+        app=ctx.app,
     )
     assessment = risk.assess(facts, ctx.policy)
     fired = [{"code": r.code, "detail": r.detail} for r in assessment.fired]
@@ -252,14 +259,14 @@ def _decide_issued(session: Session, form: FormFacts, device: Principal, ctx: Sc
         if not _compare_and_set(session, _VALIDATE, form, values):
             return False
         audit.record(session, form.id, "form.validated", device.actor, at=now,
-                     exit_point=device.exit_point_code, by="scan")
+                     exit_point=device.exit_point_code, by="scan", channel=CHANNELS[device.kind])
     else:
         if not _compare_and_set(session, _SEND_TO_DESK, form, dict(common, status="check_required")):
             return False
         session.add(Check(form_id=form.id, exit_point_id=device.exit_point_id,
                           fired_rules=fired, opened_at=now))
         audit.record(session, form.id, "form.check_required", device.actor, at=now,
-                     exit_point=device.exit_point_code, fired_rules=fired)
+                     exit_point=device.exit_point_code, fired_rules=fired, channel=CHANNELS[device.kind])
     return True
 
 
@@ -339,18 +346,47 @@ _INSERT_SCAN = Scan.__table__.insert()
 
 def _record(session: Session, device: Principal, outcome: ScanOutcome, form: FormFacts | None,
             now: datetime, at: datetime) -> ScanOutcome:
+    channel = CHANNELS[device.kind]
     # Nothing reads the row back: a plain INSERT, no ORM object.
     session.execute(_INSERT_SCAN, {
         "form_id": form.id if form is not None else None,
-        "device_id": device.id,
+        "device_id": device.id if channel == "kiosk" else None,
         "exit_point_id": device.exit_point_id,
         "verdict": outcome.verdict,
         "reason_code": outcome.reason_code,
         "created_at": at,
+        "channel": channel,
+        "install_key": device.install_key,
     })
     if form is not None:
         offline = {"scanned_at": at.isoformat()} if at != now else {}
         audit.record(session, form.id, "form.scanned", device.actor, at=now,
                      exit_point=device.exit_point_code, verdict=outcome.verdict,
-                     reason_code=outcome.reason_code, **offline)
+                     reason_code=outcome.reason_code, channel=channel, **offline)
     return outcome
+
+
+# --- the traveller's app ------------------------------------------------------------
+# The app names its forms by id (it listed them); the traveller is the
+# principal (kind "traveller"), placed at the exit point being validated at.
+
+def judge_form(session: Session, traveller: Principal, form_id: str, ctx: ScanContext,
+               now: datetime) -> ScanOutcome:
+    """Judge one of the traveller's forms as if its QR code had been scanned
+    at ``traveller``'s exit point now: the same compare-and-set, audit trail
+    and webhooks as a kiosk scan, on channel "app"."""
+    return _judge(session, traveller, form_id, ctx, now, now)
+
+
+@dataclass
+class _FormRef:
+    id: str
+
+
+def refuse_form(session: Session, traveller: Principal, form_id: str | None, reason_code: str,
+                message: str, now: datetime, export_deadline: date | None = None) -> ScanOutcome:
+    """Record a refusal that leaves the form as it is: the traveller may not
+    validate from here and now (wrong place, wrong day), but may later."""
+    outcome = ScanOutcome(REFUSED, reason_code, message, form_id=form_id,
+                          export_deadline=export_deadline.isoformat() if export_deadline else None)
+    return _record(session, traveller, outcome, _FormRef(form_id) if form_id else None, now, now)

@@ -129,7 +129,7 @@ def test_a_rescan_repeats_the_verdict_without_validating_twice(world):
     assert first == second == validated(form)
     evts = events(world, form["id"])
     assert types(evts) == ["form.issued", "form.validated", "form.scanned", "form.scanned"]
-    assert evts[1]["data"] == {"by": "scan"}
+    assert evts[1]["data"] == {"by": "scan", "channel": "kiosk"}
     assert evts[1]["exit_point"] == "AMS"
     assert evts[1]["actor"] == f"device:{world.ids['kiosk']}"
 
@@ -167,7 +167,7 @@ def test_a_watch_sends_the_traveller_to_the_desk_and_opens_a_check(world):
     assert form_status(world, form["id"]) == "check_required"
     evts = events(world, form["id"])
     assert types(evts) == ["form.issued", "form.check_required", "form.scanned"]
-    assert evts[1]["data"] == {"fired_rules": check["fired_rules"]}
+    assert evts[1]["data"] == {"fired_rules": check["fired_rules"], "channel": "kiosk"}
 
 
 def test_a_form_over_one_thousand_euros_goes_to_the_desk(world):
