@@ -467,9 +467,10 @@ def test_every_scan_of_a_form_is_recorded_with_its_verdict(world):
 
     scanned = [e for e in events(world, form["id"]) if e["type"] == "form.scanned"]
     assert [(e["exit_point"], e["actor"], e["data"]) for e in scanned] == [
-        ("AMS", f"device:{world.ids['kiosk']}", {"verdict": "validated", "reason_code": None}),
-        ("AMS", f"device:{world.ids['kiosk']}", {"verdict": "validated", "reason_code": None}),
-        ("RTM", f"device:{world.ids['rtm-kiosk']}", {"verdict": "refused", "reason_code": "validated_elsewhere"}),
+        ("AMS", f"device:{world.ids['kiosk']}", {"verdict": "validated", "reason_code": None, "channel": "kiosk"}),
+        ("AMS", f"device:{world.ids['kiosk']}", {"verdict": "validated", "reason_code": None, "channel": "kiosk"}),
+        ("RTM", f"device:{world.ids['rtm-kiosk']}", {"verdict": "refused", "reason_code": "validated_elsewhere",
+                                                     "channel": "kiosk"}),
     ]
 
 

@@ -214,6 +214,9 @@ def test_default_policy_as_data():
         "frequent_forms": 5,
         "frequent_days": 7,
         "check_eu_passport": True,
+        "app_new_install_minutes": 30,
+        "app_other_passports": 1,
+        "app_passports_window_minutes": 60,
     }
 
 
