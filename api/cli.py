@@ -14,7 +14,8 @@ from .models import Intermediary, Retailer, User, utcnow
 
 def init_app(app: Flask) -> None:
     for cmd in (init_db, seed_demo, create_user, rotate_keys, expire_forms, pair_device, deliver_webhooks,
-                reencrypt_personal_data, verify_audit, purge_personal_data):
+                reencrypt_personal_data, verify_audit, purge_personal_data, add_zone, add_sensor_post,
+                retire_sensor_post, add_sailing):
         app.cli.add_command(cmd)
 
 
@@ -183,7 +184,13 @@ def reencrypt_personal_data():
                             {"value": reencrypt(raw), "id": form_id})
         session.commit()
         done, last = done + len(rows), rows[-1][0]
-    click.echo(f"{done} passport number(s) encrypted with the newest key.")
+    # The sensor posts' secrets are kept with the same keys.
+    posts = session.execute(text("SELECT id, secret FROM sensor_posts")).all()
+    for post_id, raw in posts:
+        session.execute(text("UPDATE sensor_posts SET secret = :value WHERE id = :id"),
+                        {"value": reencrypt(raw), "id": post_id})
+    session.commit()
+    click.echo(f"{done} passport number(s) and {len(posts)} sensor post secret(s) encrypted with the newest key.")
 
 
 def _head(value: str | None) -> tuple[int, str] | None:
@@ -231,3 +238,113 @@ def purge_personal_data(days, batch):
     days = current_app.config["PERSONAL_DATA_RETENTION_DAYS"] if days is None else days
     report = retention.purge(database.session(), utcnow(), days, batch=batch)
     click.echo(str(report) + ".")
+
+
+# --- the traveller's app: where a phone may validate -----------------------------
+
+def _exit_point(session, code: str):
+    from .models import ExitPoint
+
+    exit_point = session.scalar(select(ExitPoint).where(ExitPoint.code == code.upper()))
+    if exit_point is None:
+        raise click.UsageError(f"no exit point {code}")
+    return exit_point
+
+
+def _run(action):
+    """Run a service call; its problem (a 4xx) becomes a usage error."""
+    from .problems import Problem
+
+    try:
+        return action()
+    except Problem as problem:
+        database.session().rollback()
+        raise click.UsageError(problem.detail)
+
+
+@click.command("add-zone")
+@click.argument("exit_point")
+@click.argument("name")
+@click.argument("geojson", type=click.File("r"))
+@with_appcontext
+def add_zone(exit_point, name, geojson):
+    """Add validation zone NAME to EXIT_POINT: the GeoJSON Polygon in the
+    file GEOJSON ("-" for standard input), [longitude, latitude] positions."""
+    import json
+
+    from .services import exit_point_presence
+
+    session = database.session()
+    try:
+        polygon = json.load(geojson)
+    except ValueError as exc:
+        raise click.UsageError(f"GEOJSON is not JSON: {exc}")
+    if polygon.get("type") == "Feature":
+        polygon = polygon.get("geometry")
+    zone = _run(lambda: exit_point_presence.add_zone(session, _exit_point(session, exit_point), name, polygon))
+    session.commit()
+    click.echo(f"Zone {zone.id} {name!r} added to {exit_point.upper()}.")
+
+
+@click.command("add-sensor-post")
+@click.argument("exit_point")
+@click.argument("post_id")
+@with_appcontext
+def add_sensor_post(exit_point, post_id):
+    """Add sensor post POST_ID at EXIT_POINT and print its secret (shown
+    this once: load it into the post)."""
+    from .services import exit_point_presence
+
+    session = database.session()
+    post, secret = _run(lambda: exit_point_presence.add_post(session, _exit_point(session, exit_point),
+                                                             post_id.upper()))
+    session.commit()
+    click.echo(f"Sensor post {post.id} at {exit_point.upper()}; its secret (hex, shown once):")
+    click.echo(secret)
+
+
+@click.command("retire-sensor-post")
+@click.argument("exit_point")
+@click.argument("post_id")
+@with_appcontext
+def retire_sensor_post(exit_point, post_id):
+    """Retire sensor post POST_ID: its tokens no longer count."""
+    from .services import exit_point_presence
+
+    session = database.session()
+    _run(lambda: exit_point_presence.retire_post(session, _exit_point(session, exit_point), post_id.upper(),
+                                                 utcnow()))
+    session.commit()
+    click.echo(f"Sensor post {post_id.upper()} retired.")
+
+
+@click.command("add-sailing")
+@click.argument("exit_point")
+@click.option("--operator", required=True)
+@click.option("--route", required=True, help='e.g. "Hook of Holland - Harwich"')
+@click.option("--to-port", "destination_port", required=True, help="e.g. Harwich")
+@click.option("--to-code", "destination_code", required=True, help="three letters, e.g. HAR")
+@click.option("--to-country", "destination_country", required=True, help="ISO country code, e.g. GB")
+@click.option("--departs", required=True, help="local date and time, e.g. 2026-12-03T22:00")
+@with_appcontext
+def add_sailing(exit_point, operator, route, destination_port, destination_code, destination_country, departs):
+    """Add a ferry sailing from seaport EXIT_POINT (the app's "pick a sailing")."""
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from .services import exit_point_presence
+
+    zone = ZoneInfo(current_app.config["RULESET"].timezone)
+    try:
+        departs_at = datetime.fromisoformat(departs)
+    except ValueError:
+        raise click.BadParameter("give a date and time like 2026-12-03T22:00", param_hint="--departs")
+    if departs_at.tzinfo is None:
+        departs_at = departs_at.replace(tzinfo=zone)
+    session = database.session()
+    sailing = _run(lambda: exit_point_presence.add_sailing(
+        session, _exit_point(session, exit_point), operator=operator, route=route,
+        destination_port=destination_port, destination_code=destination_code.upper(),
+        destination_country=destination_country.upper(), departs_at=departs_at, zone=zone))
+    session.commit()
+    click.echo(f"Sailing {sailing.id} added.")

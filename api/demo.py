@@ -24,8 +24,41 @@ PASSWORD = "demo-password"
 EXIT_POINTS = [
     ("AMS", "Amsterdam Airport Schiphol", "airport", "Departures 2, customs desk opposite the D gates"),
     ("EIN", "Eindhoven Airport", "airport", "Departures hall, next to security"),
-    ("RTM", "Port of Rotterdam, Europoort ferry terminal", "seaport", "Terminal building, ground floor"),
+    ("RTM", "Rotterdam Europoort, P&O ferry terminal", "seaport", "Terminal building, ground floor"),
+    ("HVH", "Hook of Holland, Stena Line ferry terminal", "seaport", "Terminal hall, next to passport control"),
 ]
+
+# The traveller's app: validation zones ([longitude, latitude] rectangles
+# over the departure halls and terminal buildings) and a sensor post
+# opposite each customs desk, with where it stands.
+def _box(west: float, south: float, east: float, north: float) -> dict:
+    return {"type": "Polygon", "coordinates": [[[west, south], [east, south], [east, north], [west, north],
+                                                [west, south]]]}
+
+
+ZONES = {
+    "AMS": [("Departures 1", _box(4.7620, 52.3098, 4.7660, 52.3118)),
+            ("Departures 2", _box(4.7660, 52.3098, 4.7700, 52.3118)),
+            ("Departures 3", _box(4.7700, 52.3098, 4.7740, 52.3118))],
+    "HVH": [("Stena Line terminal", _box(4.1290, 51.9775, 4.1335, 51.9800))],
+    "RTM": [("P&O terminal Europoort", _box(4.1340, 51.9495, 4.1380, 51.9525))],
+}
+POSTS = [  # id, exit point, latitude, longitude
+    ("AMS-D1-01", "AMS", 52.3108, 4.7640),
+    ("AMS-D2-01", "AMS", 52.3108, 4.7683),
+    ("AMS-D2-02", "AMS", 52.3112, 4.7690),
+    ("AMS-D3-01", "AMS", 52.3108, 4.7720),
+    ("HVH-T1-01", "HVH", 51.9788, 4.1312),
+    ("RTM-T1-01", "RTM", 51.9510, 4.1360),
+]
+# Daily ferries to Great Britain (outside the EU): port, operator, route,
+# destination port and code, local departure time.
+SAILINGS = [
+    ("HVH", "Stena Line", "Hook of Holland - Harwich", "Harwich", "HAR", "GB", (14, 30)),
+    ("HVH", "Stena Line", "Hook of Holland - Harwich", "Harwich", "HAR", "GB", (22, 0)),
+    ("RTM", "P&O Ferries", "Rotterdam Europoort - Hull", "Hull", "HUL", "GB", (21, 0)),
+]
+SAILING_DAYS = 7
 
 
 def seed(session: Session) -> list[str]:
@@ -43,6 +76,8 @@ def seed(session: Session) -> list[str]:
     token_file = Path(current_app.instance_path) / "demo-kiosk-token"
     token_file.write_text(token + "\n")
     token_file.chmod(0o600)
+    posts_file = _seed_presence(session)
+    session.commit()
     return [
         "Demo logins (password for all: %s):" % PASSWORD,
         "  admin      - administrator",
@@ -52,7 +87,52 @@ def seed(session: Session) -> list[str]:
         "  officer    - customs officer",
         f"Demo kiosk at {ams.code} - device token (also in {token_file}):",
         f"  {token}",
+        f"Traveller's app: zones at AMS, HVH and RTM; sensor posts {', '.join(p[0] for p in POSTS)}",
+        f"  (their secrets, to simulate the posts: {posts_file}); sailings for the next {SAILING_DAYS} days.",
     ]
+
+
+def _seed_presence(session: Session) -> Path:
+    """Zones, sensor posts and a week of sailings, added to what is missing
+    (also to a demo database made before the app existed). Writes the demo
+    posts' secrets to the instance folder for a simulated post (``make
+    traveller``): a demo secret, like the demo kiosk's token."""
+    import json
+    from datetime import datetime, time
+    from zoneinfo import ZoneInfo
+
+    from .models import Sailing, SensorPost, ValidationZone
+    from .services import exit_point_presence as places
+
+    points = {p.code: p for p in session.scalars(select(ExitPoint))}
+    for code, name, kind, desk in EXIT_POINTS:
+        if code not in points:
+            points[code] = ExitPoint(code=code, name=name, kind=kind, desk_location=desk)
+            session.add(points[code])
+    session.flush()
+    for code, zones in ZONES.items():
+        if not places.zones_of(session, points[code].id):
+            for name, polygon in zones:
+                session.add(ValidationZone(exit_point_id=points[code].id, name=name, polygon=polygon))
+    secrets_out = []
+    for post_id, code, lat, lon in POSTS:
+        post = session.get(SensorPost, post_id)
+        secret = post.secret if post is not None else places.add_post(session, points[code], post_id)[1]
+        secrets_out.append({"post_id": post_id, "exit_point": code, "secret": secret, "lat": lat, "lon": lon})
+    zone = ZoneInfo(current_app.config["RULESET"].timezone)
+    today = utcnow().astimezone(zone).date()
+    for day in range(SAILING_DAYS):
+        for code, operator, route, port, port_code, country, (hour, minute) in SAILINGS:
+            departs = datetime.combine(today + timedelta(days=day), time(hour, minute), zone)
+            if session.get(Sailing, places.sailing_id(code, port_code, departs, zone)) is None:
+                places.add_sailing(session, points[code], operator=operator, route=route, destination_port=port,
+                                   destination_code=port_code, destination_country=country, departs_at=departs,
+                                   zone=zone)
+    path = Path(current_app.instance_path) / "demo-sensor-posts.json"
+    path.write_text(json.dumps({"step_seconds": current_app.config["PRESENCE"].step_seconds,
+                                "posts": secrets_out}, indent=1) + "\n")
+    path.chmod(0o600)
+    return path
 
 
 def _seed_everything(session: Session) -> None:
