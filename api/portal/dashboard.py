@@ -30,6 +30,7 @@ blp = Blueprint("portal_dashboard", __name__, url_prefix="/dashboard")
 web.protect(blp)
 
 VERDICTS = ("validated", "check_required", "refused")
+CHANNELS = ("kiosk", "app", "desk")
 
 
 @dataclass
@@ -41,6 +42,7 @@ class ExitPointDay:
     verdicts: Counter = field(default_factory=Counter)
     hourly: list[Counter] = field(default_factory=lambda: [Counter() for _ in range(24)])
     rules: Counter = field(default_factory=Counter)
+    channels: dict[str, Counter] = field(default_factory=lambda: {c: Counter() for c in CHANNELS})
     queue_now: int = 0
     longest_wait_now: timedelta | None = None
     waits: list[timedelta] = field(default_factory=list)  # checks decided that day
@@ -65,14 +67,15 @@ def day_report(session: Session, day: date, zone: ZoneInfo, now: datetime) -> li
     points = session.scalars(select(ExitPoint).order_by(ExitPoint.code)).all()
     by_id = {p.id: ExitPointDay(p.code, p.name) for p in points}
     start, end = _day_bounds(day, zone)
-    for exit_point_id, verdict, at in session.execute(
-        select(Scan.exit_point_id, Scan.verdict, Scan.created_at)
+    for exit_point_id, verdict, at, channel in session.execute(
+        select(Scan.exit_point_id, Scan.verdict, Scan.created_at, Scan.channel)
         .where(Scan.created_at >= start, Scan.created_at < end)
     ):
         report = by_id.get(exit_point_id)
         if report is not None:
             report.verdicts[verdict] += 1
             report.hourly[at.astimezone(zone).hour][verdict] += 1
+            report.channels[channel][verdict] += 1
     for exit_point_id, fired in session.execute(
         select(Check.exit_point_id, Check.fired_rules).where(Check.opened_at >= start, Check.opened_at < end)
     ):
@@ -104,6 +107,8 @@ def combined(reports: list[ExitPointDay]) -> ExitPointDay:
         for hour in range(24):
             total.hourly[hour].update(r.hourly[hour])
         total.rules.update(r.rules)
+        for channel in CHANNELS:
+            total.channels[channel].update(r.channels[channel])
         total.queue_now += r.queue_now
         total.waits.extend(r.waits)
         if r.longest_wait_now is not None and (
@@ -122,6 +127,10 @@ def duration(value: timedelta | None) -> str:
         return _("< 1 min")
     hours, minutes = divmod(minutes, 60)
     return f"{hours} h {minutes:02d} min" if hours else f"{minutes} min"
+
+
+def channel_names() -> dict[str, str]:
+    return {"kiosk": _("Kiosk"), "app": _("Traveller's app"), "desk": _("Customs desk")}
 
 
 def verdict_names() -> dict[str, str]:
@@ -163,5 +172,5 @@ def dashboard():
         error=error, reports=reports, scope=scope, selected=selected, code=code,
         verdicts=VERDICTS, verdict_names=names, hourly=hourly, per_exit_point=per_exit_point,
         rules_chart=rules_chart, top_rules=[(rule_label(r), n) for r, n in top_rules],
-        duration=duration, live=day == today,
+        duration=duration, live=day == today, channels=CHANNELS, channel_names=channel_names(),
     )

@@ -43,6 +43,16 @@ RULE_TEXT = {
     "traveller_watchlist": "Traveller on watch list",
     "frequent_traveller": "Many forms in a few days",
     "eu_passport_holder": "EU passport holder",
+    # The traveller's app (shared/presence.py, shared/risk.py) and the desk.
+    "app_no_fresh_beacon": "App: no current sensor post token",
+    "app_beacon_invalid": "App: forged or foreign sensor post token",
+    "app_outside_zone": "App: outside the validation zone",
+    "app_gps_accuracy": "App: GPS not accurate enough",
+    "app_gps_stale": "App: GPS position too old",
+    "app_mock_location": "App: simulated location",
+    "app_first_use": "App: first use of this phone",
+    "app_many_passports": "App: several passports on one phone",
+    "desk_walk_in": "Came straight to the desk",
 }
 
 

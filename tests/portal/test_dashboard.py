@@ -84,3 +84,30 @@ def test_horizontal_bars_scale_to_the_longest_row():
     assert round(longest) == 400 - 60 - 100
     assert [label.text for label in chart.labels] == ["AMS", "8", "RTM", "4"]
     assert charts.horizontal_bars([]).empty
+
+
+def _channel_row(html: str, channel: str) -> list[str]:
+    row = re.search(rf'<tr data-channel="{channel}">(.*?)</tr>', html, re.S).group(1)
+    return [c.strip() for c in re.findall(r'<td class="num">(.*?)</td>', row, re.S)]
+
+
+def test_scans_and_verdicts_split_by_channel(client, world, app):
+    from tests.api.traveller_support import AMS_ZONE, AppWorld
+
+    app_world = AppWorld(world, app)
+    app_world.admin("/api/v1/exit-points/AMS/zones", {"name": "Departures 2", "polygon": AMS_ZONE})
+    app_world.secrets["AMS-D2-01"] = app_world.admin("/api/v1/exit-points/AMS/sensor-posts",
+                                                     {"id": "AMS-D2-01"})["secret"]
+    world.scan("kiosk", world.issue()["qr_payload"])
+    by_app = [world.issue(), world.issue("shop", item(125000, category="watches", serial_number="SN-1"))]
+    app_world.phone().signed_in().verdicts([f["id"] for f in by_app])
+    walk_in = world.issue()
+    world.post("officer", "/api/v1/checks", {"form_id": walk_in["id"], "exit_point": "AMS"})
+    portal_login(client, "officer")
+    html = client.get("/dashboard").get_data(as_text=True)
+    # scans, validated, to the desk, refused
+    assert _channel_row(html, "kiosk") == ["1", "1", "0", "0"]
+    assert _channel_row(html, "app") == ["2", "1", "1", "0"]
+    assert _channel_row(html, "desk") == ["1", "0", "1", "0"]
+    assert "Traveller&#39;s app" in html or "Traveller's app" in html
+    assert re.search(r'<span class="rule-name">Came straight to the desk</span>', html)
