@@ -72,7 +72,8 @@ class OfficerApp(App):
         self.settings = config
         self.frame_source_factory = frame_source_factory or config.frame_source
         self.decisions = DecisionQueue(Path(config.data_dir) / "decisions.sqlite3")
-        self.desk = Desk(client or OfficerClient(config.api_url), self.decisions, config.data_dir)
+        self.desk = Desk(client or OfficerClient(config.api_url), self.decisions, config.data_dir,
+                         language=config.language)
         self.background = Background()
         self.travellers: list[QueuedTraveller] = []
         self.queue_updated_at: float | None = None
@@ -281,6 +282,30 @@ class OfficerApp(App):
                                       "can still be opened from the Queue screen.")
 
         self.background.run(self.desk.find, text, how, done=self.show_case, failed=not_found)
+
+    def open_check(self, form: dict) -> None:
+        """Open a check at this desk for a form not yet validated (the
+        traveller came straight to the desk), then show it decidable."""
+        self.busy = True
+
+        def opened(updated: dict):
+            self.busy = False
+            self._note_online()
+            self._replace_in_case(updated)
+            self.notice = wording.text("check_opened", self.settings.language, form_id=updated["id"])
+            if self.case is not None:
+                self.screen("check").show(self.case)
+
+        def failed(exc):
+            self.busy = False
+            if isinstance(exc, FindError):
+                self.screen("check").show_error(str(exc))
+            elif isinstance(exc, ApiError) and not isinstance(exc, NotSignedIn):
+                self.screen("check").show_error(exc.detail or str(exc))
+            else:
+                self.show_error(exc)
+
+        self.background.run(self.desk.open_check, form, done=opened, failed=failed)
 
     def show_case(self, case: Case) -> None:
         self.busy = False

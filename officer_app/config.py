@@ -7,6 +7,7 @@ TAXFREE_OFFICER_CAMERA=0                          --camera     (index, "none", a
 TAXFREE_OFFICER_EXIT_POINT=AMS                    --exit-point (preselected desk)
 TAXFREE_OFFICER_IDLE_LOCK=120                     --idle-lock  (seconds without a touch before locking)
 TAXFREE_OFFICER_REFRESH=10                        --refresh    (seconds between queue refreshes and sends)
+TAXFREE_OFFICER_LANGUAGE=nl                       --language   (en or nl: what the traveller's app brings)
 ```
 """
 from __future__ import annotations
@@ -28,6 +29,7 @@ class OfficerConfig:
     exit_point: str | None = None
     idle_lock: float = 120.0
     refresh: float = 10.0
+    language: str = "en"
 
     @classmethod
     def load(cls, argv: list[str] | None = None, environ: dict | None = None) -> "OfficerConfig":
@@ -45,6 +47,7 @@ class OfficerConfig:
         parser.add_argument("--exit-point")
         parser.add_argument("--idle-lock", type=float)
         parser.add_argument("--refresh", type=float)
+        parser.add_argument("--language", choices=["en", "nl"])
         args = parser.parse_args(argv)
         values.update({k: v for k, v in vars(args).items() if v is not None})
         return replace(cls(), **{k: _convert(k, v) for k, v in values.items()})

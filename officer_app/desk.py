@@ -35,7 +35,7 @@ from shared.decision_queue import (
     decision_event,
     new_idempotency_key,
 )
-from shared.officer_client import NotSignedIn, Officer, OfficerClient
+from shared.officer_client import NotSignedIn, Officer, OfficerClient, looks_like_desk_pass
 
 from . import wording
 
@@ -127,7 +127,7 @@ class Case:
     """A traveller and their forms, as opened from the queue or a search."""
 
     forms: list[dict]
-    found_by: str  # "queue", "qr", "passport", "id"
+    found_by: str  # "queue", "qr", "passport", "id", "desk_pass"
     passport: mrz.Passport | None = None  # the passport zone read at the desk, if any
     notes: list[str] = field(default_factory=list)  # what the search itself noticed
     cached_at: datetime | None = None  # set when shown from the cache (network down)
@@ -293,8 +293,10 @@ class PasswordCheck:
 class Desk:
     """One handheld's session at the customs desk. Thread-safe."""
 
-    def __init__(self, client: OfficerClient, decisions: DecisionQueue, data_dir: str | Path):
+    def __init__(self, client: OfficerClient, decisions: DecisionQueue, data_dir: str | Path,
+                 language: str = "en"):
         self.client = client
+        self.language = language
         self.decisions = decisions
         self.data_dir = Path(data_dir)
         self.exit_point: dict | None = None
@@ -423,7 +425,41 @@ class Desk:
             return self.find_by_passport(text)
         if how == "id" or (how is None and formid.is_valid_form_id(text)):
             return self.find_by_id(text)
+        if looks_like_desk_pass(text):
+            return self.find_by_desk_pass(text)
         return self.find_by_qr(text)
+
+    def find_by_desk_pass(self, desk_pass: str) -> Case:
+        """The traveller who shows the "show this to the officer" QR code of
+        their app: their forms, those waiting for a check first; forms not
+        validated yet can have a check opened here."""
+        try:
+            forms = self._online(self.client.desk_traveller, desk_pass)
+        except ApiError as exc:
+            if exc.code in ("desk_pass_expired", "invalid_desk_pass"):
+                raise FindError(wording.text(exc.code, self.language)) from None
+            raise
+        open_forms = [f for f in forms if f["status"] in OPEN_STATUSES]
+        if not open_forms:
+            raise FindError(wording.text("desk_pass_no_open_forms", self.language))
+        with self._lock:
+            for form in open_forms:
+                if form.get("check"):
+                    self._fired[form["id"]] = form["check"].get("fired_rules") or []
+        for form in open_forms:
+            self.remember(form)
+        return Case(open_forms, "desk_pass")
+
+    def open_check(self, form: dict) -> dict:
+        """Open a check at this desk for a form not yet validated (the
+        traveller came straight to the desk); returns the form as it is now."""
+        if self.exit_point is None:
+            raise FindError(wording.text("choose_exit_point", self.language))
+        check = self._online(self.client.open_check, form["id"], self.exit_point["code"],
+                             new_idempotency_key())
+        with self._lock:
+            self._fired[form["id"]] = check.get("fired_rules") or []
+        return self.form(form["id"])
 
     def find_by_id(self, text: str) -> Case:
         form_id = formid.normalize_form_id(text)

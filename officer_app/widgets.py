@@ -198,6 +198,8 @@ class DeskFormCard(BoxLayout):
     status_kind = StringProperty("dot")
     status_tone = StringProperty("neutral")
     decidable = BooleanProperty(False)
+    openable = BooleanProperty(False)  # not validated yet: a check can be opened here
+    open_text = StringProperty("")
     present_count = NumericProperty(0)
     line_count = NumericProperty(0)
     lines_box = ObjectProperty(None)
@@ -215,6 +217,10 @@ class DeskFormCard(BoxLayout):
     def choose(self, outcome: str):
         if self.owner is not None:
             self.owner.choose(self, outcome)
+
+    def open_check(self):
+        if self.owner is not None:
+            self.owner.open_check(self)
 
 
 class DeskComparison(BoxLayout):

@@ -2,6 +2,8 @@
 
 The desk works in English (the customs service's working language at the
 exit point); every label is here so a translation is one catalogue away.
+What the traveller's app brought to the desk is in English and Dutch
+(``text``, ``rule``; the handheld's ``language`` setting).
 """
 from __future__ import annotations
 
@@ -22,7 +24,55 @@ RULES = {
     "traveller_watchlist": "Traveller on watchlist",
     "frequent_traveller": "Many forms in a few days",
     "eu_passport_holder": "EU passport holder",
+    "app_no_fresh_beacon": "App: no current sensor post token",
+    "app_beacon_invalid": "App: forged or foreign sensor post token",
+    "app_outside_zone": "App: outside the validation zone",
+    "app_gps_accuracy": "App: GPS not accurate enough",
+    "app_gps_stale": "App: GPS position too old",
+    "app_mock_location": "App: simulated location",
+    "app_first_use": "App: first use of this phone",
+    "app_many_passports": "App: several passports on one phone",
+    "desk_walk_in": "Came straight to the desk",
 }
+
+# Dutch, for the labels and texts the traveller's app brought to the desk.
+RULES_NL = {
+    "app_no_fresh_beacon": "App: geen actueel token van een sensorpaal",
+    "app_beacon_invalid": "App: vervalst of vreemd token van een sensorpaal",
+    "app_outside_zone": "App: buiten de validatiezone",
+    "app_gps_accuracy": "App: gps niet nauwkeurig genoeg",
+    "app_gps_stale": "App: gps-positie te oud",
+    "app_mock_location": "App: gesimuleerde locatie",
+    "app_first_use": "App: eerste gebruik van deze telefoon",
+    "app_many_passports": "App: meerdere paspoorten op één telefoon",
+    "desk_walk_in": "Rechtstreeks naar de balie",
+}
+
+TEXTS = {
+    "en": {
+        "desk_pass_expired": "This desk pass has expired: ask the traveller to show it again in the app.",
+        "invalid_desk_pass": "This is not a desk pass of the tax-free system: possibly forged.",
+        "desk_pass_no_open_forms": "The traveller has no forms to check or validate.",
+        "choose_exit_point": "Choose your desk's exit point first.",
+        "open_check": "Open a check at this desk",
+        "check_opened": "{form_id}: check opened at this desk.",
+        "found_by_desk_pass": "Found by the traveller's app (desk pass).",
+    },
+    "nl": {
+        "desk_pass_expired": "Deze baliepas is verlopen: vraag de reiziger hem opnieuw te tonen in de app.",
+        "invalid_desk_pass": "Dit is geen baliepas van het tax-free-systeem: mogelijk vervalst.",
+        "desk_pass_no_open_forms": "De reiziger heeft geen formulieren om te controleren of te valideren.",
+        "choose_exit_point": "Kies eerst het uitgangspunt van uw balie.",
+        "open_check": "Controle openen aan deze balie",
+        "check_opened": "{form_id}: controle geopend aan deze balie.",
+        "found_by_desk_pass": "Gevonden via de app van de reiziger (baliepas).",
+    },
+}
+
+
+def text(key: str, language: str = "en", **values) -> str:
+    """A text in the handheld's language (English when it has none)."""
+    return TEXTS.get(language, TEXTS["en"]).get(key, TEXTS["en"][key]).format(**values)
 
 OUTCOMES = {
     "validated": "Validated",
@@ -56,7 +106,9 @@ CATEGORIES = {
 }
 
 
-def rule(code: str) -> str:
+def rule(code: str, language: str = "en") -> str:
+    if language == "nl" and code in RULES_NL:
+        return RULES_NL[code]
     return RULES.get(code, code.replace("_", " ").capitalize())
 
 

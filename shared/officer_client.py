@@ -186,6 +186,16 @@ class OfficerClient:
                                  json=body, headers={"Idempotency-Key": idempotency_key})
         return DecisionAnswer(response.json(), response.headers.get("Idempotent-Replayed") == "true")
 
+    def desk_traveller(self, desk_pass: str) -> list[dict]:
+        """The forms of the traveller whose desk pass (the QR code of the
+        traveller's app) was scanned, each with its ``check`` (or None)."""
+        return self._request("POST", "/api/v1/desk/travellers", json={"desk_pass": desk_pass}).json()["items"]
+
+    def open_check(self, form_id: str, exit_point: str, idempotency_key: str) -> dict:
+        """Open a check at this desk for a traveller who came straight to it."""
+        return self._request("POST", "/api/v1/checks", json={"form_id": form_id, "exit_point": exit_point},
+                             headers={"Idempotency-Key": idempotency_key}).json()
+
     def jwks(self) -> dict:
         """The keys that verify form QR codes."""
         return self._request("GET", "/.well-known/jwks.json", auth=False).json()
@@ -224,3 +234,15 @@ class OfficerClient:
             error = NotSignedIn if status == 401 and auth else ApiError
             raise error(status, code, problem.get("detail", response.reason or ""), problem.get("errors"))
         return response
+
+
+DESK_PASS_TYPE = "desk-pass+jwt"
+
+
+def looks_like_desk_pass(text: str) -> bool:
+    """True for the desk pass a traveller's app shows (a JWT whose header
+    says ``desk-pass+jwt``); the API checks its signature."""
+    try:
+        return jwt.get_unverified_header((text or "").strip()).get("typ") == DESK_PASS_TYPE
+    except jwt.InvalidTokenError:
+        return False

@@ -60,7 +60,10 @@ class OfficerCheckScreen(DeskScreen):
             self.name_text = f"{t['first_name']} {t['last_name']}"
             self.passport_text = f"Passport {t['passport_number']}  ·  {wording.country(t['passport_country'])}"
             self.details_text = "\n".join(countries + [f"Born: {wording.day(born)} (age {_age(born, today)})"])
-        self.warnings_text = "\n".join(case.warnings(today))
+        warnings = case.warnings(today)
+        if case.found_by == "desk_pass":
+            warnings.insert(0, wording.text("found_by_desk_pass", self.app.settings.language))
+        self.warnings_text = "\n".join(warnings)
         self.back_to = "queue" if case.found_by == "queue" else "find"
         self._show_comparisons(case)
         box = self.ids.forms
@@ -88,7 +91,8 @@ class OfficerCheckScreen(DeskScreen):
             kind, tone, text = "clock", "warning", "Saved, not sent"
         else:
             kind, tone, text = STATUS_CHIPS.get(form["status"], ("dot", "neutral", form["status"]))
-        rules = " · ".join(wording.rule(r.get("code", "")) for r in desk.fired_rules(form["id"]))
+        language = self.app.settings.language
+        rules = " · ".join(wording.rule(r.get("code", ""), language) for r in desk.fired_rules(form["id"]))
         details = [
             f"{form['retailer_name']} · invoice {form['invoice_number']} of {wording.day(form['purchase_date'])}",
             f"Leave the EU by {wording.day(form['export_deadline'])} · total {wording.money(form['total_cents'])}"
@@ -102,7 +106,9 @@ class OfficerCheckScreen(DeskScreen):
                            "on this handheld and will be sent when the network is back.")
         card = Factory.DeskFormCard(owner=self, form_id=form["id"], header=form["id"],
                                     details="\n".join(details), rules=rules, status_text=text,
-                                    status_kind=kind, status_tone=tone, decidable=decidable)
+                                    status_kind=kind, status_tone=tone, decidable=decidable,
+                                    openable=form["status"] == "issued" and waiting is None,
+                                    open_text=wording.text("open_check", language))
         card.form = form
         for item in form["items"]:
             meta = [wording.category(item["category"]), f"qty {item['quantity']}", wording.money(item["total_cents"])]
@@ -120,6 +126,9 @@ class OfficerCheckScreen(DeskScreen):
 
     def cards(self) -> list:
         return [w for w in reversed(self.ids.forms.children) if hasattr(w, "form")]
+
+    def open_check(self, card) -> None:
+        self.app.open_check(card.form)
 
     def choose(self, card, outcome: str) -> None:
         self.app.choose(card.form, outcome, card.presence())
