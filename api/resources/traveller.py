@@ -4,10 +4,13 @@ who came straight to the desk."""
 from __future__ import annotations
 
 from flask import current_app, request
+from sqlalchemy import select
+
+from shared import rules
 
 from .. import database
 from ..auth import TRAVELLER_ROLE, current_principal, issue_desk_pass, require
-from ..models import utcnow
+from ..models import ExitPoint, ValidationZone, utcnow
 from ..problems import Problem
 from ..schemas import (
     CheckSchema,
@@ -78,11 +81,6 @@ def claim(body):
 def exit_points():
     """Where the app can validate: exit points with their validation zones,
     sensor post ids and, for seaports, today's sailings still to leave."""
-    from shared import rules
-
-    from ..models import ExitPoint, ValidationZone
-    from sqlalchemy import select
-
     session = database.session()
     now = utcnow()
     tz = current_app.config["RULESET"].timezone

@@ -29,7 +29,7 @@ from sqlalchemy import and_, func, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, joinedload, selectinload
 
-from shared import bcbp, presence, risk, rules
+from shared import bcbp, formid, presence, risk, rules
 from shared.airports import UnknownAirport
 from shared.countries import is_eu
 
@@ -281,7 +281,7 @@ def validate(session: Session, traveller: Principal, body: dict, config, keys, n
     ctx = scans.ScanContext(config["RULESET"], config["RISK"], keys,
                             app=_app_facts(session, here, report, config["RISK"], now) if report else None)
     items = []
-    for form_id in dict.fromkeys(f.strip().upper() for f in body["form_ids"]):
+    for form_id in dict.fromkeys(formid.normalize_form_id(f) for f in body["form_ids"]):
         owner = session.execute(select(Form.passport_key, Form.date_of_birth, Form.export_deadline)
                                 .where(Form.id == form_id)).one_or_none()
         if owner is None or not _theirs(owner[0], owner[1], traveller, secret):
