@@ -4,7 +4,7 @@ sailings, app installs
 Scans record their channel (kiosk, app, desk) and, for the app, the
 install; a scan from the app or the desk has no device.
 
-Revision ID: t009
+Revision ID: 0009
 Revises: 0008
 Create Date: 2026-12-03
 """
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 
 import api.models
 
-revision = "t009"
+revision = "0009"
 down_revision = "0008"
 branch_labels = None
 depends_on = None
