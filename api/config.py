@@ -24,6 +24,31 @@ def _instance_secret(instance_path: str, name: str, make=lambda: secrets.token_h
     return path.read_text().strip()
 
 
+class ConfigError(RuntimeError):
+    """A setting is missing or unusable: the app refuses to start."""
+
+
+def is_production(env=None) -> bool:
+    """True when ``TAXFREE_ENV=production``. A production server must be
+    given its secrets: none is generated in an instance folder that a
+    second worker, a restore or a new machine would not share."""
+    env = os.environ if env is None else env
+    return env.get("TAXFREE_ENV", "").strip().lower() == "production"
+
+
+def _secret(env, instance_path: str, name: str, min_length: int = 32) -> str:
+    """The secret setting ``name``: from the environment, required in
+    production; elsewhere generated once in the instance folder."""
+    value = env.get(name, "").strip()
+    if not value:
+        if is_production(env):
+            raise ConfigError(f"{name} must be set when TAXFREE_ENV=production")
+        return _instance_secret(instance_path, name.lower())
+    if len(value) < min_length:
+        raise ConfigError(f"{name} must be at least {min_length} characters long")
+    return value
+
+
 def load(instance_path: str) -> dict:
     env = os.environ
     return {
@@ -66,6 +91,10 @@ def load(instance_path: str) -> dict:
             instance_path, "passport_keys", lambda: Fernet.generate_key().decode()),
         "MEMBER_STATE": env.get("MEMBER_STATE", "NL"),
         "RISK_POLICY": json.loads(env.get("RISK_POLICY", "{}")),
+        # Keys the random check (shared/risk.py sample_point): whoever knows
+        # it can tell which forms will be picked, so it is no part of
+        # RISK_POLICY, which may be shown, and production must set it.
+        "RISK_SAMPLING_KEY": _secret(env, instance_path, "RISK_SAMPLING_KEY"),
         "ACCESS_TOKEN_TTL": int(env.get("ACCESS_TOKEN_TTL", "3600")),
         # The traveller's app (api/services/traveller.py): its sign-in token
         # and the desk pass live this many seconds.

@@ -202,7 +202,7 @@ def _seed_forms(session, users, kiosk, ams) -> None:
         return forms.issue(session, who, body, issuer, now)
 
     def scan(form, policy):
-        ctx = scans.ScanContext(app.config["RULESET"], policy, keys)
+        ctx = scans.ScanContext(app.config["RULESET"], policy, keys, app.config["RISK_SAMPLING_KEY"].encode())
         return scans.scan(session, device, form.qr_payload, ctx, now)
 
     chen = _traveller("Mei", "Chen", "E12345678", "CN")

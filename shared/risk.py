@@ -3,11 +3,15 @@
 The policy is data (``RiskPolicy``, loadable from JSON); ``assess`` is a pure
 function of the scan's facts and the policy. Every rule is evaluated, in a
 fixed order, so the officer sees all reasons and a re-scan gives the same
-answer. Random sampling is seeded by (seed, form id) for the same reason.
+answer. Random sampling is a keyed hash of the form id for the same reason:
+the key (``sampling_key``) is a server secret kept out of the policy, so
+nobody who reads the policy, the code or a form can tell which forms the
+random check will pick.
 """
 from __future__ import annotations
 
-import random
+import hashlib
+import hmac
 from dataclasses import dataclass, fields
 from typing import Literal
 
@@ -30,7 +34,6 @@ class RiskPolicy:
     high_value_cents: int | None = 100_000
     watched_categories: frozenset[str] = frozenset({"watches", "jewellery", "electronics"})
     sample_rate: float = 0.05
-    seed: str = ""
     retailer_watchlist: frozenset[str] = frozenset()
     traveller_watchlist: frozenset[str] = frozenset()  # opaque traveller keys
     frequent_forms: int = 5
@@ -104,13 +107,24 @@ class Assessment:
     fired: tuple[FiredRule, ...]
 
 
-def is_sampled(seed: str, form_id: str, sample_rate: float) -> bool:
+def sample_point(key: bytes, form_id: str) -> float:
+    """The form's place in [0, 1) for the random check: HMAC-SHA256 of the
+    form id under ``key``, its first 64 bits as a fraction. Without the key
+    the place cannot be computed; with it, it never changes."""
+    if not key:
+        raise ValueError("the random check needs a secret sampling key")
+    digest = hmac.new(key, form_id.encode(), hashlib.sha256).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64
+
+
+def is_sampled(key: bytes, form_id: str, sample_rate: float) -> bool:
     """Whether the random check picks this form; the same inputs always agree."""
-    return random.Random(f"{seed}:{form_id}").random() < sample_rate
+    return sample_point(key, form_id) < sample_rate
 
 
-def assess(facts: ScanFacts, policy: RiskPolicy) -> Assessment:
-    """Apply every rule of ``policy`` to ``facts``; any fired rule means a check."""
+def assess(facts: ScanFacts, policy: RiskPolicy, sampling_key: bytes) -> Assessment:
+    """Apply every rule of ``policy`` to ``facts``; any fired rule means a
+    check. ``sampling_key`` is the secret behind the random check."""
     fired: list[FiredRule] = []
     if policy.high_value_cents is not None and facts.total_cents > policy.high_value_cents:
         fired.append(FiredRule(
@@ -121,7 +135,7 @@ def assess(facts: ScanFacts, policy: RiskPolicy) -> Assessment:
     watched = sorted(facts.categories & policy.watched_categories)
     if watched:
         fired.append(FiredRule("watched_category", "Watched goods: " + ", ".join(watched) + "."))
-    if is_sampled(policy.seed, facts.form_id, policy.sample_rate):
+    if is_sampled(sampling_key, facts.form_id, policy.sample_rate):
         fired.append(FiredRule("random_sample", "Picked by the random check."))
     if facts.retailer_vat in policy.retailer_watchlist:
         fired.append(FiredRule(
@@ -182,6 +196,11 @@ def policy_from_dict(data: dict) -> RiskPolicy:
 
     Unknown keys raise ``ValueError`` so a misspelt setting is not ignored.
     """
+    if "seed" in data:
+        # The old, public seed: the random check's secret is a server setting
+        # (RISK_SAMPLING_KEY), never part of a policy that may be shown.
+        raise ValueError("'seed' is no longer a risk policy setting: the random check uses the "
+                         "server's secret RISK_SAMPLING_KEY")
     known = {f.name for f in fields(RiskPolicy)}
     unknown = sorted(set(data) - known)
     if unknown:

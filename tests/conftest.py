@@ -130,7 +130,7 @@ def app(database_url, tmp_path, monkeypatch):
         "TESTING": True,
         "DATABASE_URL": database_url,
         # No random checks unless a test asks for them.
-        "RISK_POLICY": {"sample_rate": 0.0, "seed": "tests"},
+        "RISK_POLICY": {"sample_rate": 0.0},
         # Password hashing is made slow on purpose; tests log in a lot.
         "PASSWORD_HASH_METHOD": "pbkdf2:sha256:1000",
     })

@@ -33,6 +33,7 @@ def _context(kid: str | None = None) -> scans.ScanContext:
         ruleset=current_app.config["RULESET"],
         policy=current_app.config["RISK"],
         keys=keyring().keyset(database.session(), kid),
+        sampling_key=current_app.config["RISK_SAMPLING_KEY"].encode(),
     )
 
 

@@ -57,6 +57,7 @@ class ScanContext:
     ruleset: rules.RuleSet
     policy: risk.RiskPolicy
     keys: qrtoken.KeySet
+    sampling_key: bytes  # the random check's secret (RISK_SAMPLING_KEY)
     app: risk.AppFacts | None = None  # a validation from the traveller's app
 
 
@@ -244,7 +245,7 @@ def _decide_issued(session: Session, form: FormFacts, device: Principal, ctx: Sc
         forms_by_traveller_recent=form.forms_by_traveller_recent,
         app=ctx.app,
     )
-    assessment = risk.assess(facts, ctx.policy)
+    assessment = risk.assess(facts, ctx.policy, ctx.sampling_key)
     fired = [{"code": r.code, "detail": r.detail} for r in assessment.fired]
     common = {"exit_point_id": device.exit_point_id, "updated_at": now}
     if assessment.verdict == risk.VALIDATED:

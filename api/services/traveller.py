@@ -278,7 +278,7 @@ def validate(session: Session, traveller: Principal, body: dict, config, keys, n
         report = presence.judge(evidence, exit_point.code, zones, posts, config["PRESENCE"], now)
         if not report.here:
             refusal = TripRefusal("not_at_exit_point", f"You are not at {exit_point.name} yet. " + NOT_HERE)
-    ctx = scans.ScanContext(config["RULESET"], config["RISK"], keys,
+    ctx = scans.ScanContext(config["RULESET"], config["RISK"], keys, config["RISK_SAMPLING_KEY"].encode(),
                             app=_app_facts(session, here, report, config["RISK"], now) if report else None)
     items = []
     for form_id in dict.fromkeys(formid.normalize_form_id(f) for f in body["form_ids"]):

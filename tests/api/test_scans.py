@@ -196,7 +196,7 @@ def test_an_expensive_watch_fires_every_rule_that_applies_in_order(world):
 
 
 def test_the_random_check_picks_a_form_when_the_sample_rate_is_one(app, world):
-    app.config["RISK"] = RiskPolicy(sample_rate=1.0, seed="tests")
+    app.config["RISK"] = RiskPolicy(sample_rate=1.0)
     form = issue(world)
 
     assert scan(world, "kiosk", form["qr_payload"]) == sent_to_desk(form)
@@ -299,7 +299,8 @@ def _scan_at(app, world, device, payload, now):
         principal = Principal(kind="device", id=row.id, role="device", exit_point_id=row.exit_point_id,
                               exit_point_code=row.exit_point.code, device_kind=row.kind)
         context = scans.ScanContext(ruleset=app.config["RULESET"], policy=app.config["RISK"],
-                                    keys=app.extensions["keyring"].keyset(session))
+                                    keys=app.extensions["keyring"].keyset(session),
+                                    sampling_key=app.config["RISK_SAMPLING_KEY"].encode())
         outcome = scans.scan(session, principal, payload, context, now)
         session.commit()
     return outcome

@@ -105,7 +105,7 @@ def busy_day(app, session) -> None:
         point = rng.choices(["AMS", "RTM", "EIN"], weights=[6, 2, 2])[0]
         if n % 13 == 0:
             forms.cancel(session, shop, form, at - timedelta(hours=1))
-        ctx = scans.ScanContext(app.config["RULESET"], policy, keys)
+        ctx = scans.ScanContext(app.config["RULESET"], policy, keys, app.config["RISK_SAMPLING_KEY"].encode())
         outcome = scans.scan(session, devices[point], form.qr_payload, ctx, at)
         if outcome.verdict == "check_required" and n % 3:
             decisions.decide(session, officer, form, "validated", [{"line": l.line, "present": True} for l in form.lines],

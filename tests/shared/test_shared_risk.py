@@ -1,4 +1,6 @@
 """The risk engine: which scans are validated at once and which go to the desk."""
+import hashlib
+import hmac
 import json
 import random
 from dataclasses import replace
@@ -16,7 +18,9 @@ from shared.risk import (
     policy_to_dict,
 )
 
-# Not picked by the random check under the default policy (seed "").
+# The server's secret behind the random check, as RISK_SAMPLING_KEY gives it.
+KEY = b"risk-tests-sampling-key-0123456789abcdef"
+# Not picked by the random check under the default policy and KEY.
 PLAIN = ScanFacts(
     form_id="NL0000000",
     total_cents=12_100,
@@ -34,7 +38,7 @@ def fired_codes(assessment):
 
 
 def test_plain_low_value_form_is_validated_under_the_default_policy():
-    assert assess(PLAIN, RiskPolicy()) == Assessment("validated", ())
+    assert assess(PLAIN, RiskPolicy(), KEY) == Assessment("validated", ())
 
 
 def test_default_policy_values():
@@ -59,38 +63,38 @@ def test_default_policy_values():
     ],
 )
 def test_each_risk_rule_alone_sends_the_traveller_to_the_desk(policy_changes, fact_changes, code):
-    result = assess(replace(PLAIN, **fact_changes), replace(NO_SAMPLING, **policy_changes))
+    result = assess(replace(PLAIN, **fact_changes), replace(NO_SAMPLING, **policy_changes), KEY)
     assert result.verdict == "check_required"
     assert fired_codes(result) == (code,)
 
 
 def test_form_of_exactly_the_high_value_threshold_is_not_high_value():
-    assert assess(replace(PLAIN, total_cents=100_000), NO_SAMPLING).fired == ()
+    assert assess(replace(PLAIN, total_cents=100_000), NO_SAMPLING, KEY).fired == ()
 
 
 def test_high_value_detail_names_both_amounts():
-    result = assess(replace(PLAIN, total_cents=100_001), NO_SAMPLING)
+    result = assess(replace(PLAIN, total_cents=100_001), NO_SAMPLING, KEY)
     assert result.fired == (FiredRule("high_value", "Total EUR 1,000.01 is above EUR 1,000.00."),)
 
 
 def test_high_value_rule_can_be_switched_off():
     policy = replace(NO_SAMPLING, high_value_cents=None)
-    assert assess(replace(PLAIN, total_cents=10_000_000), policy).verdict == "validated"
+    assert assess(replace(PLAIN, total_cents=10_000_000), policy, KEY).verdict == "validated"
 
 
 def test_watched_category_detail_names_the_watched_categories_in_order():
     facts = replace(PLAIN, categories=frozenset({"watches", "clothing", "jewellery"}))
-    assert assess(facts, NO_SAMPLING).fired == (
+    assert assess(facts, NO_SAMPLING, KEY).fired == (
         FiredRule("watched_category", "Watched goods: jewellery, watches."),
     )
 
 
 def test_four_forms_in_a_week_is_not_frequent():
-    assert assess(replace(PLAIN, forms_by_traveller_recent=4), NO_SAMPLING).fired == ()
+    assert assess(replace(PLAIN, forms_by_traveller_recent=4), NO_SAMPLING, KEY).fired == ()
 
 
 def test_frequent_traveller_detail_names_the_count_and_period():
-    result = assess(replace(PLAIN, forms_by_traveller_recent=6), NO_SAMPLING)
+    result = assess(replace(PLAIN, forms_by_traveller_recent=6), NO_SAMPLING, KEY)
     assert result.fired == (
         FiredRule("frequent_traveller", "6 forms in the last 7 days (check from 5)."),
     )
@@ -98,11 +102,11 @@ def test_frequent_traveller_detail_names_the_count_and_period():
 
 @pytest.mark.parametrize("country", ["CH", "NO", "GB", None])
 def test_passport_from_outside_the_eu_or_not_yet_read_is_no_risk(country):
-    assert assess(replace(PLAIN, passport_country=country), NO_SAMPLING).fired == ()
+    assert assess(replace(PLAIN, passport_country=country), NO_SAMPLING, KEY).fired == ()
 
 
 def test_eu_passport_holder_must_show_proof_of_residence_outside_the_eu():
-    result = assess(replace(PLAIN, passport_country="FR"), NO_SAMPLING)
+    result = assess(replace(PLAIN, passport_country="FR"), NO_SAMPLING, KEY)
     assert result.fired == (
         FiredRule(
             "eu_passport_holder",
@@ -113,12 +117,12 @@ def test_eu_passport_holder_must_show_proof_of_residence_outside_the_eu():
 
 def test_eu_passport_check_can_be_switched_off():
     policy = replace(NO_SAMPLING, check_eu_passport=False)
-    assert assess(replace(PLAIN, passport_country="FR"), policy).verdict == "validated"
+    assert assess(replace(PLAIN, passport_country="FR"), policy, KEY).verdict == "validated"
 
 
 def test_unidentified_traveller_is_not_on_the_watchlist():
     policy = replace(NO_SAMPLING, traveller_watchlist=frozenset({"traveller-1"}))
-    assert assess(replace(PLAIN, traveller_key=None), policy).fired == ()
+    assert assess(replace(PLAIN, traveller_key=None), policy, KEY).fired == ()
 
 
 def test_all_rules_fire_in_a_fixed_order():
@@ -136,7 +140,7 @@ def test_all_rules_fire_in_a_fixed_order():
         retailer_watchlist=frozenset({"NL999999999B01"}),
         traveller_watchlist=frozenset({"k"}),
     )
-    assert fired_codes(assess(facts, policy)) == (
+    assert fired_codes(assess(facts, policy, KEY)) == (
         "high_value",
         "watched_category",
         "random_sample",
@@ -152,38 +156,54 @@ def test_all_rules_fire_in_a_fixed_order():
 FORM_IDS = [f"NL{n:07d}" for n in range(2_000)]
 
 
-def test_random_sample_is_seeded_by_seed_and_form_id():
+def test_random_sample_is_a_keyed_hash_of_the_form_id():
     for form_id in FORM_IDS[:50]:
-        expected = random.Random(f"nl-2026:{form_id}").random() < 0.3
-        assert is_sampled("nl-2026", form_id, 0.3) is expected
+        digest = hmac.new(KEY, form_id.encode(), hashlib.sha256).digest()
+        expected = int.from_bytes(digest[:8], "big") / 2**64 < 0.3
+        assert is_sampled(KEY, form_id, 0.3) is expected
+
+
+def test_the_old_public_seed_no_longer_predicts_the_random_check():
+    # The old rule: random.Random(f"{seed}:{form_id}") with the seed known
+    # from the policy (empty by default). Anyone could list the forms it
+    # would pick; under a secret key its picks are another set.
+    predicted = {f for f in FORM_IDS if random.Random(f":{f}").random() < 0.05}
+    picked = {f for f in FORM_IDS if is_sampled(KEY, f, 0.05)}
+    assert len(picked & predicted) < len(predicted) / 2
+
+
+def test_the_random_check_needs_a_key():
+    with pytest.raises(ValueError, match="secret"):
+        is_sampled(b"", "NL0000007", 0.05)
 
 
 def test_random_sample_gives_the_same_answer_on_a_re_scan():
-    # Pinned: changing how the seed is built would change verdicts already given.
-    assert is_sampled("nl-2026", "NL0000007", 0.05)
-    assert not is_sampled("nl-2026", "NL0000000", 0.05)
-    first = [is_sampled("nl-2026", form_id, 0.05) for form_id in FORM_IDS]
-    again = [is_sampled("nl-2026", form_id, 0.05) for form_id in FORM_IDS]
+    # Pinned: changing how the sample point is computed would change
+    # verdicts already given.
+    assert is_sampled(KEY, "NL0000055", 0.05)
+    assert not is_sampled(KEY, "NL0000000", 0.05)
+    first = [is_sampled(KEY, form_id, 0.05) for form_id in FORM_IDS]
+    again = [is_sampled(KEY, form_id, 0.05) for form_id in FORM_IDS]
     assert first == again
     assert sum(first) == 94
 
 
-def test_another_seed_samples_other_forms():
-    ours = {f for f in FORM_IDS if is_sampled("nl-2026", f, 0.05)}
-    theirs = {f for f in FORM_IDS if is_sampled("other", f, 0.05)}
-    assert len(theirs) == 97
+def test_another_key_samples_other_forms():
+    ours = {f for f in FORM_IDS if is_sampled(KEY, f, 0.05)}
+    theirs = {f for f in FORM_IDS if is_sampled(b"another-key-of-the-same-length-000000000", f, 0.05)}
+    assert len(theirs) == 101
     assert ours != theirs
 
 
 def test_sample_rate_0_never_picks_and_1_always_picks():
-    assert not any(is_sampled("s", form_id, 0.0) for form_id in FORM_IDS)
-    assert all(is_sampled("s", form_id, 1.0) for form_id in FORM_IDS)
+    assert not any(is_sampled(KEY, form_id, 0.0) for form_id in FORM_IDS)
+    assert all(is_sampled(KEY, form_id, 1.0) for form_id in FORM_IDS)
 
 
-def test_random_sample_in_an_assessment_follows_the_policy_seed():
-    policy = RiskPolicy(seed="nl-2026")
-    assert fired_codes(assess(replace(PLAIN, form_id="NL0000007"), policy)) == ("random_sample",)
-    assert assess(replace(PLAIN, form_id="NL0000000"), policy).verdict == "validated"
+def test_random_sample_in_an_assessment_follows_the_key():
+    policy = RiskPolicy()
+    assert fired_codes(assess(replace(PLAIN, form_id="NL0000055"), policy, KEY)) == ("random_sample",)
+    assert assess(replace(PLAIN, form_id="NL0000000"), policy, KEY).verdict == "validated"
 
 
 # --- policy as configuration -----------------------------------------------
@@ -192,7 +212,6 @@ def test_policy_round_trips_through_json():
     policy = RiskPolicy(
         high_value_cents=None,
         sample_rate=0.1,
-        seed="s",
         retailer_watchlist=frozenset({"NL2", "NL1"}),
         traveller_watchlist=frozenset({"t"}),
         frequent_forms=3,
@@ -208,7 +227,6 @@ def test_default_policy_as_data():
         "high_value_cents": 100_000,
         "watched_categories": ["electronics", "jewellery", "watches"],
         "sample_rate": 0.05,
-        "seed": "",
         "retailer_watchlist": [],
         "traveller_watchlist": [],
         "frequent_forms": 5,
@@ -221,7 +239,13 @@ def test_default_policy_as_data():
 
 
 def test_missing_settings_keep_their_defaults():
-    assert policy_from_dict({"seed": "x"}) == RiskPolicy(seed="x")
+    assert policy_from_dict({"sample_rate": 0.2}) == RiskPolicy(sample_rate=0.2)
+
+
+def test_a_seed_in_the_policy_is_refused_because_the_policy_may_be_shown():
+    with pytest.raises(ValueError, match="RISK_SAMPLING_KEY"):
+        policy_from_dict({"seed": "x"})
+    assert "seed" not in policy_to_dict(RiskPolicy())
 
 
 def test_a_misspelt_setting_is_refused():
