@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import logging
 import traceback
+from urllib.parse import unquote, urlsplit
 
 from flask import (
     Blueprint, Flask, current_app, flash, g, make_response, redirect, render_template, request, session, url_for,
@@ -156,10 +157,29 @@ def home_for(user: User) -> str:
     return url_for("portal_dashboard.dashboard")
 
 
+# Where a login may send the browser back to: the pages that need one.
+_NEXT_PREFIXES = ("/portal/", "/dashboard")
+# Printable ASCII only, without the backslash: browsers drop tabs and
+# newlines from addresses and read "\\" as "/", both of which turn a local
+# path into "//another.site"; a percent-encoded one stays a path.
+_NEXT_CHARACTERS = frozenset(chr(c) for c in range(0x21, 0x7F)) - {"\\"}
+
+
 def safe_next(target: str | None) -> str | None:
-    """A local path to return to after login, never another site."""
-    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+    """A path of these pages to return to after login, never another site:
+    anything else (another host, a scheme, a backslash, a control
+    character, an encoded one, a page outside the portal) gives None and
+    the user's home page instead."""
+    if not target or len(target) > 2000 or not set(target) <= _NEXT_CHARACTERS:
         return None
+    decoded = unquote(target)
+    if not set(decoded) <= _NEXT_CHARACTERS or decoded.startswith("//"):
+        return None
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not parts.path.startswith(_NEXT_PREFIXES):
+        return None
+    if parts.path.startswith("//") or "/." in decoded.split("?", 1)[0]:
+        return None  # "/portal/../.." and friends stay out too
     return target
 
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 import hashlib
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import func, select
 
-from portal_support import csrf_token, portal_login
+from portal_support import CSRF, csrf_token, portal_login
 
 from api import database
 from api.models import PortalSession, utcnow
@@ -90,14 +91,45 @@ def test_pages_need_a_login_and_come_back_after_it(client, world):
     assert done.headers["Location"] == "/portal/forms?status=issued"
 
 
-def test_login_never_redirects_to_another_site(client, world):
+# Each of these is "another site" to some browser once it has dropped tabs
+# and newlines, turned "\\" into "/", or decoded the address; none may be
+# where a login sends the browser.
+OFF_SITE = [
+    "//evil.example/x", "https://evil.example/", "/\\evil.example", "\\\\evil.example",
+    "/\t/evil.example", "/\n/evil.example", "/\r\n/evil.example", "\t//evil.example", " //evil.example",
+    "/%09/evil.example", "/%5Cevil.example", "/%5cevil.example", "/%2F/evil.example", "/%2f%2fevil.example",
+    "%2F%2Fevil.example", "https:evil.example", "https:/evil.example", "http:\\\\evil.example",
+    "javascript:alert(1)", "/portal/../\\evil.example", "//evil.example/portal/forms",
+    "/\u3002evil.example", "///evil.example", "/portal/%2e%2e/%2e%2e//evil.example", "evil.example",
+    "/%0d%0aLocation:%20https://evil.example",
+]
+
+
+@pytest.mark.parametrize("target", OFF_SITE)
+def test_login_never_redirects_to_another_site(client, world, target):
+    # Through the page a link would open (next in the address, kept in the
+    # form), and posted directly.
+    page = client.get("/portal/login", query_string={"next": target})
+    token = CSRF.search(page.get_data(as_text=True)).group(1)
+    assert 'name="next"' not in page.get_data(as_text=True)
+    response = client.post("/portal/login", query_string={"next": target},
+                           data={"csrf_token": token, "username": "shop",
+                                 "password": "correct-horse-battery", "next": target})
+    assert response.status_code == 302
+    assert response.headers["Location"] == "/portal/forms", target
+    # Logged in already: the login page sends the user on, home again.
+    again = client.get("/portal/login", query_string={"next": target})
+    assert again.headers["Location"] == "/portal/forms", target
+
+
+@pytest.mark.parametrize("target", ["/portal/forms?status=issued", "/dashboard?exit_point=AMS",
+                                    "/portal/forms/NL0000007"])
+def test_login_returns_to_a_page_of_the_site(client, world, target):
     token = csrf_token(client, "/portal/login")
-    for target in ("//evil.example/x", "https://evil.example/", "/\\evil.example"):
-        response = client.post("/portal/login", data={"csrf_token": token, "username": "shop",
-                                                      "password": "correct-horse-battery", "next": target})
-        assert response.headers["Location"] == "/portal/forms", target
-        client.post("/portal/logout", data={"csrf_token": csrf_token(client, "/portal/forms")})
-        token = csrf_token(client, "/portal/login")
+    response = client.post("/portal/login", data={"csrf_token": token, "username": "officer"
+                                                  if target.startswith("/dashboard") else "shop",
+                                                  "password": "correct-horse-battery", "next": target})
+    assert response.headers["Location"] == target
 
 
 def test_logout_deletes_the_session_row_and_the_old_cookie_opens_nothing(app, client, world):
