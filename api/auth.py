@@ -63,6 +63,9 @@ class Principal:
     passport_key: str | None = None
     birth_key: str | None = None
     install_key: str | None = None
+    # A user's token: when they logged in with their password (epoch
+    # seconds); refreshed tokens keep it, so a session has an end.
+    auth_time: int | None = None
 
     @property
     def actor(self) -> str:
@@ -75,16 +78,29 @@ def hash_password(password: str) -> str:
 
 
 def authenticate(username: str, password: str) -> User | None:
+    """The user with this username and password; None otherwise, and for a
+    disabled user (who hears nothing more than a wrong password would)."""
     user = database.session().scalar(select(User).where(User.username == username))
     if user is None:
         check_password_hash(_dummy_hash(current_app.config["PASSWORD_HASH_METHOD"]), password)
         return None
-    return user if check_password_hash(user.password_hash, password) else None
+    if not check_password_hash(user.password_hash, password) or user.disabled_at is not None:
+        return None
+    return user
 
 
-def issue_access_token(user: User) -> tuple[str, int]:
+def issue_access_token(user: User, auth_time: int | None = None) -> tuple[str, int]:
+    """A signed access token for ``user``. ``auth_time``: when the user
+    logged in with their password (a refresh keeps the original); no token
+    lives past ACCESS_SESSION_MAX_SECONDS after it."""
     ttl = int(current_app.config["ACCESS_TOKEN_TTL"])
     now = utcnow()
+    auth_time = int(now.timestamp()) if auth_time is None else auth_time
+    session_end = auth_time + int(current_app.config["ACCESS_SESSION_MAX_SECONDS"])
+    ttl = min(ttl, session_end - int(now.timestamp()))
+    if ttl <= 0:
+        raise _unauthorized("The session has reached its maximum length; log in again.",
+                            code="session_expired")
     kid, key = current_app.extensions["keyring"].signing_key(database.session())
     claims = {
         "iss": current_app.config["TOKEN_ISSUER"],
@@ -94,6 +110,8 @@ def issue_access_token(user: User) -> tuple[str, int]:
         "iat": now,
         "exp": now + timedelta(seconds=ttl),
         "jti": uuid.uuid4().hex,
+        "auth_time": auth_time,
+        "ver": user.token_version,
     }
     token = jwt.encode(claims, key, algorithm="EdDSA", headers={"kid": kid, "typ": "at+jwt"})
     return token, ttl
@@ -198,9 +216,9 @@ def _device_token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def _unauthorized(detail: str) -> Problem:
+def _unauthorized(detail: str, code: str = "unauthorized") -> Problem:
     return Problem(
-        401, "unauthorized", detail, headers={"WWW-Authenticate": 'Bearer realm="taxfree"'}
+        401, code, detail, headers={"WWW-Authenticate": 'Bearer realm="taxfree"'}
     )
 
 
@@ -215,7 +233,8 @@ _DEVICE = (
     .join(_EXIT_POINTS, _DEVICES.c.exit_point_id == _EXIT_POINTS.c.id)
     .where(_DEVICES.c.id == bindparam("device_id"))
 )
-_USER = select(_USERS.c.id, _USERS.c.role, _USERS.c.retailer_id, _USERS.c.intermediary_id).where(
+_USER = select(_USERS.c.id, _USERS.c.role, _USERS.c.retailer_id, _USERS.c.intermediary_id,
+               _USERS.c.token_version, _USERS.c.disabled_at).where(
     _USERS.c.id == bindparam("user_id"))
 
 
@@ -262,7 +281,7 @@ def _principal_from_access_token(token: str) -> Principal:
             algorithms=["EdDSA"],
             audience=current_app.config["TOKEN_AUDIENCE"],
             issuer=current_app.config["TOKEN_ISSUER"],
-            options={"require": ["exp", "iat", "sub", "iss", "aud"]},
+            options={"require": ["exp", "iat", "sub", "iss", "aud", "auth_time", "ver"]},
         )
     except jwt.ExpiredSignatureError:
         raise _unauthorized("The access token has expired.")
@@ -273,12 +292,17 @@ def _principal_from_access_token(token: str) -> Principal:
             if kind == "user" and user_id.isdigit() else None)
     if user is None:
         raise _unauthorized("The access token's user no longer exists.")
+    # Disabling a user, a new password or a new role bumps the version:
+    # every token issued before is refused from that moment.
+    if user.disabled_at is not None or claims["ver"] != user.token_version:
+        raise _unauthorized("The access token was revoked; log in again.", code="token_revoked")
     return Principal(
         kind="user",
         id=str(user.id),
         role=user.role,
         retailer_id=user.retailer_id,
         intermediary_id=user.intermediary_id,
+        auth_time=int(claims["auth_time"]),
     )
 
 

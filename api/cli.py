@@ -15,7 +15,7 @@ from .models import Intermediary, Retailer, User, utcnow
 def init_app(app: Flask) -> None:
     for cmd in (init_db, seed_demo, create_user, rotate_keys, expire_forms, pair_device, deliver_webhooks,
                 reencrypt_personal_data, verify_audit, purge_personal_data, add_zone, add_sensor_post,
-                retire_sensor_post, add_sailing):
+                retire_sensor_post, add_sailing, disable_user, enable_user, set_password):
         app.cli.add_command(cmd)
 
 
@@ -50,11 +50,21 @@ def seed_demo():
 @with_appcontext
 @click.argument("name")
 @click.option("--role", required=True, type=click.Choice(auth.ROLES))
-@click.option("--password", required=True)
+@click.option("--password", help="Better left out: then it is asked for, and stays out of the "
+              "shell history and the process list")
+@click.option("--password-stdin", "password_stdin", is_flag=True, help="Read the password from standard input")
 @click.option("--retailer", "retailer_vat", help="VAT number of the retailer (role retailer)")
 @click.option("--intermediary", "intermediary_id", type=int, help="Intermediary id (role intermediary)")
-def create_user(name, role, password, retailer_vat, intermediary_id):
-    """Add a user who logs in with NAME and PASSWORD."""
+def create_user(name, role, password, password_stdin, retailer_vat, intermediary_id):
+    """Add a user who logs in with NAME and a password (at least 12
+    characters, not a common one)."""
+    from . import passwords
+
+    if password is None:
+        password = _read_password(password_stdin)
+    found = passwords.problems(password, name)
+    if found:
+        raise click.UsageError(f"password refused: {found[0]}")
     session = database.session()
     retailer_id = None
     if role == "retailer":
@@ -71,6 +81,69 @@ def create_user(name, role, password, retailer_vat, intermediary_id):
                      intermediary_id=intermediary_id if role == "intermediary" else None))
     session.commit()
     click.echo(f"User {name} ({role}) created.")
+
+
+def _read_password(from_stdin: bool) -> str:
+    # Never an argument: arguments show in the process list and the shell
+    # history.
+    if from_stdin:
+        import sys
+
+        return sys.stdin.readline().rstrip("\r\n")
+    return click.prompt("Password", hide_input=True, confirmation_prompt=True)
+
+
+def _named_user(name: str) -> User:
+    user = database.session().scalar(select(User).where(User.username == name))
+    if user is None:
+        raise click.UsageError(f"no user {name}")
+    return user
+
+
+@click.command("disable-user")
+@click.argument("name")
+@with_appcontext
+def disable_user(name):
+    """Stop user NAME: no more logins; their access tokens and web sessions end now."""
+    from .services import users
+
+    session = database.session()
+    users.disable(session, _named_user(name), "cli", utcnow())
+    session.commit()
+    click.echo(f"User {name} disabled; their tokens and sessions no longer work.")
+
+
+@click.command("enable-user")
+@click.argument("name")
+@with_appcontext
+def enable_user(name):
+    """Let disabled user NAME log in again."""
+    from .services import users
+
+    session = database.session()
+    users.enable(session, _named_user(name), "cli", utcnow())
+    session.commit()
+    click.echo(f"User {name} enabled.")
+
+
+@click.command("set-password")
+@click.argument("name")
+@click.option("--stdin", "from_stdin", is_flag=True, help="Read the password from standard input")
+@with_appcontext
+def set_password(name, from_stdin):
+    """Give user NAME a new password, asked for (or read from standard input
+    with --stdin, never an argument); their tokens and sessions end."""
+    from .problems import Problem
+    from .services import users
+
+    session = database.session()
+    user = _named_user(name)
+    try:
+        users.set_password(session, user, _read_password(from_stdin), "cli", utcnow())
+    except Problem as refused:
+        raise click.UsageError(f"password refused: {refused.detail}")
+    session.commit()
+    click.echo(f"New password set for {name}; their tokens and sessions no longer work.")
 
 
 @click.command("rotate-keys")

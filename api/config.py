@@ -83,8 +83,19 @@ def load(instance_path: str) -> dict:
         "PERSONAL_DATA_RETENTION_DAYS": int(env.get("PERSONAL_DATA_RETENTION_DAYS", "365")),
         # werkzeug's scrypt; the test suite uses a cheaper method for speed.
         "PASSWORD_HASH_METHOD": env.get("PASSWORD_HASH_METHOD", "scrypt"),
-        "LOGIN_ATTEMPTS_PER_USER_PER_MINUTE": int(env.get("LOGIN_ATTEMPTS_PER_USER_PER_MINUTE", "10")),
+        # Login attempts (api/services/sign_in.py): per address per minute;
+        # per user from addresses where they have not logged in lately, per
+        # window; failures per user and address make the next try wait.
         "LOGIN_ATTEMPTS_PER_ADDRESS_PER_MINUTE": int(env.get("LOGIN_ATTEMPTS_PER_ADDRESS_PER_MINUTE", "100")),
+        "LOGIN_ATTEMPTS_PER_USER": int(env.get("LOGIN_ATTEMPTS_PER_USER", "30")),
+        "LOGIN_USER_WINDOW_SECONDS": int(env.get("LOGIN_USER_WINDOW_SECONDS", "900")),
+        # Wrong passwords (per user and address) and wrong last names on the
+        # status lookups (per form and address): this many are free, then
+        # the wait before the next try starts at the first and doubles up
+        # to the maximum.
+        "FAILED_ATTEMPTS_FREE": int(env.get("FAILED_ATTEMPTS_FREE", "3")),
+        "FAILED_ATTEMPTS_FIRST_WAIT_SECONDS": int(env.get("FAILED_ATTEMPTS_FIRST_WAIT_SECONDS", "1")),
+        "FAILED_ATTEMPTS_MAX_WAIT_SECONDS": int(env.get("FAILED_ATTEMPTS_MAX_WAIT_SECONDS", "900")),
         # Fernet keys for passport numbers at rest, newest first (rotation:
         # prepend a key, run reencrypt-personal-data, then drop the old one).
         "PASSPORT_KEYS": env.get("PASSPORT_KEYS") or _instance_secret(
@@ -111,6 +122,9 @@ def load(instance_path: str) -> dict:
         # A ferry traveller may validate from this many hours before the
         # sailing until it leaves.
         "APP_HOURS_BEFORE_SAILING": float(env.get("APP_HOURS_BEFORE_SAILING", "6")),
+        # However often it is refreshed, an access token ends this long after
+        # its user gave their password (a shift, as for the web pages).
+        "ACCESS_SESSION_MAX_SECONDS": int(env.get("ACCESS_SESSION_MAX_SECONDS", "43200")),
         "TOKEN_ISSUER": env.get("TOKEN_ISSUER", "taxfree-api"),
         "TOKEN_AUDIENCE": env.get("TOKEN_AUDIENCE", "taxfree-api"),
         "MAX_CONTENT_LENGTH": int(env.get("MAX_CONTENT_LENGTH", str(1024 * 1024))),
@@ -141,8 +155,8 @@ def load(instance_path: str) -> dict:
         # Browsers accept Secure cookies from http://localhost, so only a
         # plain-http deployment on another host name needs this off.
         "PORTAL_COOKIE_SECURE": env.get("PORTAL_COOKIE_SECURE", "1") != "0",
-        # Traveller status lookups (the /status page and GET /api/v1/status
-        # share these counters).
+        # Traveller status lookups (the /status page and POST /api/v1/status
+        # share these counters; per form: from unfamiliar addresses).
         "STATUS_LOOKUPS_PER_ADDRESS_PER_MINUTE": int(env.get("STATUS_LOOKUPS_PER_ADDRESS_PER_MINUTE", "20")),
         "STATUS_LOOKUPS_PER_FORM_PER_HOUR": int(env.get("STATUS_LOOKUPS_PER_FORM_PER_HOUR", "20")),
         # Flask-WTF's CSRF check runs only on the web pages (api/portal calls

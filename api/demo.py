@@ -20,7 +20,7 @@ from .auth import Principal
 from .models import Device, ExitPoint, Intermediary, Retailer, User, utcnow
 from .services import decisions, forms, scans
 
-PASSWORD = "demo-password"
+PASSWORD = "tax-free-demo-2026"
 EXIT_POINTS = [
     ("AMS", "Amsterdam Airport Schiphol", "airport", "Departures 2, customs desk opposite the D gates"),
     ("EIN", "Eindhoven Airport", "airport", "Departures hall, next to security"),

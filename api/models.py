@@ -104,6 +104,12 @@ class User(Base):
     retailer_id: Mapped[int | None] = mapped_column(ForeignKey("retailers.id"))
     intermediary_id: Mapped[int | None] = mapped_column(ForeignKey("intermediaries.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Every access token carries the version it was issued under; disabling
+    # the user, a new password or a new role bumps it, and older tokens are
+    # refused at once (api/services/users.py).
+    token_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # A disabled user cannot log in, and their tokens and sessions end.
+    disabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     __table_args__ = (
         CheckConstraint(
             "role IN ('admin', 'retailer', 'intermediary', 'officer')", name="role"
@@ -255,15 +261,26 @@ class Scan(Base):
     exit_point_id: Mapped[int] = mapped_column(ForeignKey("exit_points.id"))
     verdict: Mapped[str] = mapped_column(String(16))
     reason_code: Mapped[str | None] = mapped_column(String(32))
+    # When the traveller scanned: the device's time for a scan it queued
+    # offline and sent later, otherwise when the API received it.
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
     # How the traveller came: a kiosk or tablet, their own phone, or
     # straight to the customs desk.
     channel: Mapped[str] = mapped_column(String(8), default="kiosk", server_default="kiosk")
     # The phone's app install (keyed hash of its install id), for the app channel.
     install_key: Mapped[str | None] = mapped_column(String(64))
+    # When the API received the scan.
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Sent later from the device's offline queue (its created_at is the
+    # device's word for when it was made).
+    queued: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
     __table_args__ = (
         CheckConstraint("channel IN ('kiosk', 'app', 'desk')", name="channel"),
         Index("ix_scans_install_recent", "install_key", "created_at"),
+        # A device's last live scan: the earliest a scan it queued offline
+        # may be dated (api/services/scans.py).
+        Index("ix_scans_device_live", "device_id", "received_at",
+              postgresql_where=text("NOT queued"), sqlite_where=text("NOT queued")),
     )
 
 
@@ -318,6 +335,33 @@ class AuditLink(Base):
                                      autoincrement=False)
     event_id: Mapped[int] = mapped_column(BigId, ForeignKey("events.id"), unique=True)
     hash: Mapped[str] = mapped_column(String(64))
+
+
+class RefusedReplay(Base):
+    """A scan that a device queued while offline and the API refused when it
+    was sent (a 4xx other than a device problem), as the device reported it:
+    so a supervisor sees it, not only the kiosk's own staff screen.
+    No passport number or QR payload: the form id the code named, if any."""
+
+    __tablename__ = "refused_replays"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    device_id: Mapped[str] = mapped_column(ForeignKey("devices.id"))
+    exit_point_id: Mapped[int] = mapped_column(ForeignKey("exit_points.id"))
+    idempotency_key: Mapped[str] = mapped_column(String(255))
+    kind: Mapped[str] = mapped_column(String(16))
+    form_id: Mapped[str | None] = mapped_column(String(40))
+    scanned_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    refused_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    status: Mapped[int] = mapped_column(Integer)
+    code: Mapped[str] = mapped_column(String(64))
+    detail: Mapped[str] = mapped_column(String(500))
+    reported_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    __table_args__ = (
+        # A device reports each refusal until the API has it: once.
+        UniqueConstraint("device_id", "idempotency_key"),
+        CheckConstraint("kind IN ('qr', 'passport')", name="kind"),
+        Index("ix_refused_replays_exit_point", "exit_point_id", "refused_at"),
+    )
 
 
 class IdempotencyRecord(Base):

@@ -8,6 +8,7 @@ from marshmallow import ValidationError, fields, validate, validates, validates_
 
 from shared import countries, money, rules
 
+from . import passwords
 from .services.decisions import OUTCOMES, REJECTION_REASONS
 
 
@@ -128,10 +129,18 @@ class RetailerSchema(Strict):
 class UserCreate(Strict):
     id = fields.Integer(dump_only=True)
     username = fields.String(required=True, validate=validate.Regexp(r"^[A-Za-z0-9_.@-]{3,100}$"))
-    password = fields.String(required=True, load_only=True, validate=validate.Length(10, 200))
+    password = fields.String(required=True, load_only=True, validate=validate.Length(max=200), metadata={
+        "description": "At least 12 characters, not a common password, not easy to guess"})
     role = fields.String(required=True, validate=validate.OneOf(["admin", "retailer", "intermediary", "officer"]))
     retailer_id = RowId(allow_none=True, load_default=None)
     intermediary_id = RowId(allow_none=True, load_default=None)
+    disabled_at = fields.AwareDateTime(dump_only=True, allow_none=True)
+
+    @validates_schema
+    def _strong_password(self, data, **_):
+        found = passwords.problems(data.get("password", ""), data.get("username"))
+        if found:
+            raise ValidationError(found, "password")
 
     @validates_schema
     def _bound(self, data, **_):
@@ -139,6 +148,20 @@ class UserCreate(Strict):
             raise ValidationError("A retailer user belongs to a retailer.", "retailer_id")
         if data["role"] == "intermediary" and not data.get("intermediary_id"):
             raise ValidationError("An intermediary user belongs to an intermediary.", "intermediary_id")
+
+
+class UserSchema(Strict):
+    id = fields.Integer()
+    username = fields.String()
+    role = fields.String()
+    retailer_id = fields.Integer(allow_none=True)
+    intermediary_id = fields.Integer(allow_none=True)
+    disabled_at = fields.AwareDateTime(allow_none=True)
+
+
+class PasswordReset(Strict):
+    password = fields.String(required=True, load_only=True, validate=validate.Length(max=200), metadata={
+        "description": "The new password: at least 12 characters, not a common password"})
 
 
 class DeviceCreate(Strict):
@@ -345,22 +368,56 @@ class EventSchema(Strict):
 
 # --- scans and checks ---------------------------------------------------------
 
-SCANNED_AT = {"description": "When an offline device made the scan (at most 14 days ago); "
-                            "the deadline is judged at that moment"}
+SCANNED_AT = {"description": "For a queued scan: when the device made it, offline (at most 14 days "
+                            "ago, not before the form was issued, not before the device's last live "
+                            "scan); the deadline is judged at that moment. Ignored on a live scan"}
+QUEUED = {"description": "True for a scan the device made offline and sends now from its queue, with "
+                         "scanned_at and the Idempotency-Key of its first attempt. A device sends its "
+                         "whole queue before it scans live again"}
 
 
-class ScanRequest(Strict):
-    qr_payload = fields.String(required=True, validate=validate.Length(1, 4096))
+class _Replayable(Strict):
     scanned_at = fields.AwareDateTime(load_default=None, metadata=SCANNED_AT)
+    queued = fields.Boolean(load_default=False, metadata=QUEUED)
+
+    @validates_schema
+    def _dated_if_queued(self, data, **_):
+        if data.get("queued") and data.get("scanned_at") is None:
+            raise ValidationError("A queued scan says when it was made.", "scanned_at")
 
 
-class PassportScanRequest(Strict):
+class ScanRequest(_Replayable):
+    qr_payload = fields.String(required=True, validate=validate.Length(1, 4096))
+
+
+class PassportScanRequest(_Replayable):
     """A passport read at the exit point: every open form of its holder."""
 
     passport_number = fields.String(required=True, validate=validate.Regexp(
         r"^[A-Z0-9]{5,20}$", error="Passport numbers are 5 to 20 capital letters and digits."))
     passport_country = Country()
-    scanned_at = fields.AwareDateTime(load_default=None, metadata=SCANNED_AT)
+
+
+class RefusedReplayReport(Strict):
+    """A scan this device queued offline that the API refused when it was sent."""
+
+    idempotency_key = fields.String(required=True, validate=validate.Length(1, 255))
+    kind = fields.String(required=True, validate=validate.OneOf(["qr", "passport"]))
+    form_id = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=40), metadata={
+        "description": "The form number the QR code named, if any; never a passport number"})
+    scanned_at = fields.AwareDateTime(load_default=None, allow_none=True)
+    refused_at = fields.AwareDateTime(required=True)
+    status = fields.Integer(required=True, validate=validate.Range(400, 499))
+    code = fields.String(required=True, validate=validate.Length(1, 64))
+    detail = fields.String(load_default="", validate=validate.Length(max=500))
+
+
+class RefusedReplays(Strict):
+    items = fields.List(fields.Nested(RefusedReplayReport), required=True, validate=validate.Length(max=100))
+
+
+class RefusedReplaysRecorded(Strict):
+    recorded = fields.Integer(metadata={"description": "How many of the reports were new"})
 
 
 class ScanResponse(Strict):
@@ -575,7 +632,7 @@ class WebhookEvent(Strict):
     data = fields.Nested(WebhookEventData)
 
 
-class StatusArgs(Strict):
+class StatusLookup(Strict):
     last_name = Text(100, required=True, metadata={"description": "The traveller's last name, as on the form"})
 
 

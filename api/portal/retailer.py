@@ -30,7 +30,7 @@ from shared import countries, rules
 from .. import auth, database
 from ..models import Event, Form, Retailer, utcnow
 from ..problems import Problem
-from ..services import forms, throttle
+from ..services import forms, sign_in
 from . import form_entry, i18n, labels, listing, timeline, web
 from .i18n import gettext as _
 from .qr import qr_svg
@@ -74,15 +74,12 @@ def login():
         return render_template("portal/login.html", next=next_path, username="", error=None)
     username = request.form.get("username", "").strip()[:100]
     password = request.form.get("password", "")[:200]
-    config = current_app.config
     db = database.session()
+    guard = sign_in.login_guard(current_app.config)
     try:
         # The same counters as POST /api/v1/auth/token: guessing through the
         # page and the API at once gets no more tries.
-        throttle.hit(db, f"login-ip:{request.remote_addr}",
-                     config["LOGIN_ATTEMPTS_PER_ADDRESS_PER_MINUTE"], 60, _now())
-        throttle.hit(db, f"login-user:{username.lower()}",
-                     config["LOGIN_ATTEMPTS_PER_USER_PER_MINUTE"], 60, _now())
+        guard.before(db, username.lower(), request.remote_addr, _now())
     except Problem as too_many:
         return render_template(
             "portal/login.html", next=next_path, username=username,
@@ -92,6 +89,7 @@ def login():
     if user is None:
         return render_template("portal/login.html", next=next_path, username=username,
                                error=_("Wrong username or password.")), 401
+    guard.succeeded(db, username.lower(), request.remote_addr, _now())
     if user.role not in PAGE_ROLES:
         return render_template(
             "portal/login.html", next=next_path, username=username,
@@ -101,6 +99,7 @@ def login():
     session.clear()
     session.regenerate()
     session["user_id"] = user.id
+    session["token_version"] = user.token_version
     if lang:
         session["lang"] = lang
     return redirect(next_path or home_for(user))

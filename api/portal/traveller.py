@@ -5,7 +5,7 @@ Public, so it shows nothing personal (no name, passport, goods or amounts),
 answers "no such form" and "wrong name" alike, and is rate-limited per
 address and per form number with the database-backed counters
 (``api.services.throttle``, shared by all workers). The lookup itself is
-``api.services.traveller_status``, the one behind GET /api/v1/status, with
+``api.services.traveller_status``, the one behind POST /api/v1/status, with
 the same counters, so page and API together give no extra guesses.
 """
 from __future__ import annotations
@@ -17,7 +17,7 @@ from shared import formid
 from .. import database
 from ..models import utcnow
 from ..problems import Problem
-from ..services import throttle, traveller_status
+from ..services import sign_in, traveller_status
 from . import web
 from .i18n import gettext as _
 
@@ -73,28 +73,29 @@ def status_page():
         return render_template("portal/status.html", form_id=form_id, last_name=last_name,
                                errors=errors, result=None), 422
     db = database.session()
-    config = current_app.config
     now = utcnow()
+    number = formid.normalize_form_id(form_id)
+    guard = sign_in.status_guard(current_app.config)
     try:
-        throttle.hit(db, f"status-ip:{request.remote_addr}",
-                     config["STATUS_LOOKUPS_PER_ADDRESS_PER_MINUTE"], 60, now)
-        # Per form too: guessing the last name for one form number from
-        # many addresses runs out as quickly.
-        throttle.hit(db, f"status-form:{formid.normalize_form_id(form_id)}",
-                     config["STATUS_LOOKUPS_PER_FORM_PER_HOUR"], 3600, now)
+        # Per address; per form and address, waiting longer after each
+        # wrong name; and per form from unfamiliar addresses, so guessing
+        # the last name for one form number from many addresses runs out
+        # as quickly.
+        guard.before(db, number, request.remote_addr, now)
     except Problem as too_many:
         return render_template(
             "portal/status.html", form_id=form_id, last_name=last_name, result=None,
             errors={"_form": _("Too many attempts. Wait a minute and try again.")},
         ), 429, too_many.headers
-    # The same lookup as GET /api/v1/status/{form_id}: one rule for
+    # The same lookup as POST /api/v1/status/{form_id}: one rule for
     # matching names, and the same counters above.
-    found = traveller_status.lookup(db, form_id, last_name)
+    found = traveller_status.lookup(db, number, last_name)
     if found is None:
         return render_template(
             "portal/status.html", form_id=form_id, last_name=last_name, result=None,
             errors={"_form": _("We found no form with this number and last name.")},
         ), 404
+    guard.succeeded(db, number, request.remote_addr, now)
     return render_template("portal/status.html", form_id="", last_name="", errors={},
                            result=outcome(found), found=found)
 

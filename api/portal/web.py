@@ -117,7 +117,15 @@ def _security_headers(response):
 def current_user() -> User | None:
     if "portal_user" not in g:
         user_id = session.get("user_id")
-        g.portal_user = database.session().get(User, user_id) if user_id else None
+        user = database.session().get(User, user_id) if user_id else None
+        if user is not None and (user.disabled_at is not None
+                                 or session.get("token_version") != user.token_version):
+            # Disabled, or a new password or role since this login: the
+            # session ends as the user's access tokens do.
+            session.clear()
+            session.expired = True
+            user = None
+        g.portal_user = user
     return g.portal_user
 
 

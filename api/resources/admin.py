@@ -8,12 +8,13 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from .. import auth, database
-from ..auth import require
+from ..auth import current_principal, require
 from ..models import ExitPoint, Intermediary, Retailer, User, utcnow
 from ..problems import Problem
 from ..schemas import (
     ExitPointSchema,
     IntermediarySchema,
+    PasswordReset,
     RetailerSchema,
     SailingCreate,
     SailingOut,
@@ -21,9 +22,10 @@ from ..schemas import (
     SensorPostCreated,
     SensorPostSchema,
     UserCreate,
+    UserSchema,
     ZoneCreate,
 )
-from ..services import exit_point_presence
+from ..services import exit_point_presence, users
 
 blp = Blueprint("admin", __name__, url_prefix="/api/v1", description="Administration (admin role)")
 
@@ -203,3 +205,54 @@ class Sailings(MethodView):
             zone=ZoneInfo(current_app.config["RULESET"].timezone), **body)
         session.commit()
         return sailing
+def _user(user_id: int) -> User:
+    user = database.session().get(User, user_id)
+    if user is None:
+        raise Problem(404, "not_found", f"No user {user_id}.")
+    return user
+
+
+@blp.post("/users/<int:user_id>/disable")
+@require("admin")
+@blp.response(200, UserSchema)
+@blp.alt_response(404, response="NOT_FOUND")
+@blp.alt_response(409, response="CONFLICT")
+def disable_user(user_id):
+    """Stop a user: no more logins, and every access token and web session
+    they hold is refused from now on."""
+    principal = current_principal()
+    user = _user(user_id)
+    if str(user.id) == principal.id:
+        # Nobody is left to undo it if the last administrator does this.
+        raise Problem(409, "cannot_disable_yourself", "An administrator cannot disable their own account.")
+    session = database.session()
+    users.disable(session, user, principal.actor, utcnow())
+    session.commit()
+    return user
+
+
+@blp.post("/users/<int:user_id>/enable")
+@require("admin")
+@blp.response(200, UserSchema)
+@blp.alt_response(404, response="NOT_FOUND")
+def enable_user(user_id):
+    """Let a disabled user log in again (tokens from before stay refused)."""
+    user = _user(user_id)
+    session = database.session()
+    users.enable(session, user, current_principal().actor, utcnow())
+    session.commit()
+    return user
+
+
+@blp.put("/users/<int:user_id>/password")
+@require("admin")
+@blp.arguments(PasswordReset)
+@blp.response(204)
+@blp.alt_response(404, response="NOT_FOUND")
+def reset_password(body, user_id):
+    """Give a user a new password (at least 12 characters, not a common
+    one); every access token and web session they hold ends."""
+    user = _user(user_id)
+    session = database.session()
+    users.set_password(session, user, body["password"], current_principal().actor, utcnow())
+    session.commit()

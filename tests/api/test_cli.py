@@ -43,15 +43,15 @@ def test_the_demo_kiosk_token_printed_last_works(app, runner, client):
 
 def test_create_user_binds_a_retailer_user_to_its_shop(app, runner):
     run(runner, "seed-demo")
-    run(runner, "create-user", "clerk", "--role", "retailer", "--password", "pw-1234567890",
+    run(runner, "create-user", "clerk", "--role", "retailer", "--password", "amber-ferry-lantern-7",
         "--retailer", "NL000099998B57")
     with app.app_context():
         clerk = database.session().scalar(select(User).where(User.username == "clerk"))
         assert clerk.role == "retailer" and clerk.retailer_id is not None
-    bad = runner.invoke(args=["create-user", "x", "--role", "retailer", "--password", "pw-1234567890",
+    bad = runner.invoke(args=["create-user", "x", "--role", "retailer", "--password", "amber-ferry-lantern-7",
                               "--retailer", "NL999999999B99"])
     assert bad.exit_code != 0 and "existing retailer" in bad.output
-    dup = runner.invoke(args=["create-user", "clerk", "--role", "officer", "--password", "pw-1234567890"])
+    dup = runner.invoke(args=["create-user", "clerk", "--role", "officer", "--password", "amber-ferry-lantern-7"])
     assert dup.exit_code != 0 and "already exists" in dup.output
 
 

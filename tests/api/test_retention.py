@@ -199,7 +199,7 @@ def test_a_removed_traveller_is_found_by_no_lookup(app, world, runner):
     lookup = {"passport_number": old["passport_number"], "passport_country": "CN"}
     found = world.post("officer", "/api/v1/forms/lookup", lookup).get_json()["items"]
     assert [f["id"] for f in found] == [twin["id"]]
-    status = world.client.get(f"/api/v1/status/{form['id']}", query_string={"last_name": old["last_name"]})
+    status = world.client.post(f"/api/v1/status/{form['id']}", json={"last_name": old["last_name"]})
     assert status.status_code == 404
     listed = {f["id"]: f for f in world.get("shop", "/api/v1/forms").get_json()["items"]}
     assert (listed[form["id"]]["traveller_name"], listed[form["id"]]["passport_number"]) == (None, None)

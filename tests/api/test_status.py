@@ -1,5 +1,5 @@
-"""GET /status/{form_id}?last_name=: a traveller checks a form without
-logging in, and learns nothing that is not theirs to know."""
+"""POST /status/{form_id} with the last name: a traveller checks a form
+without logging in, and learns nothing that is not theirs to know."""
 from __future__ import annotations
 
 from datetime import date
@@ -12,8 +12,8 @@ PAY = {"amount_cents": 1000, "paid_at": "2026-12-01T10:00:00+00:00"}
 
 
 def lookup(client, form_id, last_name, address="198.51.100.7"):
-    return client.get(f"/api/v1/status/{form_id}", query_string={"last_name": last_name},
-                      environ_base={"REMOTE_ADDR": address})
+    return client.post(f"/api/v1/status/{form_id}", json={"last_name": last_name},
+                       environ_base={"REMOTE_ADDR": address})
 
 
 def test_a_traveller_sees_status_deadline_and_next_step_and_no_personal_data(world):
@@ -68,7 +68,20 @@ def test_a_wrong_name_and_an_unknown_form_get_the_same_404(world):
         "type": "about:blank", "title": "Not Found", "status": 404, "code": "form_not_found",
         "detail": "No form with this number and last name. Check both against your form."}
     assert lookup(world.client, form["id"], "").status_code == 422
-    assert world.client.get(f"/api/v1/status/{form['id']}").status_code == 422
+    assert world.client.post(f"/api/v1/status/{form['id']}", json={}).status_code == 422
+
+
+def test_the_last_name_never_travels_in_the_address(world):
+    # Addresses end up in access logs, proxies and browser histories: the
+    # old GET with ?last_name= is refused with a problem, not answered.
+    form = world.issue("shop")
+    r = world.client.get(f"/api/v1/status/{form['id']}", query_string={"last_name": "Chen"})
+    assert (r.status_code, r.mimetype) == (405, "application/problem+json")
+    assert "POST" in r.headers["Allow"]
+    spec = world.client.get("/openapi.json").get_json()
+    path = spec["paths"]["/api/v1/status/{form_id}"]
+    assert set(path) == {"post", "parameters"}
+    assert [p["in"] for p in path["parameters"] + path["post"].get("parameters", [])] == ["path"]
 
 
 def test_a_form_number_is_typed_forgivingly(world):
@@ -133,7 +146,7 @@ def test_guessing_one_forms_name_from_many_addresses_is_limited_per_form(app, wo
 
 def test_the_status_lookup_needs_no_login_and_is_documented_as_public(client):
     spec = client.get("/openapi.json").get_json()
-    operation = spec["paths"]["/api/v1/status/{form_id}"]["get"]
+    operation = spec["paths"]["/api/v1/status/{form_id}"]["post"]
     assert operation["security"] == []
     assert {"200", "404", "429"} <= set(operation["responses"])
 
@@ -149,7 +162,7 @@ def test_behind_a_trusted_proxy_each_traveller_has_their_own_limit(app, world, d
     form = world.issue("shop")
 
     def via_proxy(traveller_address):
-        return client.get(f"/api/v1/status/{form['id']}", query_string={"last_name": "Chen"},
+        return client.post(f"/api/v1/status/{form['id']}", json={"last_name": "Chen"},
                           environ_base={"REMOTE_ADDR": "10.0.0.5"},
                           headers={"X-Forwarded-For": traveller_address}).status_code
 
@@ -161,7 +174,7 @@ def test_behind_a_trusted_proxy_each_traveller_has_their_own_limit(app, world, d
 def test_without_a_proxy_a_forged_forwarded_for_does_not_escape_the_limit(app, world):
     app.config["STATUS_LOOKUPS_PER_ADDRESS_PER_MINUTE"] = 2
     form = world.issue("shop")
-    statuses = [world.client.get(f"/api/v1/status/{form['id']}", query_string={"last_name": "Chen"},
+    statuses = [world.client.post(f"/api/v1/status/{form['id']}", json={"last_name": "Chen"},
                                  environ_base={"REMOTE_ADDR": "198.51.100.30"},
                                  headers={"X-Forwarded-For": f"203.0.113.{n}"}).status_code for n in range(3)]
     assert statuses == [200, 200, 429]

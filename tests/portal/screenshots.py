@@ -31,7 +31,7 @@ CHROMIUM_ARGS = [
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
 ]
 VIEWPORTS = {"desktop": {"width": 1280, "height": 900}, "phone": {"width": 390, "height": 844}}
-PASSWORD = "demo-password"
+PASSWORD = "tax-free-demo-2026"
 
 
 def build_app(workdir: Path):
