@@ -21,6 +21,7 @@ from shared import rules
 
 from .. import database
 from ..models import Check, ExitPoint, Scan, utcnow
+from ..services import refused_replays
 from . import charts, web
 from .i18n import gettext as _
 from .labels import rule_label
@@ -150,6 +151,7 @@ def dashboard():
         day, error = today, _("Enter a date like 2026-03-14.")
     reports = day_report(database.session(), day, zone, now)
     code = (request.args.get("exit_point") or "").upper()
+    refused = refused_replays.since(database.session(), *_day_bounds(day, zone), exit_point=code or None)
     selected = next((r for r in reports if r.code == code), None)
     scope = selected or combined(reports)
     names = verdict_names()
@@ -173,4 +175,5 @@ def dashboard():
         verdicts=VERDICTS, verdict_names=names, hourly=hourly, per_exit_point=per_exit_point,
         rules_chart=rules_chart, top_rules=[(rule_label(r), n) for r, n in top_rules],
         duration=duration, live=day == today, channels=CHANNELS, channel_names=channel_names(),
+        refused=refused, zone=zone,
     )

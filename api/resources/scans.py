@@ -8,8 +8,15 @@ from .blueprint import Blueprint
 from .. import database
 from ..auth import current_principal, require
 from ..models import utcnow
-from ..schemas import PassportScanRequest, PassportScanResponse, ScanRequest, ScanResponse
-from ..services import forms, scans
+from ..schemas import (
+    PassportScanRequest,
+    PassportScanResponse,
+    RefusedReplays,
+    RefusedReplaysRecorded,
+    ScanRequest,
+    ScanResponse,
+)
+from ..services import forms, refused_replays, scans
 from .common import IDEMPOTENCY_HEADER, idempotent, keyring
 
 blp = Blueprint("scans", __name__, url_prefix="/api/v1/scans", description="Scans at exit points")
@@ -46,13 +53,17 @@ def scan(body):
     """Turn a scanned QR payload into a verdict: validated, check_required or
     refused (with a reason code). Scanning the same form again gives the same
     verdict; a form is never validated twice. Devices that queued scans while
-    offline send ``scanned_at`` and an Idempotency-Key per scan."""
+    offline send them with ``queued``, ``scanned_at`` and the Idempotency-Key
+    of the first attempt; a live scan is dated when it arrives."""
     def judge():
         outcome = scans.scan(database.session(), current_principal(), body["qr_payload"],
-                             _context(_kid(body["qr_payload"])), utcnow(), body["scanned_at"])
+                             _context(_kid(body["qr_payload"])), utcnow(), body["scanned_at"],
+                             queued=body["queued"])
         return _SCAN_RESPONSE.dump(outcome), 200
 
-    return idempotent(body, judge)
+    # The key stands for the scan, not for how it travelled: a queued resend
+    # of a live attempt that did reach the API gets that attempt's answer.
+    return idempotent({"qr_payload": body["qr_payload"]}, judge)
 
 
 @blp.post("/passport")
@@ -67,7 +78,23 @@ def scan_passport(body):
         key = forms.passport_key(current_app.config["PASSPORT_HASH_KEY"].encode(),
                                  body["passport_country"], body["passport_number"])
         outcomes = scans.scan_passport(database.session(), current_principal(), key, _context(),
-                                       utcnow(), body["scanned_at"])
+                                       utcnow(), body["scanned_at"], queued=body["queued"])
         return _PASSPORT_SCAN_RESPONSE.dump({"items": outcomes}), 200
 
-    return idempotent(body, judge)
+    return idempotent({"passport_number": body["passport_number"],
+                       "passport_country": body["passport_country"]}, judge)
+
+
+@blp.post("/refused")
+@require("device")
+@blp.arguments(RefusedReplays)
+@blp.response(200, RefusedReplaysRecorded)
+def report_refused(body):
+    """Scans this device queued offline that the API refused when they were
+    sent (4xx): reported so that supervisors see them on the dashboard. A
+    report sent again is kept once. Form numbers only, never passport
+    numbers or QR payloads."""
+    session = database.session()
+    recorded = refused_replays.record(session, current_principal(), body["items"], utcnow())
+    session.commit()
+    return {"recorded": recorded}

@@ -20,7 +20,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from shared import qrtoken, risk, rules
 
 from ..auth import Principal
-from ..models import Check, ExitPoint, Form, FormLine, Intermediary, Retailer, Scan
+from ..models import Check, Device, ExitPoint, Form, FormLine, Intermediary, Retailer, Scan
 from ..problems import Problem
 from . import audit
 
@@ -100,6 +100,7 @@ class FormFacts:
     categories: frozenset[str]
     forms_by_traveller_recent: int
     desk_here: str  # the desk of the scanning device's exit point
+    created_at: datetime  # when the form was issued
 
 
 # Tables, not the ORM classes: a plain Core statement skips the ORM's
@@ -118,7 +119,7 @@ _FACTS = (
         select(func.count()).select_from(_RECENT)
         .where(_RECENT.c.passport_key == _F.c.passport_key, _RECENT.c.created_at >= bindparam("since"))
         .scalar_subquery(),
-        _HERE.c.desk_location,
+        _HERE.c.desk_location, _F.c.created_at,
     )
     .join(_SHOP, _F.c.retailer_id == _SHOP.c.id)
     .outerjoin(_PAYER, _SHOP.c.intermediary_id == _PAYER.c.id)
@@ -137,10 +138,11 @@ def _form_facts(session: Session, form_id: str, device: Principal, ctx: ScanCont
     if row is None:
         return None
     (id_, status, deadline, total, vat, refund, validated_total, exit_point_id, passport_key,
-     passport_country, retailer_vat, payer, categories, recent, desk) = row
+     passport_country, retailer_vat, payer, categories, recent, desk, created_at) = row
     return FormFacts(id_, status, deadline, total, vat, refund, validated_total, exit_point_id,
                      passport_key, passport_country, retailer_vat, payer,
-                     frozenset(categories.split(",")) if categories else frozenset(), recent, desk or "")
+                     frozenset(categories.split(",")) if categories else frozenset(), recent, desk or "",
+                     created_at)
 
 
 def verdict_of(form: FormFacts, device: Principal) -> ScanOutcome:
@@ -278,22 +280,26 @@ def scan(
     ctx: ScanContext,
     now: datetime,
     scanned_at: datetime | None = None,
+    *,
+    queued: bool = False,
 ) -> ScanOutcome:
     """Judge one scanned QR payload at ``device``'s exit point and record the scan.
 
-    ``scanned_at`` is when a device that was offline made the scan: the
-    export happened then, so the deadline is judged at that moment.
+    ``queued``: the device made the scan offline at ``scanned_at`` and sends
+    it now; the export happened then, so the deadline is judged at that
+    moment (within the limits of :func:`_replay_time`). A live scan is
+    dated ``now`` whatever ``scanned_at`` says.
     """
-    at = _scan_time(scanned_at, now)
+    at = _replay_time(session, device, scanned_at, now) if queued else now
     try:
         claims = qrtoken.verify_form_token(qr_payload, ctx.keys, at)
         form_id = claims.form_id
     except qrtoken.TokenRefused as refusal:
         if refusal.claims is None:
-            return _record(session, device, _refused(refusal.reason_code), None, now, at)
+            return _record(session, device, _refused(refusal.reason_code), None, now, at, queued)
         # Genuine but past its deadline: the form itself must say so too.
         form_id = refusal.claims.form_id
-    return _judge(session, device, form_id, ctx, now, at)
+    return _judge(session, device, form_id, ctx, now, at, queued)
 
 
 def scan_passport(
@@ -303,16 +309,20 @@ def scan_passport(
     ctx: ScanContext,
     now: datetime,
     scanned_at: datetime | None = None,
+    *,
+    queued: bool = False,
 ) -> list[ScanOutcome]:
     """Judge every open form of the traveller whose passport was read, as if
-    each form's QR code had been scanned (oldest form first)."""
-    at = _scan_time(scanned_at, now)
+    each form's QR code had been scanned (oldest form first). A queued
+    passport scan judges the forms that existed when it was made."""
+    at = _replay_time(session, device, scanned_at, now) if queued else now
     open_forms = session.scalars(
         select(Form.id)
-        .where(Form.passport_key == passport_key, Form.status.in_(("issued", "check_required")))
+        .where(Form.passport_key == passport_key, Form.status.in_(("issued", "check_required")),
+               Form.created_at <= (at + CLOCK_SKEW if queued else at))
         .order_by(Form.created_at, Form.id)
     ).all()
-    return [_judge(session, device, form_id, ctx, now, at) for form_id in open_forms]
+    return [_judge(session, device, form_id, ctx, now, at, queued) for form_id in open_forms]
 
 
 # How far back an offline device may date a scan, and how far ahead its
@@ -320,24 +330,54 @@ def scan_passport(
 MAX_OFFLINE = timedelta(days=14)
 CLOCK_SKEW = timedelta(minutes=5)
 
+_SCANS, _DEVICES = Scan.__table__, Device.__table__
+# When the API last heard from the device live: its newest live scan (the
+# partial index ix_scans_device_live), or its pairing.
+_LAST_CONTACT = select(func.coalesce(
+    select(func.max(_SCANS.c.received_at))
+    .where(_SCANS.c.device_id == bindparam("device_id"), ~_SCANS.c.queued).scalar_subquery(),
+    _DEVICES.c.created_at,
+)).where(_DEVICES.c.id == bindparam("device_id"))
 
-def _scan_time(scanned_at: datetime | None, now: datetime) -> datetime:
+
+def _replay_time(session: Session, device: Principal, scanned_at: datetime | None,
+                 now: datetime) -> datetime:
+    """When a queued scan was made, if the device's word for it can be
+    taken: within MAX_OFFLINE, not in the future, and not before the last
+    live scan the API had from the device. A device that was online then
+    would have sent the scan live; a device sends its whole queue before it
+    scans live again, so a genuine replay is never older than that."""
     if scanned_at is None:
-        return now
+        raise Problem(422, "invalid_request", "A queued scan says when it was made.",
+                      errors={"scanned_at": ["Required when queued is true."]})
     if not now - MAX_OFFLINE <= scanned_at <= now + CLOCK_SKEW:
         raise Problem(422, "invalid_request", "scanned_at is too far from the current time.",
                       errors={"scanned_at": ["Must be within the last 14 days and not in the future."]})
+    last_contact = session.execute(_LAST_CONTACT, {"device_id": device.id}).scalar_one()
+    if scanned_at < last_contact - CLOCK_SKEW:
+        raise Problem(422, "scanned_before_last_contact",
+                      "This device was online after the time this queued scan claims; "
+                      "it cannot have been made offline then.",
+                      errors={"scanned_at": ["Before the device's last live scan."]})
     return min(scanned_at, now)
 
 
 def _judge(session: Session, device: Principal, form_id: str, ctx: ScanContext,
-           now: datetime, at: datetime) -> ScanOutcome:
+           now: datetime, at: datetime, queued: bool) -> ScanOutcome:
     for _attempt in range(3):
         form = _form_facts(session, form_id, device, ctx, now)
         if form is None:
-            return _record(session, device, _refused("form_not_found", form_id=form_id), None, now, at)
+            return _record(session, device, _refused("form_not_found", form_id=form_id), None, now, at, queued)
+        if queued and at < form.created_at:
+            # Devices date scans to the second, by a clock that may be a
+            # little behind ours: within that, the scan followed the issue.
+            if at < form.created_at - CLOCK_SKEW:
+                raise Problem(422, "scanned_before_issue",
+                              "This queued scan claims a time before the form was issued.",
+                              errors={"scanned_at": ["Before the form was issued."]})
+            at = form.created_at
         if not _awaits_verdict(form, now, at, ctx) or _decide_issued(session, form, device, ctx, now, at):
-            return _record(session, device, verdict_of(form, device), form, now, at)
+            return _record(session, device, verdict_of(form, device), form, now, at, queued)
         session.rollback()  # another device decided first: read its verdict
     raise RuntimeError("form status kept changing during a scan")
 
@@ -346,7 +386,7 @@ _INSERT_SCAN = Scan.__table__.insert()
 
 
 def _record(session: Session, device: Principal, outcome: ScanOutcome, form: FormFacts | None,
-            now: datetime, at: datetime) -> ScanOutcome:
+            now: datetime, at: datetime, queued: bool) -> ScanOutcome:
     channel = CHANNELS[device.kind]
     # Nothing reads the row back: a plain INSERT, no ORM object.
     session.execute(_INSERT_SCAN, {
@@ -358,9 +398,13 @@ def _record(session: Session, device: Principal, outcome: ScanOutcome, form: For
         "created_at": at,
         "channel": channel,
         "install_key": device.install_key,
+        "received_at": now,
+        "queued": queued,
     })
     if form is not None:
-        offline = {"scanned_at": at.isoformat()} if at != now else {}
+        # The event's time is when the API received the scan; a queued one
+        # also says when the device made it.
+        offline = {"scanned_at": at.isoformat(), "queued": True} if queued else {}
         audit.record(session, form.id, "form.scanned", device.actor, at=now,
                      exit_point=device.exit_point_code, verdict=outcome.verdict,
                      reason_code=outcome.reason_code, channel=channel, **offline)
@@ -376,7 +420,7 @@ def judge_form(session: Session, traveller: Principal, form_id: str, ctx: ScanCo
     """Judge one of the traveller's forms as if its QR code had been scanned
     at ``traveller``'s exit point now: the same compare-and-set, audit trail
     and webhooks as a kiosk scan, on channel "app"."""
-    return _judge(session, traveller, form_id, ctx, now, now)
+    return _judge(session, traveller, form_id, ctx, now, now, False)
 
 
 @dataclass
@@ -390,4 +434,4 @@ def refuse_form(session: Session, traveller: Principal, form_id: str | None, rea
     validate from here and now (wrong place, wrong day), but may later."""
     outcome = ScanOutcome(REFUSED, reason_code, message, form_id=form_id,
                           export_deadline=export_deadline.isoformat() if export_deadline else None)
-    return _record(session, traveller, outcome, _FormRef(form_id) if form_id else None, now, now)
+    return _record(session, traveller, outcome, _FormRef(form_id) if form_id else None, now, now, False)

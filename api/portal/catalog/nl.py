@@ -16,6 +16,15 @@ MESSAGES = {
         "Valideren op de laatste luchthaven of haven in de EU, vóór het inchecken van de bagage.",
     # dashboard
     "Exit points on {day}": "Uitgangspunten op {day}",
+    "Offline scans the system refused": "Offline scans die het systeem weigerde",
+    "Scans a kiosk saved while offline and could not deliver: the traveller's export may not be on record.":
+        "Scans die een kiosk offline bewaarde en niet kon afleveren: de export van de reiziger staat mogelijk "
+        "niet geregistreerd.",
+    "Refused at": "Geweigerd om",
+    "Scanned at": "Gescand om",
+    "Reason": "Reden",
+    "passport": "paspoort",
+    "None on this day.": "Geen op deze dag.",
     "Updates every minute.": "Wordt elke minuut bijgewerkt.",
     "Choose day and exit point": "Kies dag en uitgangspunt",
     "Day": "Dag",
