@@ -28,7 +28,7 @@ from shared.offline_queue import OfflineQueue
 
 from . import desk, sounds
 from .config import KioskConfig
-from .screens import HelpScreen, ResultScreen, ScanScreen, SummaryScreen, WelcomeScreen
+from .screens import HelpScreen, ResultScreen, ScanScreen, StaffScreen, SummaryScreen, WelcomeScreen
 from .wedge import WedgeBuffer
 from .widgets import StatusBadge
 from .wording import Wording
@@ -60,6 +60,7 @@ class KioskApp(App):
     language = StringProperty("en")
     online = BooleanProperty(True)
     pending = NumericProperty(0)
+    refused = NumericProperty(0)  # queued scans the API refused, for staff
     busy = BooleanProperty(False)
     forms_scanned = NumericProperty(0)
     desk_location = StringProperty("")
@@ -108,6 +109,7 @@ class KioskApp(App):
             credentials=credentials,
         )
         self.pending = len(self.queue)
+        self.refused = len(self.queue.failed())
         if cfg.sound:
             self.sounds = sounds.Cues(cfg.data_dir / "sounds")
 
@@ -118,6 +120,7 @@ class KioskApp(App):
             "result": ResultScreen(name="result"),
             "summary": SummaryScreen(name="summary"),
             "help": HelpScreen(name="help"),
+            "staff": StaffScreen(name="staff"),
         }
         for screen in self.screens.values():
             self.manager.add_widget(screen)
@@ -125,8 +128,10 @@ class KioskApp(App):
         root = FloatLayout()
         root.add_widget(self.manager)
         self.badge = StatusBadge(pos_hint={"right": 0.99, "top": 0.99})
-        self.bind(online=self.badge.setter("online"), pending=self.badge.setter("pending"))
-        self.badge.online, self.badge.pending = self.online, self.pending
+        self.bind(online=self.badge.setter("online"), pending=self.badge.setter("pending"),
+                  refused=self.badge.setter("refused"))
+        self.badge.online, self.badge.pending, self.badge.refused = self.online, self.pending, self.refused
+        self.badge.bind(on_open=lambda *_: self.go("staff"))
         root.add_widget(self.badge)
 
         Window.bind(on_textinput=self._on_textinput, on_key_down=self._on_key_down)
@@ -186,8 +191,10 @@ class KioskApp(App):
 
     def go(self, name: str) -> None:
         self.touched()
-        if name == "help":
-            self.screens["help"].back_to = self.manager.current
+        if name in ("help", "staff") and self.manager.current not in ("help", "staff"):
+            self.screens[name].back_to = self.manager.current
+        if name == "staff":
+            self.screens["staff"].show(len(self.queue), self.queue.failed())
         self.manager.current = name
         if name == "summary":
             self.screens["summary"].show(self.session.forms(), Wording(self.language))
@@ -276,15 +283,17 @@ class KioskApp(App):
         while not self._stopping.is_set():
             try:
                 report = self.desk.sync()
-                Clock.schedule_once(lambda dt, r=report, o=self.desk.online: self._synced(r, o))
+                refused = len(self.queue.failed())
+                Clock.schedule_once(lambda dt, r=report, o=self.desk.online, n=refused: self._synced(r, o, n))
             except Exception:
                 log.exception("sync failed")
             self._sync_wanted.wait(self.settings.sync_interval)
             self._sync_wanted.clear()
 
-    def _synced(self, report, online) -> None:
+    def _synced(self, report, online, refused) -> None:
         self.online = online
         self.pending = report.remaining
+        self.refused = refused
 
     # --- keyboard wedge and the clock -------------------------------------------------
 

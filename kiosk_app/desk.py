@@ -6,9 +6,16 @@ one or more :class:`Outcome` objects the screens show. The rules:
 - A form is judged by the API when it can be reached. When it cannot, the
   QR signature is checked against the cached keys: a forged, altered or
   expired form is refused on the spot, a genuine one is written to the
-  durable offline queue (same body and Idempotency-Key that the failed
-  attempt used, so a request that did reach the API is not counted twice)
-  and the traveller is told it is recorded.
+  durable offline queue (marked queued, dated, under the Idempotency-Key
+  that the failed attempt used, so a request that did reach the API is not
+  counted twice) and the traveller is told it is recorded. A code signed
+  with a key the kiosk does not hold (or with no keys cached at all) is
+  queued for the record, but the kiosk cannot vouch for it: the traveller
+  is sent to the desk. An offline passport read, which checks nothing, does
+  the same.
+- While scans wait in the queue, new ones join it: the API hears a device's
+  scans in the order they were made, and refuses a queued scan dated before
+  the device's last live one.
 - Each form counts once per traveller session; scanning it again is
   answered politely, without a second request.
 - A boarding pass whose flight from here lands inside the EU means this is
@@ -38,6 +45,7 @@ VALIDATED = "validated"
 CHECK_REQUIRED = "check_required"
 REFUSED = "refused"
 RECORDED = "recorded"  # offline: genuine form queued for the API
+UNVERIFIED = "unverified"  # offline and not verifiable here: queued, but go to the desk
 DUPLICATE = "duplicate"  # already scanned this session
 NOT_LAST_EXIT = "not_last_exit"  # boarding pass: flight stays inside the EU
 LAST_EXIT_OK = "last_exit_ok"  # boarding pass: right place
@@ -68,7 +76,7 @@ class Outcome:
     @property
     def counts_as_form(self) -> bool:
         """True for outcomes about a form (listed in the session summary)."""
-        return self.kind in (VALIDATED, CHECK_REQUIRED, REFUSED, RECORDED)
+        return self.kind in (VALIDATED, CHECK_REQUIRED, REFUSED, RECORDED, UNVERIFIED)
 
 
 @dataclass
@@ -201,10 +209,11 @@ class ExitDesk:
         identity = qrtoken.unverified_form_id(payload) or payload
         if identity in session.seen:
             return Outcome(DUPLICATE, form_id=qrtoken.unverified_form_id(payload))
-        body = {"qr_payload": payload, "scanned_at": self._now()}
+        body = {"qr_payload": payload}
+        queued = {**body, "queued": True, "scanned_at": self._now()}
         key = new_idempotency_key()
         outcome = None
-        if self.online:
+        if self._live():
             try:
                 outcome = outcome_of(self.client.send_scan("qr", body, key))
             except Offline:
@@ -218,8 +227,10 @@ class ExitDesk:
                 return Outcome(UNREADABLE, reason_code=exc.code)
         if outcome is None:
             # Known to be offline: no waiting on timeouts for each traveller;
-            # the sync worker finds out when the API is back.
-            outcome = self._offline_form(payload, body, key)
+            # the sync worker finds out when the API is back. The same key
+            # goes to the queue: if the live attempt did reach the API after
+            # all, the resend is answered from its record.
+            outcome = self._offline_form(payload, queued, key)
         session.seen.add(identity)
         return outcome
 
@@ -234,12 +245,20 @@ class ExitDesk:
                 deadline = refusal.claims.expires_at.date() if refusal.claims else None
                 return Outcome(REFUSED, form_id=fid, reason_code=refusal.reason_code,
                                export_deadline=deadline)
-            # A key newer than the cache (rotated while offline): the API decides.
-            fid = qrtoken.unverified_form_id(payload)
-        else:
-            fid = claims.form_id
+            # A key the cache does not hold (rotated while offline, no keys
+            # cached yet, or a forger's own): nothing here can tell a genuine
+            # form from a forged one. Kept for the record; an officer decides.
+            self.queue.add("qr", body, key)
+            return Outcome(UNVERIFIED, form_id=qrtoken.unverified_form_id(payload),
+                           desk_location=self.desk_location)
         self.queue.add("qr", body, key)  # committed to disk before "recorded"
-        return Outcome(RECORDED, form_id=fid, desk_location=self.desk_location)
+        return Outcome(RECORDED, form_id=claims.form_id, desk_location=self.desk_location)
+
+    def _live(self) -> bool:
+        """Whether to ask the API now: online, and nothing older waiting in
+        the queue (called under the scan lock, so no scan joins the queue
+        between this look and the request)."""
+        return self.online and len(self.queue) == 0
 
     # --- passports -----------------------------------------------------------
 
@@ -253,11 +272,10 @@ class ExitDesk:
             # A specimen or an organisation's passport: no forms can name it.
             return [Outcome(NO_OPEN_FORMS, passport_expired=expired)]
         body = {"passport_number": passport.document_number,
-                "passport_country": passport.issuing_country,
-                "scanned_at": self._now()}
+                "passport_country": passport.issuing_country}
         key = new_idempotency_key()
         verdicts = None
-        if self.online:
+        if self._live():
             try:
                 verdicts = self.client.send_scan("passport", body, key)
             except Offline:
@@ -268,8 +286,10 @@ class ExitDesk:
                 log.warning("the API refused a passport look-up: %s", exc.code)
                 return [Outcome(UNREADABLE, reason_code=exc.code)]
         if verdicts is None:
-            self.queue.add("passport", body, key)
-            return [Outcome(RECORDED, passport_expired=expired, desk_location=self.desk_location)]
+            # Offline a passport shows nothing the kiosk can check: kept for
+            # the record, and the traveller goes to the desk.
+            self.queue.add("passport", {**body, "queued": True, "scanned_at": self._now()}, key)
+            return [Outcome(UNVERIFIED, passport_expired=expired, desk_location=self.desk_location)]
         outcomes = []
         for verdict in verdicts:
             if verdict.form_id in session.seen:
@@ -335,12 +355,28 @@ class ExitDesk:
             return DrainReport([], [], len(self.queue), None)
         report = self.queue.drain(self.sync_client)
         if report.stopped_by is None:
+            self._report_refused()
             # Keys first: a kiosk that comes back online is ready for the
-            # next outage before it says it is online.
+            # next outage before it says it is online. (Scans that joined
+            # the queue meanwhile keep the kiosk off the live path until the
+            # next drain sends them: see _live.)
             self.online = self.refresh_keys()
         elif isinstance(report.stopped_by, Offline):
             self.online = False
         return report
+
+    def _report_refused(self) -> None:
+        """Tell the API which queued scans it refused, so a supervisor sees
+        them too; told again at the next sync if this fails."""
+        refused = self.queue.unreported()[:100]
+        if not refused:
+            return
+        try:
+            self.sync_client.report_refused(refused)
+        except (Offline, ApiError) as exc:
+            log.warning("refused scans not reported yet: %s", exc)
+            return
+        self.queue.mark_reported([item["seq"] for item in refused])
 
     def refresh_keys(self) -> bool:
         """Fetch and cache the published keys; False if the API is out of reach."""

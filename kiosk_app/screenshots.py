@@ -19,6 +19,7 @@ SAMPLES = [
     ("refused", dict(kind="refused", form_id="NL2BX7Q4KA", reason_code="deadline_passed",
                      export_deadline=date(2026, 2, 28))),
     ("recorded", dict(kind="recorded", form_id="NL9PD3KQ7X")),
+    ("unverified", dict(kind="unverified", form_id="NL5MW2R8TQ", desk_location="Departures 2")),
     ("not_last_exit", dict(kind="not_last_exit",
                            destination="Charles de Gaulle International Airport (CDG, FR)")),
 ]

@@ -25,7 +25,7 @@ TUNES = {
 }
 CUE_OF_KIND = {
     desk.VALIDATED: "good", desk.LAST_EXIT_OK: "good", desk.RECORDED: "good",
-    desk.CHECK_REQUIRED: "attention", desk.NOT_LAST_EXIT: "attention",
+    desk.CHECK_REQUIRED: "attention", desk.NOT_LAST_EXIT: "attention", desk.UNVERIFIED: "attention",
     desk.REFUSED: "refused", desk.UNREADABLE: "refused", desk.OUT_OF_SERVICE: "refused",
 }
 

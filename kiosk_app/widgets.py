@@ -30,6 +30,7 @@ KIND_COLOURS = {
     desk.LAST_EXIT_OK: (0.06, 0.50, 0.22, 1),
     desk.CHECK_REQUIRED: (0.98, 0.70, 0.05, 1),
     desk.NOT_LAST_EXIT: (0.98, 0.70, 0.05, 1),
+    desk.UNVERIFIED: (0.98, 0.70, 0.05, 1),
     desk.REFUSED: (0.75, 0.09, 0.09, 1),
     desk.UNREADABLE: (0.75, 0.09, 0.09, 1),
     desk.RECORDED: (0.10, 0.35, 0.70, 1),
@@ -39,10 +40,10 @@ KIND_COLOURS = {
     desk.PAIRED: (0.06, 0.50, 0.22, 1),
     desk.PAIRING_REFUSED: (0.75, 0.09, 0.09, 1),
 }
-DARK_TEXT_KINDS = {desk.CHECK_REQUIRED, desk.NOT_LAST_EXIT}
+DARK_TEXT_KINDS = {desk.CHECK_REQUIRED, desk.NOT_LAST_EXIT, desk.UNVERIFIED}
 ICONS = {
     desk.VALIDATED: "tick", desk.LAST_EXIT_OK: "tick",
-    desk.CHECK_REQUIRED: "desk", desk.NOT_LAST_EXIT: "warning",
+    desk.CHECK_REQUIRED: "desk", desk.NOT_LAST_EXIT: "warning", desk.UNVERIFIED: "desk",
     desk.REFUSED: "cross", desk.UNREADABLE: "cross",
     desk.RECORDED: "clock", desk.DUPLICATE: "repeat",
     desk.NO_OPEN_FORMS: "info", desk.OUT_OF_SERVICE: "info",
@@ -221,11 +222,14 @@ class Preview(Image):
 
 
 class StatusBadge(Label):
-    """For staff: online or offline, and how many scans wait to be sent.
+    """For staff: online or offline, how many scans wait to be sent and how
+    many the API refused; a touch opens the staff screen that lists those.
     In English on purpose: staff read it, travellers need not."""
 
     online = BooleanProperty(True)
     pending = NumericProperty(0)
+    refused = NumericProperty(0)
+    __events__ = ("on_open",)
 
     def __init__(self, **kwargs):
         kwargs.setdefault("font_size", "14sp")
@@ -236,12 +240,22 @@ class StatusBadge(Label):
             self._rect = RoundedRectangle(radius=[8])
             self._dot_colour = Color()
             self._dot = Ellipse()
-        for name in ("online", "pending", "pos", "size", "texture_size"):
+        for name in ("online", "pending", "refused", "pos", "size", "texture_size"):
             self.fbind(name, self._update)
         self._update()
 
+    def on_touch_down(self, touch):
+        if self.collide_point(*touch.pos):
+            self.dispatch("on_open")
+            return True
+        return super().on_touch_down(touch)
+
+    def on_open(self):
+        """The badge was touched."""
+
     def _update(self, *_):
-        self.text = ("online" if self.online else "OFFLINE") + (f" · {self.pending} waiting" if self.pending else "")
+        self.text = (("online" if self.online else "OFFLINE") + (f" · {self.pending} waiting" if self.pending else "")
+                     + (f" · {self.refused} refused" if self.refused else ""))
         self.size = (self.texture_size[0] + 44, self.texture_size[1] + 14)
         self._rect.pos, self._rect.size = self.pos, self.size
         self._dot_colour.rgba = (0.2, 0.8, 0.3, 1) if self.online else (0.95, 0.3, 0.2, 1)

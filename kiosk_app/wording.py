@@ -77,6 +77,15 @@ class Wording:
             if o.passport_expired:
                 lines.insert(0, t(_("This passport has expired. Show it to a customs officer.")))
             return Card(o.kind, t(_("Scan recorded")), "\n".join([x for x in lines if x] + self._form_line(o)))
+        if o.kind == desk.UNVERIFIED:
+            # Never "genuine", never "recorded": the kiosk could check nothing.
+            lines = [t(_("The system is offline, so this kiosk cannot check your forms now.")),
+                     t(_("Take your goods, passport and this form to the customs desk.")), where,
+                     t(BEFORE_CHECK_IN)]
+            if o.passport_expired:
+                lines.insert(0, t(_("This passport has expired. Show it to a customs officer.")))
+            return Card(o.kind, t(_("Go to the customs desk")),
+                        "\n".join([x for x in lines if x] + self._form_line(o)))
         if o.kind == desk.DUPLICATE:
             return Card(o.kind, t(_("Already scanned")),
                         t(_("You already scanned this form. Scan your next form or press Done.")))

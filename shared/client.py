@@ -82,7 +82,8 @@ class PairedDevice:
 
 
 def iso_utc(moment: datetime) -> str:
-    """``moment`` as the ISO 8601 UTC text the API takes for ``scanned_at``."""
+    """``moment`` as the ISO 8601 UTC text the API takes for ``scanned_at``
+    (whole seconds: the API allows for that)."""
     if moment.tzinfo is None:
         raise ValueError("scanned_at must be timezone-aware")
     return moment.astimezone(timezone.utc).isoformat(timespec="seconds")
@@ -123,12 +124,12 @@ class KioskClient:
 
         ``idempotency_key``: the same scan sent again (after a timeout, or from
         the offline queue) is answered once. ``scanned_at``: when the traveller
-        scanned, for a scan sent later; part of the request, so a retry must
-        send the same value.
+        scanned, for a scan made offline and sent later (marked ``queued``);
+        a live scan leaves it out and is dated when the API receives it.
         """
         body = {"qr_payload": qr_payload}
         if scanned_at is not None:
-            body["scanned_at"] = iso_utc(scanned_at)
+            body.update(queued=True, scanned_at=iso_utc(scanned_at))
         return self.send_scan("qr", body, idempotency_key)
 
     def scan_passport(self, passport_number: str, passport_country: str, *,
@@ -137,7 +138,7 @@ class KioskClient:
         """Every open form of the passport's holder, each with its verdict."""
         body = {"passport_number": passport_number, "passport_country": passport_country}
         if scanned_at is not None:
-            body["scanned_at"] = iso_utc(scanned_at)
+            body.update(queued=True, scanned_at=iso_utc(scanned_at))
         return self.send_scan("passport", body, idempotency_key)
 
     def send_scan(self, kind: str, body: dict, idempotency_key: str | None):
@@ -151,6 +152,13 @@ class KioskClient:
         if kind == "passport":
             return [Verdict.from_json(item, replayed) for item in data["items"]]
         return Verdict.from_json(data, replayed)
+
+    def report_refused(self, refused: list[dict]) -> int:
+        """Tell the API about scans from the offline queue that it refused
+        (``POST /api/v1/scans/refused``); returns how many were new to it."""
+        fields = ("idempotency_key", "kind", "form_id", "scanned_at", "status", "code", "detail")
+        items = [{**{name: item[name] for name in fields}, "refused_at": item["failed_at"]} for item in refused]
+        return self._request("POST", "/api/v1/scans/refused", json={"items": items}).json()["recorded"]
 
     def pair(self, code: str) -> PairedDevice:
         """Exchange a one-time pairing code for this device's token

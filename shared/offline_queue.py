@@ -1,14 +1,16 @@
 """Scans a kiosk made while the API was out of reach, kept until it has them.
 
 A SQLite file in the kiosk's data folder. Each pending scan is the exact
-request body the kiosk will send (``scanned_at`` included) and its own
+request body the kiosk will send (``queued`` and ``scanned_at`` included:
+the API dates a queued scan by the device's word, within limits) and its own
 Idempotency-Key, written and committed with ``synchronous=FULL`` (fsynced)
 before the kiosk tells the traveller "recorded". Draining sends them oldest
 first and deletes each one only after the API answered it: a crash between
 the answer and the delete resends the same key and body, which the API
 replays instead of counting the scan twice. Scans the API refuses for good
-(4xx other than a device problem) move to ``failed_scans`` for staff, so
-none is silently lost and none blocks the queue.
+(4xx other than a device problem) move to ``failed_scans``, so none blocks
+the queue and none is silently lost: the kiosk shows them to its staff and
+reports them to the API for the supervisors' dashboard.
 """
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ from typing import Callable
 
 from .client import ApiError, DeviceRejected, KioskClient, Offline
 from .durable import DurableStore
+from .qrtoken import unverified_form_id
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS pending_scans (
@@ -42,7 +45,8 @@ CREATE TABLE IF NOT EXISTS failed_scans (
     failed_at TEXT NOT NULL,
     status INTEGER NOT NULL,
     code TEXT NOT NULL,
-    detail TEXT NOT NULL
+    detail TEXT NOT NULL,
+    reported_at TEXT
 );
 """
 
@@ -83,6 +87,10 @@ class OfflineQueue(DurableStore):
     def __init__(self, path: str | Path):
         super().__init__(path)  # "recorded" on screen means recorded on disk
         self._draining = threading.Lock()
+        with self._lock:
+            columns = {row[1] for row in self._db.execute("PRAGMA table_info(failed_scans)")}
+            if "reported_at" not in columns:  # a queue file from before refusals were reported
+                self._db.execute("ALTER TABLE failed_scans ADD COLUMN reported_at TEXT")
 
     # --- adding -------------------------------------------------------------
 
@@ -119,12 +127,34 @@ class OfflineQueue(DurableStore):
                 for seq, key, kind, body, at, attempts in rows]
 
     def failed(self) -> list[dict]:
+        """The scans the API refused, oldest first, for staff and for the
+        report to the API: the form number a QR code named and when the
+        scan was made, never the passport number or the payload itself."""
         with self._lock:
             rows = self._db.execute(
-                "SELECT seq, idempotency_key, kind, status, code, detail, failed_at FROM failed_scans ORDER BY seq"
+                "SELECT seq, idempotency_key, kind, body, status, code, detail, failed_at, reported_at"
+                " FROM failed_scans ORDER BY seq"
             ).fetchall()
-        return [dict(zip(("seq", "idempotency_key", "kind", "status", "code", "detail", "failed_at"), r))
-                for r in rows]
+        refused = []
+        for seq, key, kind, body, status, code, detail, failed_at, reported_at in rows:
+            sent = json.loads(body)
+            refused.append({
+                "seq": seq, "idempotency_key": key, "kind": kind, "status": status, "code": code,
+                "detail": detail, "failed_at": failed_at, "reported_at": reported_at,
+                "scanned_at": sent.get("scanned_at"),
+                "form_id": unverified_form_id(sent["qr_payload"]) if kind == "qr" else None,
+            })
+        return refused
+
+    def unreported(self) -> list[dict]:
+        """Refused scans the API has not been told about yet."""
+        return [f for f in self.failed() if f["reported_at"] is None]
+
+    def mark_reported(self, seqs: list[int]) -> None:
+        now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        with self._lock:
+            self._db.executemany("UPDATE failed_scans SET reported_at = ? WHERE seq = ?",
+                                 [(now, seq) for seq in seqs])
 
     # --- draining -----------------------------------------------------------
 
@@ -137,7 +167,7 @@ class OfflineQueue(DurableStore):
         with self._draining:
             for item in self.pending():
                 try:
-                    result = client.send_scan(item.kind, item.body, item.idempotency_key)
+                    result = client.send_scan(item.kind, self._as_replay(item.body), item.idempotency_key)
                 except (Offline, DeviceRejected) as exc:
                     # Keep it (and everything after it) for the next run.
                     self._note_attempt(item, exc)
@@ -152,6 +182,14 @@ class OfflineQueue(DurableStore):
                 if on_sent is not None:
                     on_sent(item, result)
         return DrainReport(sent, failed, len(self), stopped_by)
+
+    @staticmethod
+    def _as_replay(body: dict) -> dict:
+        """Every scan in the queue is a replay of one made offline; bodies
+        queued before replays were marked carry only ``scanned_at``."""
+        if "scanned_at" in body and "queued" not in body:
+            return {**body, "queued": True}
+        return body
 
     def _delete(self, item: PendingScan) -> None:
         with self._lock:

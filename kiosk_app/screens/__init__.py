@@ -110,5 +110,25 @@ class HelpScreen(Screen):
     back_to = StringProperty("welcome")
 
 
-for _kv in ("welcome", "scan", "result", "summary", "help"):
+class StaffScreen(Screen):
+    """For staff, in English like the status badge: scans waiting to be
+    sent, and the queued scans the API refused (form number, when, why),
+    which also go to the supervisors' dashboard. No passport numbers."""
+
+    back_to = StringProperty("welcome")
+    summary = StringProperty("")
+    refused_list = StringProperty("")
+
+    def show(self, pending: int, refused: list[dict]) -> None:
+        self.summary = (f"{pending} scan(s) waiting to be sent. "
+                        f"{len(refused)} queued scan(s) refused by the API:")
+        self.refused_list = "\n".join(
+            f"{item['failed_at']}  {item['form_id'] or ('passport' if item['kind'] == 'passport' else '-')}"
+            f"  scanned {item['scanned_at'] or '?'}  {item['code']}: {item['detail']}"
+            + ("" if item["reported_at"] else "  (not yet reported)")
+            for item in refused
+        ) or "None."
+
+
+for _kv in ("welcome", "scan", "result", "summary", "help", "staff"):
     Builder.load_file(str(HERE / f"{_kv}.kv"))

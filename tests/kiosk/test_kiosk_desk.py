@@ -2,6 +2,8 @@
 forms, duplicates, passports, boarding passes, offline, pairing."""
 from __future__ import annotations
 
+from datetime import timedelta
+
 import numpy as np
 import pytest
 
@@ -154,3 +156,111 @@ def test_a_pdf417_boarding_pass_image_reads_as_a_boarding_pass():
         zxingcpp.create_barcode(AMS_CDG, zxingcpp.BarcodeFormat.PDF417), scale=3))
     [code] = scanning.Decoder(scanning.BOARDING_PASS).decode(image)
     assert desk.classify(code.text) == "boarding_pass"
+
+
+# --- offline: what the kiosk can and cannot vouch for --------------------------
+
+def _card_text(outcome) -> str:
+    from kiosk_app.wording import Wording
+
+    card = Wording("en").card(outcome, "Departures 2")
+    return f"{card.title}\n{card.body}"
+
+
+def test_offline_with_no_keys_cached_a_form_goes_to_the_desk_never_called_genuine(
+        live_server, world, make_desk):
+    form = world.issue()
+    kiosk = make_desk("http://127.0.0.1:9")  # never reached the API: no keys at all
+    session = desk.TravellerSession()
+    [outcome] = kiosk.handle(form["qr_payload"], session)
+    assert (outcome.kind, outcome.form_id) == (desk.UNVERIFIED, form["id"])
+    text = _card_text(outcome)
+    assert text.startswith("Go to the customs desk") and "Departures 2" in text
+    assert "genuine" not in text and "recorded" not in text.lower() and "saved" not in text
+    # Kept for the record all the same, as a queued replay.
+    [pending] = kiosk.queue.pending()
+    assert pending.body["queued"] is True and "scanned_at" in pending.body
+    # The traveller's summary says the same.
+    assert [o.kind for o in session.forms()] == [desk.UNVERIFIED]
+
+
+def test_offline_a_form_signed_with_a_key_the_cache_lacks_goes_to_the_desk(
+        live_server, world, make_desk, runner):
+    kiosk = make_desk(live_server)
+    assert kiosk.refresh_keys()
+    runner.invoke(args=["rotate-keys"])  # a key the kiosk never saw (or a forger's own)
+    form = world.issue()
+    kiosk.client.base_url = "http://127.0.0.1:9"
+    [outcome] = kiosk.handle(form["qr_payload"], desk.TravellerSession())
+    assert outcome.kind == desk.UNVERIFIED and "genuine" not in _card_text(outcome)
+
+
+def test_offline_a_passport_read_sends_the_traveller_to_the_desk(live_server, world, make_desk):
+    world.issue()
+    kiosk = make_desk("http://127.0.0.1:9")
+    [outcome] = kiosk.handle(passport_zone(expiry="240101"), desk.TravellerSession())
+    assert outcome.kind == desk.UNVERIFIED and outcome.passport_expired
+    assert "genuine" not in _card_text(outcome) and "expired" in _card_text(outcome)
+    [pending] = kiosk.queue.pending()
+    assert pending.body["queued"] is True
+
+
+def test_a_live_scan_sends_no_time_and_a_queued_one_is_marked_and_dated(live_server, world, make_desk):
+    live, later = world.issue(), world.issue()
+    kiosk = make_desk(live_server)
+    kiosk.handle(live["qr_payload"], desk.TravellerSession())
+    assert len(kiosk.queue) == 0
+    kiosk.refresh_keys()
+    kiosk.client.base_url = "http://127.0.0.1:9"
+    [recorded] = kiosk.handle(later["qr_payload"], desk.TravellerSession())
+    assert recorded.kind == desk.RECORDED
+    [pending] = kiosk.queue.pending()
+    assert set(pending.body) == {"qr_payload", "queued", "scanned_at"} and pending.body["queued"] is True
+
+
+def test_while_scans_wait_in_the_queue_new_ones_join_it_in_order(live_server, world, make_desk):
+    first, second = world.issue(), world.issue()
+    kiosk = make_desk(live_server)
+    kiosk.refresh_keys()
+    kiosk.client.base_url = kiosk.sync_client.base_url = "http://127.0.0.1:9"
+    kiosk.handle(first["qr_payload"], desk.TravellerSession())
+    # The API is back, but the queue is not sent yet: a live scan now would
+    # be newer than the queued one and shut it out.
+    kiosk.client.base_url = kiosk.sync_client.base_url = live_server
+    kiosk.online = True
+    [outcome] = kiosk.handle(second["qr_payload"], desk.TravellerSession())
+    assert outcome.kind == desk.RECORDED
+    report = kiosk.sync()
+    assert [v.form_id for _, v in report.sent] == [first["id"], second["id"]]
+    assert [v.verdict for _, v in report.sent] == ["validated", "validated"]
+    assert report.failed == [] and kiosk.online
+
+
+def test_a_queued_scan_the_api_refuses_is_reported_for_the_supervisor(app, live_server, world, make_desk):
+    from sqlalchemy import select
+
+    from api import database
+    from api.models import RefusedReplay
+
+    form, other = world.issue(), world.issue()
+    kiosk = make_desk(live_server)
+    kiosk.refresh_keys()
+    kiosk.client.base_url = kiosk.sync_client.base_url = "http://127.0.0.1:9"
+    kiosk.client.clock_offset = -timedelta(minutes=10)  # the scan was made ten minutes ago
+    kiosk.handle(form["qr_payload"], desk.TravellerSession())
+    # A live scan arrived since, with this kiosk's token: a scan the kiosk
+    # says it made before that cannot be taken on its word.
+    assert world.post("kiosk", "/api/v1/scans", {"qr_payload": other["qr_payload"]}).status_code == 200
+    kiosk.client.base_url = kiosk.sync_client.base_url = live_server
+    report = kiosk.sync()
+    [(item, error)] = report.failed
+    assert (error.status, error.code) == (422, "scanned_before_last_contact")
+    [refused] = kiosk.queue.failed()
+    assert (refused["form_id"], refused["code"]) == (form["id"], "scanned_before_last_contact")
+    assert refused["reported_at"] is not None and kiosk.queue.unreported() == []
+    with app.app_context():
+        [row] = database.session().scalars(select(RefusedReplay)).all()
+        assert (row.form_id, row.code, row.kind, row.status) == (form["id"], "scanned_before_last_contact", "qr", 422)
+    # Reported again (a lost answer): kept once.
+    assert kiosk.sync_client.report_refused(kiosk.queue.failed()) == 0
+    assert world.get("shop", f"/api/v1/forms/{form['id']}").get_json()["status"] == "issued"

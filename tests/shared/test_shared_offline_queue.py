@@ -21,7 +21,7 @@ def scanned_events(world, form_id) -> int:
     return [e["type"] for e in items].count("form.scanned")
 
 
-def body(form, minutes_ago=5):
+def body(form, minutes_ago=1):
     at = datetime.now(timezone.utc) - timedelta(minutes=minutes_ago)
     return {"qr_payload": form["qr_payload"], "scanned_at": iso_utc(at)}
 
