@@ -51,13 +51,14 @@ from sqlalchemy import and_, delete, or_, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from ..models import Check, Form, IdempotencyRecord, PortalSession, RateLimit
-from . import audit
+from . import audit, sign_in
 from .scans import MAX_OFFLINE
 
 ACTOR = "system:retention"
 EVENT = "form.personal_data_removed"
 NOTHING_FOLLOWS = ("rejected", "cancelled", "refunded", "validated", "partially_validated")
-# Rate-limit windows are a minute or an hour; a counter a day old is over.
+# Rate-limit windows are a minute or an hour; a counter a day old is over
+# (marks of familiar addresses, api/services/sign_in.py, are kept longer).
 RATE_LIMIT_KEPT = timedelta(days=1)
 
 REMOVED = {
@@ -128,8 +129,11 @@ def purge(session: Session, now: datetime, days: int, *, batch: int = 200) -> Re
     report.idempotency_records = _delete_idempotency_records(session, now - timedelta(days=days), batch)
     report.portal_sessions = session.execute(
         delete(PortalSession).where(PortalSession.expires_at <= now)).rowcount
-    report.rate_limits = session.execute(
-        delete(RateLimit).where(RateLimit.window_start < int((now - RATE_LIMIT_KEPT).timestamp()))).rowcount
+    familiar = RateLimit.key.like(f"%{sign_in.FAMILIAR_MARK}%")
+    report.rate_limits = session.execute(delete(RateLimit).where(or_(
+        ~familiar & (RateLimit.window_start < int((now - RATE_LIMIT_KEPT).timestamp())),
+        RateLimit.window_start < int((now - sign_in.FAMILIAR_FOR).timestamp()),
+    ))).rowcount
     session.commit()
     return report
 

@@ -20,12 +20,21 @@ use the same scheme with the form number in place of the user.
 """
 from __future__ import annotations
 
+import hashlib
+import hmac
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
 
 from . import throttle
+
+
+# How long a successful login (lookup) makes its address familiar, and how
+# the counters that say so are named (api/services/retention.py keeps them
+# that long).
+FAMILIAR_FOR = timedelta(days=30)
+FAMILIAR_MARK = "-ok:"
 
 
 @dataclass(frozen=True)
@@ -37,11 +46,15 @@ class Guard:
     per_subject: int  # attempts per subject per window, from unfamiliar addresses
     subject_window: int  # seconds
     backoff: throttle.Backoff = throttle.Backoff()
-    familiar_for: timedelta = timedelta(days=30)
+    familiar_for: timedelta = FAMILIAR_FOR
+    # Keys the marks of familiar addresses, which are kept for weeks: they
+    # name a user (or a form) and an address only as a keyed hash.
+    secret: bytes = b""
 
     def _keys(self, subject: str, address: str) -> tuple[str, str, str, str]:
+        pair = hmac.new(self.secret, f"{subject}\n{address}".encode(), hashlib.sha256).hexdigest()[:32]
         return (f"{self.name}-ip:{address}", f"{self.name}-user:{subject}",
-                f"{self.name}-fail:{subject}:{address}", f"{self.name}-ok:{subject}:{address}")
+                f"{self.name}-fail:{subject}:{address}", f"{self.name}{FAMILIAR_MARK}{pair}")
 
     def before(self, session: Session, subject: str, address: str, now: datetime) -> None:
         """Count an attempt on ``subject`` from ``address``, or raise a 429
@@ -69,9 +82,11 @@ def _backoff(config) -> throttle.Backoff:
 
 def login_guard(config) -> Guard:
     return Guard("login", config["LOGIN_ATTEMPTS_PER_ADDRESS_PER_MINUTE"],
-                 config["LOGIN_ATTEMPTS_PER_USER"], config["LOGIN_USER_WINDOW_SECONDS"], _backoff(config))
+                 config["LOGIN_ATTEMPTS_PER_USER"], config["LOGIN_USER_WINDOW_SECONDS"], _backoff(config),
+                 secret=config["SECRET_KEY"].encode())
 
 
 def status_guard(config) -> Guard:
     return Guard("status", config["STATUS_LOOKUPS_PER_ADDRESS_PER_MINUTE"],
-                 config["STATUS_LOOKUPS_PER_FORM_PER_HOUR"], 3600, _backoff(config))
+                 config["STATUS_LOOKUPS_PER_FORM_PER_HOUR"], 3600, _backoff(config),
+                 secret=config["SECRET_KEY"].encode())

@@ -110,10 +110,17 @@ class HelpScreen(Screen):
     back_to = StringProperty("welcome")
 
 
+def masked(form_id: str | None) -> str:
+    """A form number with its middle hidden: anyone at the kiosk can open
+    this screen, and a whole number is half of what the status page asks
+    for. The supervisors' dashboard shows it whole."""
+    return f"{form_id[:2]}…{form_id[-4:]}" if form_id else "-"
+
+
 class StaffScreen(Screen):
     """For staff, in English like the status badge: scans waiting to be
-    sent, and the queued scans the API refused (form number, when, why),
-    which also go to the supervisors' dashboard. No passport numbers."""
+    sent, and the queued scans the API refused (form number masked, when,
+    why), which also go to the supervisors' dashboard. No passport numbers."""
 
     back_to = StringProperty("welcome")
     summary = StringProperty("")
@@ -123,7 +130,7 @@ class StaffScreen(Screen):
         self.summary = (f"{pending} scan(s) waiting to be sent. "
                         f"{len(refused)} queued scan(s) refused by the API:")
         self.refused_list = "\n".join(
-            f"{item['failed_at']}  {item['form_id'] or ('passport' if item['kind'] == 'passport' else '-')}"
+            f"{item['failed_at']}  {'passport' if item['kind'] == 'passport' else masked(item['form_id'])}"
             f"  scanned {item['scanned_at'] or '?'}  {item['code']}: {item['detail']}"
             + ("" if item["reported_at"] else "  (not yet reported)")
             for item in refused

@@ -147,3 +147,24 @@ def test_the_status_page_counts_the_same_wrong_names(world, client, clock):
     token = csrf_token(client, "/status")
     page = client.post("/status", data={"csrf_token": token, "form_id": form["id"], "last_name": "Chen"})
     assert page.status_code == 429
+
+
+def test_familiar_addresses_are_kept_for_weeks_as_keyed_hashes_then_purged(app, world, clock, runner):
+    from sqlalchemy import select
+
+    from api import database
+    from api.models import RateLimit
+    from api.services import retention
+
+    assert login(world, PASSWORD, OFFICE).status_code == 200
+    with app.app_context():
+        keys = database.session().scalars(select(RateLimit.key)).all()
+        assert not any(OFFICE in k for k in keys if "-ok:" in k)  # no address kept for weeks
+        session = database.session()
+        start = datetime.now(timezone.utc)  # the world's own logins were made now
+        # A week later the purge of old counters keeps the mark ...
+        retention.purge(session, start + timedelta(days=7), 365)
+        assert any("-ok:" in k for k in database.session().scalars(select(RateLimit.key)))
+        # ... and a month later it is gone.
+        retention.purge(session, start + timedelta(days=31), 365)
+        assert not any("-ok:" in k for k in database.session().scalars(select(RateLimit.key)))

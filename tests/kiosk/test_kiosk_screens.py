@@ -6,6 +6,7 @@ Chinese and Arabic render real glyphs; an idle session is forgotten."""
 from __future__ import annotations
 
 import time
+from datetime import timedelta
 
 import cv2
 import numpy as np
@@ -284,3 +285,57 @@ def test_every_screen_is_captured_in_several_languages(window, tmp_path):
     written = capture(tmp_path / "shots", languages=("en", "zh_CN", "ar"))
     assert len(written) == 27
     assert all(p.stat().st_size > 10_000 for p in written)
+
+
+def test_offline_without_keys_the_kiosk_sends_the_traveller_to_the_desk_and_never_says_genuine(
+        start_kiosk, world, api, tmp_path):
+    form = world.issue()
+    api.stop()  # down before this kiosk ever fetched the keys
+    app = start_kiosk(data_dir=tmp_path / "fresh-kiosk")
+    type_into_kiosk(form["qr_payload"])
+    wait_for(lambda: shown_kinds(app) == [desk.UNVERIFIED], pump=pump)
+    [card] = cards(app)
+    assert card.title == "Go to the customs desk"
+    assert "Departures 2" in card.body and form["id"] in card.body
+    for claim in ("genuine", "recorded", "saved", "Scan recorded"):
+        assert claim not in card.title + card.body
+    # Kept for the record, and the summary says no more than the result did.
+    assert app.pending == 1
+    app.go("summary")
+    pump()
+    [summary] = app.screens["summary"].shown
+    assert summary.title == "Go to the customs desk" and "genuine" not in summary.body
+
+
+def test_a_replay_the_api_refuses_is_counted_listed_for_staff_and_on_the_dashboard(
+        start_kiosk, world, api, tmp_path, client):
+    from tests.portal.portal_support import portal_login
+
+    form, other = world.issue(), world.issue()
+    data = tmp_path / "kiosk-data"
+    app = start_kiosk(data_dir=data)
+    wait_for(lambda: (data / "jwks.json").exists() and app.online, pump=pump)
+    api.stop()
+    app.desk.client.clock_offset = -timedelta(minutes=10)  # the scan is made ten minutes "ago"
+    type_into_kiosk(form["qr_payload"])
+    wait_for(lambda: shown_kinds(app) == [desk.RECORDED], pump=pump)
+    # While it is cut off, a live scan arrives with its token (a copy).
+    assert world.post("kiosk", "/api/v1/scans", {"qr_payload": other["qr_payload"]}).status_code == 200
+    api.start()
+    app.request_sync()
+    wait_for(lambda: app.pending == 0 and app.refused == 1, timeout=15, pump=pump)
+    assert "1 refused" in app.badge.text
+    # Staff touch the badge: the refusal is listed, with the form number.
+    app.badge.dispatch("on_open")
+    pump()
+    assert app.manager.current == "staff"
+    staff = app.screens["staff"]
+    assert "scanned_before_last_contact" in staff.refused_list
+    # The number masked: travellers can touch the badge too.
+    assert form["id"] not in staff.refused_list and f"{form['id'][:2]}…{form['id'][-4:]}" in staff.refused_list
+    assert "not yet reported" not in staff.refused_list
+    # And the supervisor sees it on the dashboard.
+    assert portal_login(client, "officer").status_code == 302
+    page = client.get("/dashboard?exit_point=AMS").get_data(as_text=True)
+    section = page[page.index('id="refused-replays"'):]
+    assert form["id"] in section and "scanned_before_last_contact" in section
