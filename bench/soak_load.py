@@ -623,9 +623,8 @@ class Load:
                     return None if reply.json()["form_id"] == form.form_id else "another form"
 
                 # Names match whatever the case (the API's rule): typed in lower case here.
-                query = urlencode({"last_name": form.last_name.lower()})
-                if await self.call("GET /status/{id} (API)", pool, "GET", f"/api/v1/status/{form.form_id}?{query}",
-                                   scheduled=scheduled, check=check):
+                if await self.call("POST /status/{id} (API)", pool, "POST", f"/api/v1/status/{form.form_id}",
+                                   body={"last_name": form.last_name.lower()}, scheduled=scheduled, check=check):
                     self.state.status_lookups["api"] += 1
                 return
             page = await self.call("GET /status (page)", pool, "GET", "/status", scheduled=scheduled,
@@ -707,7 +706,8 @@ class Load:
         if not self.state.issued:
             return None
         form_id = self.rng.choice(list(self.state.issued)[-2000:])
-        return dict(method="GET", path=f"/api/v1/status/{form_id}?last_name=Nobody", pool=self._traveller_pool())
+        return dict(method="POST", path=f"/api/v1/status/{form_id}", body={"last_name": "Nobody"},
+                    pool=self._traveller_pool())
 
     async def bad(self, scheduled: float) -> None:
         # In turn; one whose precondition is not there yet (no form decided
