@@ -159,6 +159,8 @@ def load(instance_path: str) -> dict:
         # share these counters; per form: from unfamiliar addresses).
         "STATUS_LOOKUPS_PER_ADDRESS_PER_MINUTE": int(env.get("STATUS_LOOKUPS_PER_ADDRESS_PER_MINUTE", "20")),
         "STATUS_LOOKUPS_PER_FORM_PER_HOUR": int(env.get("STATUS_LOOKUPS_PER_FORM_PER_HOUR", "20")),
+        # Devices report the queued scans the API refused (POST /api/v1/scans/refused).
+        "REFUSED_REPORTS_PER_DEVICE_PER_HOUR": int(env.get("REFUSED_REPORTS_PER_DEVICE_PER_HOUR", "60")),
         # Flask-WTF's CSRF check runs only on the web pages (api/portal calls
         # it); the API authenticates every request with a bearer token and
         # has no cookies to forge. Tokens live as long as the session.

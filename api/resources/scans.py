@@ -16,7 +16,7 @@ from ..schemas import (
     ScanRequest,
     ScanResponse,
 )
-from ..services import forms, refused_replays, scans
+from ..services import forms, refused_replays, scans, throttle
 from .common import IDEMPOTENCY_HEADER, idempotent, keyring
 
 blp = Blueprint("scans", __name__, url_prefix="/api/v1/scans", description="Scans at exit points")
@@ -89,12 +89,18 @@ def scan_passport(body):
 @require("device")
 @blp.arguments(RefusedReplays)
 @blp.response(200, RefusedReplaysRecorded)
+@blp.alt_response(429, response="TOO_MANY_REQUESTS")
 def report_refused(body):
     """Scans this device queued offline that the API refused when they were
     sent (4xx): reported so that supervisors see them on the dashboard. A
     report sent again is kept once. Form numbers only, never passport
-    numbers or QR payloads."""
+    numbers or QR payloads. At most REFUSED_REPORTS_PER_DEVICE_PER_HOUR
+    reports (of up to 100 each) per device: a stolen device token cannot
+    fill the table."""
     session = database.session()
-    recorded = refused_replays.record(session, current_principal(), body["items"], utcnow())
+    device, now = current_principal(), utcnow()
+    throttle.hit(session, f"refused-report:{device.id}",
+                 current_app.config["REFUSED_REPORTS_PER_DEVICE_PER_HOUR"], 3600, now)
+    recorded = refused_replays.record(session, device, body["items"], now)
     session.commit()
     return {"recorded": recorded}

@@ -240,3 +240,28 @@ def test_an_offline_scan_made_before_the_deadline_validates_a_form_expired_since
     runner.invoke(args=["expire-forms"])
     assert world.post("kiosk", "/api/v1/scans", {"qr_payload": other["qr_payload"]}).get_json()[
         "reason_code"] == "deadline_passed"
+
+
+# --- what devices report of the replays the API refused ---------------------------
+
+def _report(n, **changes):
+    return {"idempotency_key": f"kiosk:scan-{n}", "kind": "qr", "form_id": "NL2BX7Q4KA",
+            "scanned_at": _ago(hours=2), "refused_at": _ago(minutes=1), "status": 422,
+            "code": "scanned_before_last_contact", "detail": "Before the device's last live scan.", **changes}
+
+
+def test_a_device_reports_refused_replays_once_and_only_devices_may(world, app):
+    r = world.post("kiosk", "/api/v1/scans/refused", {"items": [_report(1), _report(2)]})
+    assert (r.status_code, r.get_json()) == (200, {"recorded": 2})
+    again = world.post("kiosk", "/api/v1/scans/refused", {"items": [_report(2), _report(3)]})
+    assert again.get_json() == {"recorded": 1}
+    assert world.post("officer", "/api/v1/scans/refused", {"items": [_report(4)]}).status_code == 403
+    assert world.post("kiosk", "/api/v1/scans/refused", {"items": [_report(5, status=500)]}).status_code == 422
+    assert world.post("kiosk", "/api/v1/scans/refused", {"items": [_report(n) for n in range(101)]}).status_code == 422
+
+
+def test_a_device_cannot_flood_the_refused_replays(world, app):
+    app.config["REFUSED_REPORTS_PER_DEVICE_PER_HOUR"] = 2
+    statuses = [world.post("kiosk", "/api/v1/scans/refused", {"items": [_report(n)]}).status_code for n in range(3)]
+    assert statuses == [200, 200, 429]
+    assert world.post("rtm-kiosk", "/api/v1/scans/refused", {"items": [_report(9)]}).status_code == 200
