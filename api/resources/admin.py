@@ -206,7 +206,8 @@ class Sailings(MethodView):
         session.commit()
         return sailing
 def _user(user_id: int) -> User:
-    user = database.session().get(User, user_id)
+    # Ids are 32-bit in the database: a larger number names nobody.
+    user = database.session().get(User, user_id) if user_id <= 2**31 - 1 else None
     if user is None:
         raise Problem(404, "not_found", f"No user {user_id}.")
     return user

@@ -219,3 +219,11 @@ def test_the_admin_api_refuses_short_and_common_passwords_for_new_users(world):
         assert problem(r, 422, "invalid_request")["errors"]["password"], weak
     assert world.post("root", "/api/v1/users", {"username": "clerk", "password": NEW_PASSWORD,
                                                 "role": "officer"}).status_code == 201
+
+
+def test_a_user_id_beyond_what_the_database_stores_is_not_found(world):
+    for path in ("disable", "enable"):
+        problem(world.post("root", f"/api/v1/users/{2**31}/{path}"), 404, "not_found")
+    r = world.client.put(f"/api/v1/users/{10**25}/password", json={"password": NEW_PASSWORD},
+                         headers=world.auth("root"))
+    problem(r, 404, "not_found")
