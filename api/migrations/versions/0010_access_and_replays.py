@@ -7,8 +7,8 @@
   an index to find a device's last live scan.
 - refused_replays: queued scans the API refused, as the device reported them.
 
-Revision ID: a009
-Revises: 0008
+Revision ID: 0010
+Revises: 0009
 Create Date: 2026-12-04
 """
 from alembic import op
@@ -16,8 +16,8 @@ import sqlalchemy as sa
 
 import api.models
 
-revision = "a009"
-down_revision = "0008"
+revision = "0010"
+down_revision = "0009"
 branch_labels = None
 depends_on = None
 
