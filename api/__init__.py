@@ -26,6 +26,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.config.update(config.load(app.instance_path))
     if test_config:
         app.config.update(test_config)
+    config.settle_production_secrets(app.config, app.instance_path)
     # Fail at start-up, not at the first scan, on a bad rule configuration.
     app.config["RULESET"] = rules.ruleset_for(app.config["MEMBER_STATE"])
     app.config["RISK"] = risk.policy_from_dict(app.config["RISK_POLICY"])
@@ -36,6 +37,8 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.url_map.strict_slashes = False
     logging.basicConfig(level=logging.INFO)
 
+    # Before the database: its sessions carry the cipher of the signing secrets.
+    app.extensions["secret_cipher"] = cipher_from_keys(app.config["SIGNING_KEY_ENCRYPTION_KEYS"])
     database.init_app(app)
     app.extensions["passport_cipher"] = cipher_from_keys(app.config["PASSPORT_KEYS"])
     app.extensions["keyring"] = Keyring()

@@ -2,7 +2,7 @@
 travellers with short-lived traveller tokens from their own phone.
 
 User access tokens are short-lived JWTs (RFC 9068 ``at+jwt``) signed with the
-keyring's current Ed25519 key. Devices (kiosks, tablets, handhelds) hold a
+keyring's current access-token key (never a QR key: api/keys.py). Devices (kiosks, tablets, handhelds) hold a
 long-lived opaque token, stored hashed, that survives key rotation and stops
 working the moment the device is revoked.
 
@@ -26,6 +26,8 @@ import jwt
 from flask import current_app, g, request
 from sqlalchemy import bindparam, select
 from werkzeug.security import check_password_hash, generate_password_hash
+
+from shared.qrtoken import ACCESS_TOKEN as ACCESS_TOKEN_KEYS
 
 from . import database
 from .models import Device, ExitPoint, User, utcnow
@@ -101,7 +103,7 @@ def issue_access_token(user: User, auth_time: int | None = None) -> tuple[str, i
     if ttl <= 0:
         raise _unauthorized("The session has reached its maximum length; log in again.",
                             code="session_expired")
-    kid, key = current_app.extensions["keyring"].signing_key(database.session())
+    kid, key = current_app.extensions["keyring"].signing_key(database.session(), ACCESS_TOKEN_KEYS)
     claims = {
         "iss": current_app.config["TOKEN_ISSUER"],
         "aud": current_app.config["TOKEN_AUDIENCE"],
@@ -120,7 +122,7 @@ def issue_access_token(user: User, auth_time: int | None = None) -> tuple[str, i
 def _sign(claims: dict, typ: str) -> str:
     """Sign our own JWT (traveller token, desk pass) with the key that signs
     access tokens."""
-    kid, key = current_app.extensions["keyring"].signing_key(database.session())
+    kid, key = current_app.extensions["keyring"].signing_key(database.session(), ACCESS_TOKEN_KEYS)
     return jwt.encode(claims, key, algorithm="EdDSA", headers={"kid": kid, "typ": typ})
 
 
@@ -130,8 +132,8 @@ def _verified_claims(token: str, typ: str, audience: str) -> dict:
     header = jwt.get_unverified_header(token)
     if header.get("alg") != "EdDSA" or header.get("typ") != typ:
         raise jwt.InvalidTokenError("not this kind of token")
-    key = current_app.extensions["keyring"].keyset(database.session(), header.get("kid")).get(
-        str(header.get("kid")))
+    key = current_app.extensions["keyring"].keyset(
+        database.session(), header.get("kid"), ACCESS_TOKEN_KEYS).get(str(header.get("kid")))
     if key is None:
         raise jwt.InvalidTokenError("unknown key")
     return jwt.decode(token, key, algorithms=["EdDSA"], audience=audience,
@@ -269,9 +271,9 @@ def _principal_from_access_token(token: str) -> Principal:
     # public key, no QR payload passed off as an access token.
     if header.get("alg") != "EdDSA" or header.get("typ") != "at+jwt":
         raise _unauthorized("The access token is not valid.")
-    key = current_app.extensions["keyring"].keyset(session, header.get("kid")).get(
-        str(header.get("kid"))
-    )
+    # Access-token keys only: a token signed with a QR key is refused.
+    kid = str(header.get("kid"))
+    key = current_app.extensions["keyring"].keyset(session, kid, ACCESS_TOKEN_KEYS).get(kid)
     if key is None:
         raise _unauthorized("The access token was signed with an unknown key.")
     try:

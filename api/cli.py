@@ -15,23 +15,27 @@ from .models import Intermediary, Retailer, User, utcnow
 def init_app(app: Flask) -> None:
     for cmd in (init_db, seed_demo, create_user, rotate_keys, expire_forms, pair_device, deliver_webhooks,
                 reencrypt_personal_data, verify_audit, purge_personal_data, add_zone, add_sensor_post,
-                retire_sensor_post, add_sailing, disable_user, enable_user, set_password):
+                retire_sensor_post, add_sailing, disable_user, enable_user, set_password,
+                reencrypt_signing_keys, purge_deliveries):
         app.cli.add_command(cmd)
 
 
-def migrate(url: str, audit_chain_key: bytes | None = None) -> None:
+def migrate(url: str, audit_chain_key: bytes | None = None, signing_key_encryption_keys: str | None = None) -> None:
     """Bring the database up to the newest schema. The audit chain's key
-    lets a migration link events that exist already."""
+    lets a migration link events that exist already; the signing-key
+    encryption keys let one encrypt signing secrets that exist already."""
     config = alembic_config(url)
     config.attributes["audit_chain_key"] = audit_chain_key
+    config.attributes["signing_key_encryption_keys"] = signing_key_encryption_keys
     command.upgrade(config, "heads")
 
 
 @click.command("init-db")
 @with_appcontext
 def init_db():
-    """Create or upgrade the database schema (Alembic) and the first signing key."""
-    migrate(current_app.config["DATABASE_URL"], current_app.config["AUDIT_CHAIN_KEY"].encode())
+    """Create or upgrade the database schema (Alembic) and the first signing keys."""
+    config = current_app.config
+    migrate(config["DATABASE_URL"], config["AUDIT_CHAIN_KEY"].encode(), config["SIGNING_KEY_ENCRYPTION_KEYS"])
     keys.ensure_key(database.session())
     click.echo("Database is up to date.")
 
@@ -147,15 +151,27 @@ def set_password(name, from_stdin):
 
 
 @click.command("rotate-keys")
+@click.option("--purpose", required=True, type=click.Choice(["qr", "access-token"]),
+              help="qr: the key that signs forms' QR codes; access-token: the key that signs access tokens")
 @with_appcontext
-def rotate_keys():
-    """Add a new signing key; the previous key keeps verifying, older ones retire."""
+def rotate_keys(purpose):
+    """Add a new signing key for PURPOSE; the key it replaces stops signing
+    and verifies as long as needed: a QR key until the export deadlines of
+    the forms it signed have passed, an access-token key for the token
+    lifetime. Keys whose time has passed retire."""
+    purpose = keys.ACCESS_TOKEN if purpose == "access-token" else keys.QR
     session = database.session()
-    new = keys.rotate(session)
+    config = current_app.config
+    # An access-token key also signs traveller tokens and desk passes: it
+    # verifies as long as the longest-lived of them.
+    token_ttl = max(config["ACCESS_TOKEN_TTL"], config["TRAVELLER_TOKEN_TTL"], config["DESK_PASS_TTL"])
+    new = keys.rotate(session, purpose, access_token_ttl=token_ttl, ruleset=config["RULESET"])
     session.commit()
     current_app.extensions["keyring"].invalidate()
-    live = [k.kid for k in keys.active_keys(session)]
-    click.echo(f"New signing key {new.kid}; verifying with {', '.join(live)}.")
+    click.echo(f"New signing key {new.kid}.")
+    for key in keys.active_keys(session, purpose):
+        until = "while it signs" if key.verifies_until is None else f"until {key.verifies_until:%Y-%m-%d %H:%M} UTC"
+        click.echo(f"  {key.kid} verifies {until}")
 
 
 @click.command("expire-forms")
@@ -238,8 +254,9 @@ def deliver_webhooks(forever):
 @click.command("reencrypt-personal-data")
 @with_appcontext
 def reencrypt_personal_data():
-    """Encrypt every passport number with the newest of PASSPORT_KEYS (after
-    a key was added, before the old one is dropped)."""
+    """Encrypt every passport number and stored idempotent response with the
+    newest of PASSPORT_KEYS (after a key was added, before the old one is
+    dropped)."""
     from sqlalchemy import text
 
     from .personal_data import reencrypt
@@ -263,7 +280,23 @@ def reencrypt_personal_data():
         session.execute(text("UPDATE sensor_posts SET secret = :value WHERE id = :id"),
                         {"value": reencrypt(raw), "id": post_id})
     session.commit()
-    click.echo(f"{done} passport number(s) and {len(posts)} sensor post secret(s) encrypted with the newest key.")
+    # Stored responses of idempotent requests (they may hold whole forms).
+    responses, last = 0, ("", "")
+    while True:
+        rows = session.execute(text(
+            "SELECT owner, key, response_body FROM idempotency_records WHERE owner > :owner "
+            "OR (owner = :owner AND key > :key) ORDER BY owner, key LIMIT 500"),
+            {"owner": last[0], "key": last[1]}).all()
+        if not rows:
+            break
+        for owner, key, raw in rows:
+            session.execute(text("UPDATE idempotency_records SET response_body = :value "
+                                 "WHERE owner = :owner AND key = :key"),
+                            {"value": reencrypt(raw), "owner": owner, "key": key})
+        session.commit()
+        responses, last = responses + len(rows), (rows[-1][0], rows[-1][1])
+    click.echo(f"{done} passport number(s), {len(posts)} sensor post secret(s) and {responses} stored "
+               "response(s) encrypted with the newest key.")
 
 
 def _head(value: str | None) -> tuple[int, str] | None:
@@ -421,3 +454,32 @@ def add_sailing(exit_point, operator, route, destination_port, destination_code,
         destination_country=destination_country.upper(), departs_at=departs_at, zone=zone))
     session.commit()
     click.echo(f"Sailing {sailing.id} added.")
+
+
+@click.command("reencrypt-signing-keys")
+@with_appcontext
+def reencrypt_signing_keys():
+    """Encrypt the signing keys' private halves and the webhook secrets with
+    the newest of SIGNING_KEY_ENCRYPTION_KEYS (after a key was added, before
+    the old one is dropped)."""
+    from . import custody
+
+    done = custody.reseal_all(database.session())
+    current_app.extensions["keyring"].invalidate()
+    click.echo(f"{done} signing secret(s) encrypted with the newest key.")
+
+
+@click.command("purge-deliveries")
+@click.option("--older-than-days", "days", type=click.IntRange(min=1),
+              help="Days since a delivery was last scheduled (default: WEBHOOKS_DELIVERY_RETENTION_DAYS)")
+@click.option("--batch", default=500, show_default=True, help="Deliveries per transaction")
+@with_appcontext
+def purge_deliveries(days, batch):
+    """Delete webhook deliveries that are over (delivered, failed, cancelled)
+    and older than the retention period, with their attempts; pending ones
+    and the audit events stay. Each batch commits on its own."""
+    from .services import deliveries
+
+    days = current_app.config["WEBHOOKS_DELIVERY_RETENTION_DAYS"] if days is None else days
+    deleted = deliveries.purge(database.session(), utcnow(), days, batch=batch)
+    click.echo(f"{deleted} finished webhook delivery(ies) older than {days} day(s) deleted, with their attempts.")

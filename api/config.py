@@ -29,11 +29,18 @@ class ConfigError(RuntimeError):
 
 
 def is_production(env=None) -> bool:
-    """True when ``TAXFREE_ENV=production``. A production server must be
-    given its secrets: none is generated in an instance folder that a
-    second worker, a restore or a new machine would not share."""
+    """Whether the app runs for real: ``TAXFREE_ENV=production``, or, when
+    TAXFREE_ENV is not set, a database other than SQLite (the embedded
+    database of development, demos and tests). ``env`` is the environment
+    or the app's configuration. A production server must be given its
+    secrets: none is generated in an instance folder that a second worker,
+    a restore or a new machine would not share, and that would travel with
+    the database's backups."""
     env = os.environ if env is None else env
-    return env.get("TAXFREE_ENV", "").strip().lower() == "production"
+    explicit = str(env.get("TAXFREE_ENV") or "").strip().lower()
+    if explicit:
+        return explicit == "production"
+    return not str(env.get("DATABASE_URL") or "sqlite").startswith("sqlite")
 
 
 def _secret(env, instance_path: str, name: str, min_length: int = 32) -> str:
@@ -42,7 +49,7 @@ def _secret(env, instance_path: str, name: str, min_length: int = 32) -> str:
     value = env.get(name, "").strip()
     if not value:
         if is_production(env):
-            raise ConfigError(f"{name} must be set when TAXFREE_ENV=production")
+            raise ConfigError(f"{name} must be set in production (TAXFREE_ENV=production or a PostgreSQL DATABASE_URL)")
         return _instance_secret(instance_path, name.lower())
     if len(value) < min_length:
         raise ConfigError(f"{name} must be at least {min_length} characters long")
@@ -55,6 +62,9 @@ def load(instance_path: str) -> dict:
         "DATABASE_URL": env.get(
             "DATABASE_URL", f"sqlite:///{Path(instance_path) / 'taxfree.sqlite3'}"
         ),
+        # "production" or "development"; unset, a PostgreSQL DATABASE_URL
+        # counts as production (is_production).
+        "TAXFREE_ENV": env.get("TAXFREE_ENV", ""),
         "SECRET_KEY": env.get("SECRET_KEY") or _instance_secret(instance_path, "secret_key"),
         # Keys the passport-number hash used for lookups; changing it orphans
         # existing lookups, so it is kept apart from SECRET_KEY.
@@ -100,6 +110,11 @@ def load(instance_path: str) -> dict:
         # prepend a key, run reencrypt-personal-data, then drop the old one).
         "PASSPORT_KEYS": env.get("PASSPORT_KEYS") or _instance_secret(
             instance_path, "passport_keys", lambda: Fernet.generate_key().decode()),
+        # Fernet keys for the secrets that sign (signing keys' private
+        # halves, webhook secrets) at rest, newest first (api/custody.py;
+        # rotation: prepend a key, run reencrypt-signing-keys, drop the old
+        # one). Required in production; see settle_production_secrets.
+        "SIGNING_KEY_ENCRYPTION_KEYS": env.get("SIGNING_KEY_ENCRYPTION_KEYS", ""),
         "MEMBER_STATE": env.get("MEMBER_STATE", "NL"),
         "RISK_POLICY": json.loads(env.get("RISK_POLICY", "{}")),
         # Keys the random check (shared/risk.py sample_point): whoever knows
@@ -141,7 +156,14 @@ def load(instance_path: str) -> dict:
         # Webhooks (api/services/deliveries.py). Private and loopback
         # receiver addresses are refused unless this is on (tests; a local
         # demo): a webhook URL must not reach into the operator's network.
+        # The same switch lets them go over plain http: production sends
+        # over https only, so the signed events and their secrets' MACs are
+        # not read or replayed on the way.
         "WEBHOOKS_ALLOW_PRIVATE": env.get("WEBHOOKS_ALLOW_PRIVATE", "").lower() in ("1", "true", "yes"),
+        # Delivered, failed and cancelled deliveries (and their attempts) are
+        # deleted this many days after their last (re)scheduling by
+        # flask --app api purge-deliveries; pending ones stay.
+        "WEBHOOKS_DELIVERY_RETENTION_DAYS": int(env.get("WEBHOOKS_DELIVERY_RETENTION_DAYS", "90")),
         "WEBHOOKS_TIMEOUT_SECONDS": float(env.get("WEBHOOKS_TIMEOUT_SECONDS", "5")),
         "WEBHOOKS_LEASE_SECONDS": float(env.get("WEBHOOKS_LEASE_SECONDS", "120")),
         "WEBHOOKS_BATCH_SIZE": int(env.get("WEBHOOKS_BATCH_SIZE", "10")),
@@ -167,3 +189,18 @@ def load(instance_path: str) -> dict:
         "WTF_CSRF_CHECK_DEFAULT": False,
         "WTF_CSRF_TIME_LIMIT": None,
     }
+
+
+def settle_production_secrets(config: dict, instance_path: str) -> None:
+    """Fill in SIGNING_KEY_ENCRYPTION_KEYS for development, or refuse to
+    start in production without it: a key generated next to the database
+    would be copied with it, and each machine would generate its own."""
+    if config.get("SIGNING_KEY_ENCRYPTION_KEYS"):
+        return
+    if is_production(config):
+        raise RuntimeError(
+            "SIGNING_KEY_ENCRYPTION_KEYS is not set. In production (a PostgreSQL DATABASE_URL) it must "
+            "come from the environment, the same on every machine: comma-separated Fernet keys, newest "
+            "first (python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())').")
+    config["SIGNING_KEY_ENCRYPTION_KEYS"] = _instance_secret(
+        instance_path, "signing_key_encryption_keys", lambda: Fernet.generate_key().decode())

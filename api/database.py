@@ -10,6 +10,8 @@ from sqlalchemy import MetaData, create_engine, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
+from . import custody
+
 # Stable constraint names, so Alembic migrations can refer to them on every
 # database.
 NAMING = {
@@ -46,10 +48,13 @@ def make_engine(url: str) -> Engine:
 def init_app(app: Flask) -> None:
     engine = make_engine(app.config["DATABASE_URL"])
     app.extensions["db_engine"] = engine
-    # Sessions carry the audit chain's key: events are linked as their
-    # transaction commits, also in worker threads without an app context.
+    # Sessions carry the audit chain's key and the cipher of the signing
+    # secrets (api/custody.py): events are linked as their transaction
+    # commits and webhook secrets opened, also in worker threads without an
+    # app context.
     app.extensions["db_sessionmaker"] = sessionmaker(
-        engine, expire_on_commit=False, info={"audit_chain_key": app.config["AUDIT_CHAIN_KEY"].encode()})
+        engine, expire_on_commit=False, info={"audit_chain_key": app.config["AUDIT_CHAIN_KEY"].encode(),
+                                              custody.SESSION_INFO: app.extensions["secret_cipher"]})
     app.teardown_appcontext(_close_session)
 
 

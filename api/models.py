@@ -24,7 +24,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from .database import Base
-from .personal_data import EncryptedText
+from .personal_data import EncryptedJSON, EncryptedText
 
 
 def utcnow() -> datetime:
@@ -141,17 +141,25 @@ class Device(Base):
 
 
 class SigningKey(Base):
-    """An Ed25519 key that signs QR payloads and access tokens.
+    """An Ed25519 key that signs QR payloads or access tokens, never both
+    (api/keys.py).
 
-    The newest unretired key signs; every unretired key verifies and is
-    published in the JWKS."""
+    The newest key of a purpose signs; a key verifies, and is published in
+    the JWKS, until ``verifies_until`` (open while it signs)."""
 
     __tablename__ = "signing_keys"
     kid: Mapped[str] = mapped_column(String(40), primary_key=True)
-    private_key_pem: Mapped[str] = mapped_column(Text)
+    purpose: Mapped[str] = mapped_column(String(16))
+    # The PKCS8 PEM, encrypted with SIGNING_KEY_ENCRYPTION_KEYS
+    # (api/custody.py); erased once the key no longer signs.
+    private_key: Mapped[str | None] = mapped_column(Text)
     public_jwk: Mapped[dict] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    verifies_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     retired_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    __table_args__ = (
+        CheckConstraint("purpose IN ('qr', 'access_token')", name="purpose"),
+    )
 
 
 FORM_STATUSES = (
@@ -201,6 +209,9 @@ class Form(Base):
     refund_cents: Mapped[int] = mapped_column(BigInteger)
     export_deadline: Mapped[date] = mapped_column(Date)
     qr_payload: Mapped[str] = mapped_column(Text)
+    # The key that signed the QR payload: it must verify until the export
+    # deadline has passed (api/keys.py).
+    qr_kid: Mapped[str | None] = mapped_column(String(40))
     # Set once a scan or an officer validated the export (fully or in part).
     validated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     exit_point_id: Mapped[int | None] = mapped_column(ForeignKey("exit_points.id"))
@@ -372,7 +383,9 @@ class IdempotencyRecord(Base):
     key: Mapped[str] = mapped_column(String(255), primary_key=True)
     request_hash: Mapped[str] = mapped_column(String(64))
     status_code: Mapped[int] = mapped_column(Integer)
-    response_body: Mapped[dict] = mapped_column(JSON)
+    # Encrypted like passport numbers: a stored POST /forms response is the
+    # whole form, traveller included.
+    response_body: Mapped[dict] = mapped_column(EncryptedJSON)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
@@ -423,8 +436,9 @@ class Webhook(Base):
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     url: Mapped[str] = mapped_column(String(2000))
     events: Mapped[list] = mapped_column(JSON)
-    # Signing needs the secret itself, so it cannot be stored hashed.
-    secret: Mapped[str] = mapped_column(String(100))
+    # Signing needs the secret itself, so it cannot be stored hashed: it is
+    # stored encrypted with SIGNING_KEY_ENCRYPTION_KEYS (api/custody.py).
+    secret: Mapped[str] = mapped_column(String(255))
     retailer_id: Mapped[int | None] = mapped_column(ForeignKey("retailers.id"), index=True)
     intermediary_id: Mapped[int | None] = mapped_column(ForeignKey("intermediaries.id"), index=True)
     created_by: Mapped[str] = mapped_column(String(64))

@@ -13,9 +13,11 @@ are until re-encrypted.
 """
 from __future__ import annotations
 
+import json
+
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from flask import current_app
-from sqlalchemy import String, TypeDecorator
+from sqlalchemy import String, Text, TypeDecorator
 
 TOKEN_PREFIX = "gAAAAA"
 
@@ -47,6 +49,31 @@ class EncryptedText(TypeDecorator):
             return _cipher().decrypt(value.encode()).decode()
         except InvalidToken:
             raise RuntimeError("a passport number was encrypted with a key not in PASSPORT_KEYS") from None
+
+
+class EncryptedJSON(TypeDecorator):
+    """A JSON document stored encrypted with the app's passport keys (the
+    stored responses of idempotent requests, which may hold a whole form).
+    Documents stored before encryption are read as they are until
+    re-encrypted."""
+
+    impl = Text
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is None:
+            return None
+        return _cipher().encrypt(json.dumps(value, separators=(",", ":")).encode()).decode()
+
+    def process_result_value(self, value, dialect):
+        if value is None:
+            return None
+        if not value.startswith(TOKEN_PREFIX):
+            return json.loads(value)
+        try:
+            return json.loads(_cipher().decrypt(value.encode()))
+        except InvalidToken:
+            raise RuntimeError("a stored response was encrypted with a key not in PASSPORT_KEYS") from None
 
 
 def reencrypt(raw: str | None) -> str | None:

@@ -27,7 +27,8 @@ from sqlalchemy import create_engine
 from shared import formid, qrtoken, rules
 
 PASSWORD = "bench-password-1"
-SECRETS = {"SECRET_KEY": "bench-secret-key-" + "0" * 32, "PASSPORT_HASH_KEY": "bench-passport-key-" + "1" * 32}
+SECRETS = {"SECRET_KEY": "bench-secret-key-" + "0" * 32, "PASSPORT_HASH_KEY": "bench-passport-key-" + "1" * 32,
+           "SIGNING_KEY_ENCRYPTION_KEYS": "YmVuY2gtc2lnbmluZy1rZXktZW5jcnlwdGlvbi1rZXk="}
 # No scrypt for the handful of logins the bench does; no effect on the
 # measured requests, which carry tokens.
 PASSWORD_HASH_METHOD = "pbkdf2:sha256:1000"
@@ -110,8 +111,8 @@ def build_world(url: str, instance: Path) -> World:
         post("/api/v1/users", {"username": "officer", "password": PASSWORD, "role": "officer"})
         device = post("/api/v1/devices", {"name": "kiosk-1", "kind": "kiosk", "exit_point": "AMS"})
         with app.app_context():
-            key = keys.active_keys(database.session())[0]
-            kid, pem = key.kid, key.private_key_pem
+            kid, private = app.extensions["keyring"].signing_key(database.session(), keys.QR)
+            pem = qrtoken.private_key_to_pem(private)
         return World(url, env, login("shop"), login("officer"), device["token"], retailer["id"],
                      retailer["vat_number"], intermediary["id"], intermediary["fee_bp"], exit_points, kid, pem)
     finally:
@@ -125,7 +126,7 @@ FORM_COLUMNS = (
     "payment_method", "refund_method", "first_name", "last_name", "passport_number",
     "passport_country", "passport_key", "nationality", "residence_country", "date_of_birth",
     "email", "currency", "total_cents", "vat_cents", "fee_cents", "refund_cents",
-    "export_deadline", "qr_payload", "validated_at", "exit_point_id", "validated_total_cents",
+    "export_deadline", "qr_payload", "qr_kid", "validated_at", "exit_point_id", "validated_total_cents",
     "validated_vat_cents", "validated_refund_cents", "refunded_cents", "refunded_at",
     "created_at", "updated_at",
 )
@@ -199,6 +200,7 @@ def _form_rows(world: World, start: int, count: int, scannable: int, pending_che
             "email": None, "currency": "EUR", "total_cents": totals.total_cents,
             "vat_cents": totals.vat_cents, "fee_cents": totals.fee_cents,
             "refund_cents": totals.refund_cents, "export_deadline": deadline, "qr_payload": payload,
+            "qr_kid": world.signing_kid if k < scannable else None,
             "validated_at": validated_at, "exit_point_id": exit_point,
             "validated_total_cents": totals.total_cents if validated else None,
             "validated_vat_cents": totals.vat_cents if validated else None,

@@ -5,6 +5,13 @@ key's id (``kid``) in its header, so a kiosk can verify it offline against the
 published key set (JWKS) and keys can be rotated: tokens signed with a previous
 key keep verifying while that key is still published.
 
+The same JWKS also publishes the keys of the API's access tokens. Each key
+serves one purpose, named by the start of its ``kid``: ``qr-`` signs QR
+payloads, ``at-`` signs access tokens. Keys made before the two were kept
+apart have no prefix and signed QR payloads. A ``KeySet`` holds the keys of
+one purpose only, so a payload signed with an access-token key is never a
+form, and an access token never verifies with a QR key.
+
 Claims are kept short because every byte makes the QR code denser:
 ``fid`` (form id), ``rv`` (retailer VAT number) and ``exp`` (the instant the
 export deadline ends).
@@ -23,6 +30,16 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 )
 
 ALGORITHM = "EdDSA"
+# The purposes of a signing key and the kid prefix that names each.
+QR, ACCESS_TOKEN = "qr", "access_token"
+KID_PREFIXES = {QR: "qr-", ACCESS_TOKEN: "at-"}
+
+
+def purpose_of_kid(kid: str) -> str:
+    """The purpose of the key ``kid`` names: access tokens for ``at-``, QR
+    payloads for everything else (``qr-`` and the keys made before the
+    purposes were kept apart)."""
+    return ACCESS_TOKEN if kid.startswith(KID_PREFIXES[ACCESS_TOKEN]) else QR
 
 
 class TokenRefused(Exception):
@@ -92,16 +109,20 @@ def sign_form_token(
 
 
 class KeySet:
-    """Public keys that verify form tokens, indexed by ``kid``.
+    """Public keys of one purpose, indexed by ``kid``: by default those that
+    verify form tokens (QR payloads).
 
     Built from a JWKS document (``{"keys": [...]}``), as served by the API at
-    ``/.well-known/jwks.json`` and cached by kiosks for offline use.
+    ``/.well-known/jwks.json`` and cached by kiosks for offline use; keys of
+    the other purpose in it are left out.
     """
 
-    def __init__(self, jwks: dict):
+    def __init__(self, jwks: dict, purpose: str = QR):
         self._keys: dict[str, Ed25519PublicKey] = {}
         for jwk in jwks.get("keys", []):
-            if jwk.get("kty") != "OKP" or jwk.get("crv") != "Ed25519" or "kid" not in jwk:
+            if jwk.get("kty") != "OKP" or jwk.get("crv") != "Ed25519" or not isinstance(jwk.get("kid"), str):
+                continue
+            if purpose_of_kid(jwk["kid"]) != purpose:
                 continue
             self._keys[jwk["kid"]] = jwt.algorithms.OKPAlgorithm.from_jwk(json.dumps(jwk))
 

@@ -43,8 +43,8 @@ def idempotent(body, produce: Callable[[], tuple[dict, int]], headers_of=None) -
         return _json(payload, status, headers_of)
     key = idempotency.check_key(key)
     owner = current_principal().actor
-    body_hash = idempotency.request_hash(body)
-    stored = idempotency.replay(session, owner, key, body_hash)
+    body_hash = idempotency.request_hash(body, current_app.config["PASSPORT_HASH_KEY"].encode())
+    stored = idempotency.replay(session, owner, key, body_hash, body)
     if stored is not None:
         return _json(stored.response_body, stored.status_code, headers_of, replayed=True)
     try:
@@ -56,7 +56,7 @@ def idempotent(body, produce: Callable[[], tuple[dict, int]], headers_of=None) -
             raise
         session.rollback()
         # A retry with the same key that ran at the same moment wrote first.
-        stored = idempotency.replay(session, owner, key, body_hash)
+        stored = idempotency.replay(session, owner, key, body_hash, body)
         if stored is not None:
             return _json(stored.response_body, stored.status_code, headers_of, replayed=True)
         if isinstance(clash, Problem):

@@ -60,17 +60,20 @@ class Webhooks(MethodView):
     def post(self, body):
         """Register a webhook for your shop's or your company's forms.
 
-        The response holds the signing secret, shown this once. URLs whose
-        host resolves to a private or loopback address are refused (422)."""
+        The response holds the signing secret, shown this once. The URL must
+        be https, and URLs whose host resolves to a private or loopback
+        address (IPv6 forms that carry one included) are refused (422)."""
         session = database.session()
         config = current_app.config
-        webhook = webhooks.register(
+        webhook, secret = webhooks.register(
             session, current_principal(), body["url"], body["events"],
             allow_private=config["WEBHOOKS_ALLOW_PRIVATE"],
             max_per_owner=config["WEBHOOKS_MAX_PER_OWNER"], now=utcnow(),
         )
         session.commit()
-        return webhook, 201, {"Location": f"/api/v1/webhooks/{webhook.id}"}
+        shown = {"id": webhook.id, "url": webhook.url, "events": webhook.events,
+                 "created_at": webhook.created_at, "secret": secret}
+        return shown, 201, {"Location": f"/api/v1/webhooks/{webhook.id}"}
 
     @require(*OWNERS)
     @blp.arguments(WebhookListArgs, location="query")

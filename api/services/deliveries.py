@@ -24,6 +24,7 @@ import logging
 import random
 import secrets
 import signal
+import socket
 import threading
 import time
 from contextlib import contextmanager
@@ -33,12 +34,13 @@ from typing import Callable
 
 import requests
 from requests.adapters import HTTPAdapter
-from sqlalchemy import or_, select, update
+from sqlalchemy import delete, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
-from urllib3.exceptions import NewConnectionError
+from urllib3.exceptions import NameResolutionError, NewConnectionError
 
+from .. import custody
 from ..models import Webhook, WebhookAttempt, WebhookDelivery, utcnow
 from . import webhooks
 
@@ -109,18 +111,36 @@ class PrivateAddressRefused(NewConnectionError):
 
 
 class _PublicOnly:
-    # Checked on the connected socket, so a DNS answer that changed since
-    # the URL was registered (DNS rebinding) cannot reach an internal host:
-    # not a byte of the request is sent to it.
+    # The host name is resolved here, at every connection, and every
+    # address it gives is checked before any is connected to; then the
+    # connection goes to an address just checked, not to whatever a second
+    # lookup would answer. So a DNS answer that changed since the URL was
+    # registered (DNS rebinding) cannot reach an internal host: not even a
+    # TCP handshake, whose success or failure would tell the webhook's
+    # owner which internal ports are open.
     def _new_conn(self):
-        sock = super()._new_conn()
-        address = sock.getpeername()[0]
-        if not webhooks.is_public_address(address):
-            sock.close()
+        name = self._dns_host
+        try:
+            addresses = list(dict.fromkeys(
+                info[4][0] for info in socket.getaddrinfo(name.strip("[]"), self.port, type=socket.SOCK_STREAM)))
+        except socket.gaierror as e:
+            raise NameResolutionError(self.host, self, e) from e
+        refused = [a for a in addresses if not webhooks.is_public_address(a)]
+        if refused or not addresses:
             raise PrivateAddressRefused(
-                self, f"{self.host} resolves to {address}, which is not a public address"
+                self, f"{self.host} resolves to {(refused or ['nothing'])[0]}, which is not a public address"
             )
-        return sock
+        error: Exception | None = None
+        try:
+            for address in addresses:
+                self._dns_host = address
+                try:
+                    return super()._new_conn()
+                except NewConnectionError as failed:
+                    error = failed
+            raise error
+        finally:
+            self._dns_host = name
 
 
 class _PublicHTTPConnection(_PublicOnly, HTTPConnection):
@@ -167,7 +187,7 @@ class Claimed:
 
     id: int
     url: str
-    secret: str
+    secret: str = field(repr=False)  # opened for signing; never in a log line
     message_id: str
     payload: str
     failures: int
@@ -259,9 +279,10 @@ def _claim_once(sessions: sessionmaker, settings: Settings, now: datetime) -> li
         ).all()
         if not rows:
             return None
+        cipher = custody.cipher_of(session)
         return [
-            Claimed(d.id, url, secret, d.message_id, d.payload, d.failures, d.retry_window_start,
-                    token, leased_until)
+            Claimed(d.id, url, custody.unseal(cipher, secret), d.message_id, d.payload, d.failures,
+                    d.retry_window_start, token, leased_until)
             for d, url, secret in rows
         ]
 
@@ -300,7 +321,11 @@ def _reason(exc: Exception) -> str:
 
 
 def send(http: requests.Session, item: Claimed, settings: Settings, now: datetime) -> Outcome:
-    """One attempt: POST the signed payload, never following a redirect."""
+    """One attempt: POST the signed payload, never following a redirect,
+    and only over https unless private receivers are allowed (development,
+    tests)."""
+    if not settings.allow_private and not item.url.lower().startswith("https://"):
+        return Outcome(now, None, "refused: plain http; events are only sent over https", 0)
     headers = webhooks.signed_headers(item.secret, item.message_id, int(now.timestamp()), item.payload)
     started = time.monotonic()
     status_code = error = None
@@ -457,3 +482,39 @@ def retry_now(session: Session, delivery: WebhookDelivery, now: datetime) -> Web
     )
     session.refresh(delivery)
     return delivery
+
+
+# --- retention -------------------------------------------------------------------------------
+
+FINISHED = ("delivered", "failed", "cancelled")
+
+
+def purge(session: Session, now: datetime, days: int, *, batch: int = 500) -> int:
+    """Delete deliveries that are over and were last scheduled more than
+    ``days`` ago, with their attempts, a batch per transaction; returns how
+    many. Pending deliveries stay whatever their age, and so do the audit
+    events they came from (the chain is untouched).
+
+    A delivery's age counts from ``retry_window_start``: its event, or the
+    last time its owner sent it again by hand. Every statement repeats the
+    condition, so a delivery sent again while the purge runs is kept."""
+    def finished_and_old():
+        return (WebhookDelivery.status.in_(FINISHED),
+                WebhookDelivery.retry_window_start < now - timedelta(days=days))
+
+    postgres = session.get_bind().dialect.name == "postgresql"
+    deleted = 0
+    while True:
+        query = select(WebhookDelivery.id).where(*finished_and_old()).order_by(WebhookDelivery.id).limit(batch)
+        if postgres:
+            # Rows a retry is changing right now wait for the next run.
+            query = query.with_for_update(skip_locked=True)
+        ids = list(session.scalars(query))
+        if not ids:
+            session.commit()
+            return deleted
+        still = select(WebhookDelivery.id).where(WebhookDelivery.id.in_(ids), *finished_and_old())
+        session.execute(delete(WebhookAttempt).where(WebhookAttempt.delivery_id.in_(still)))
+        deleted += session.execute(
+            delete(WebhookDelivery).where(WebhookDelivery.id.in_(ids), *finished_and_old())).rowcount
+        session.commit()

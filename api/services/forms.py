@@ -162,6 +162,7 @@ def issue(session: Session, principal: Principal, data: dict, issuer: Issuer, no
             issuer.signing_key,
             issuer.signing_kid,
         ),
+        qr_kid=issuer.signing_kid,
         created_at=now,
         updated_at=now,
     )

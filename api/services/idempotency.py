@@ -3,10 +3,16 @@
 The record is written in the same transaction as the write it protects, so a
 request either happened with its record or did not happen at all. The same key
 with another body is a client error (422), never a silent second write.
+
+A copy of the table gives away nothing about travellers: the stored response
+(a POST /forms response is the whole form) is encrypted with the passport
+keys (``models.IdempotencyRecord``), and the request is known only by a hash
+keyed with a secret kept outside the database.
 """
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 
 from sqlalchemy.orm import Session
@@ -17,9 +23,21 @@ from ..problems import Problem
 MAX_KEY_LENGTH = 255
 
 
-def request_hash(body) -> str:
-    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(canonical.encode()).hexdigest()
+def _canonical(body) -> bytes:
+    return json.dumps(body, sort_keys=True, separators=(",", ":"), default=str).encode()
+
+
+def request_hash(body, secret: bytes) -> str:
+    """A keyed hash of the request body: a plain hash of a passport scan
+    (a passport number and a time) could be reversed by trying every
+    number, so a copy of the database must not be enough to compute it."""
+    return hmac.new(secret, b"idempotency-request:" + _canonical(body), hashlib.sha256).hexdigest()
+
+
+def _legacy_hash(body) -> str:
+    # Records written before the hash was keyed, replayed until they age
+    # out (purge-personal-data).
+    return hashlib.sha256(_canonical(body)).hexdigest()
 
 
 def check_key(key: str) -> str:
@@ -33,10 +51,11 @@ def check_key(key: str) -> str:
     return key
 
 
-def replay(session: Session, owner: str, key: str, body_hash: str) -> IdempotencyRecord | None:
+def replay(session: Session, owner: str, key: str, body_hash: str, body) -> IdempotencyRecord | None:
     """The stored first response for ``key``, or None if the key is new."""
     record = session.get(IdempotencyRecord, (owner, key))
-    if record is not None and record.request_hash != body_hash:
+    if record is not None and not (hmac.compare_digest(record.request_hash, body_hash)
+                                   or hmac.compare_digest(record.request_hash, _legacy_hash(body))):
         raise Problem(
             422,
             "idempotency_key_reused",

@@ -27,6 +27,7 @@ import standardwebhooks
 from sqlalchemy import Select, and_, false, func, or_, select, update
 from sqlalchemy.orm import Session
 
+from .. import custody
 from ..auth import Principal
 from ..models import (
     Event,
@@ -85,12 +86,43 @@ def signed_headers(secret: str, message_id: str, timestamp: int, body: str) -> d
 
 # --- where webhooks may point ----------------------------------------------------
 
+# IPv6 forms that carry an IPv4 address, judged by the address they carry:
+# a NAT64 gateway, a 6to4 relay or the host's own stack turns them into a
+# connection to that IPv4 address, which may be 127.0.0.1 or 10.0.0.5.
+NAT64 = ipaddress.ip_network("64:ff9b::/96")  # RFC 6052, the well-known prefix
+SIX_TO_FOUR = ipaddress.ip_network("2002::/16")  # RFC 3056
+IPV4_TRANSLATED = ipaddress.ip_network("::ffff:0:0:0/96")  # RFC 2765 (SIIT)
+# Forms never needed to reach a public receiver, refused whatever they
+# carry: local-use NAT64 (RFC 8215, where the IPv4 address sits depends on
+# the operator's prefix length) and the deprecated IPv4-compatible ::a.b.c.d.
+ALWAYS_REFUSED = (ipaddress.ip_network("64:ff9b:1::/48"), ipaddress.ip_network("::/96"))
+
+
+def embedded_ipv4(ip: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address]:
+    """The IPv4 addresses an IPv6 address carries (both ends of a Teredo
+    address), or none."""
+    if ip.ipv4_mapped is not None:
+        return [ip.ipv4_mapped]
+    if ip.teredo is not None:
+        return list(ip.teredo)  # the server, and the client (un-obfuscated by ipaddress)
+    if ip.sixtofour is not None:
+        return [ip.sixtofour]
+    if ip in NAT64 or ip in IPV4_TRANSLATED:
+        return [ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)]
+    return []
+
+
 def is_public_address(address: str) -> bool:
     """Whether ``address`` is a public unicast address (not loopback,
-    private, link-local, shared, reserved or documentation space)."""
+    private, link-local, shared, reserved or documentation space), also
+    when it is an IPv6 address carrying an IPv4 one."""
     ip = ipaddress.ip_address(address.split("%", 1)[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
+    if isinstance(ip, ipaddress.IPv6Address):
+        if any(ip in network for network in ALWAYS_REFUSED):
+            return False
+        carried = embedded_ipv4(ip)
+        if carried:
+            return all(v4.is_global and not v4.is_multicast for v4 in carried)
     return ip.is_global and not ip.is_multicast
 
 
@@ -99,21 +131,24 @@ def _url_problem(message: str) -> Problem:
 
 
 def check_url(url: str, *, allow_private: bool, resolve=socket.getaddrinfo) -> str:
-    """Refuse URLs that are not http(s) or whose host resolves to a private
-    or loopback address (server-side request forgery); the worker checks
-    the address it connects to again at every delivery."""
+    """Refuse URLs that are not https (plain http too with
+    ``allow_private``, for development and tests) or whose host resolves to
+    a private or loopback address (server-side request forgery); the worker
+    checks both again at every delivery, before it connects."""
     try:
         parts = urlsplit(url)
         hostname, port = parts.hostname, parts.port
     except ValueError:
         raise _url_problem("This is not a valid URL (check the host name and port).")
     if parts.scheme not in ("http", "https") or not hostname:
-        raise _url_problem("Give an absolute http:// or https:// URL.")
+        raise _url_problem("Give an absolute https:// URL.")
     if parts.username is not None or parts.password is not None:
         raise _url_problem("Put no user name or password in the URL; deliveries are signed instead.")
     port = port or (443 if parts.scheme == "https" else 80)
     if allow_private:
         return url
+    if parts.scheme != "https":
+        raise _url_problem("Give an https:// URL: events are only sent encrypted.")
     try:
         addresses = {info[4][0] for info in resolve(hostname, port, type=socket.SOCK_STREAM)}
     except (OSError, UnicodeError, ValueError):
@@ -149,9 +184,10 @@ def get_owned(session: Session, principal: Principal, webhook_id: str) -> Webhoo
 def register(
     session: Session, principal: Principal, url: str, events: list[str], *,
     allow_private: bool, max_per_owner: int, now: datetime,
-) -> Webhook:
-    """Add a webhook for ``principal``'s retailer or intermediary; its
-    ``secret`` is readable on the returned object this once."""
+) -> tuple[Webhook, str]:
+    """Add a webhook for ``principal``'s retailer or intermediary; returns
+    it and its secret, to be shown this once (the database holds it
+    encrypted: api/custody.py)."""
     if principal.role not in OWNER_ROLES:
         raise Problem(403, "forbidden", "Only retailers and intermediaries register webhooks.")
     check_url(url, allow_private=allow_private)
@@ -159,11 +195,12 @@ def register(
     if owned >= max_per_owner:
         raise Problem(409, "too_many_webhooks",
                       f"You have {owned} webhooks, the most allowed; delete one first.")
+    secret = new_secret()
     webhook = Webhook(
         id=new_webhook_id(),
         url=url,
         events=[e for e in EVENT_TYPES if e in set(events)],
-        secret=new_secret(),
+        secret=custody.seal(custody.cipher_of(session), secret),
         retailer_id=principal.retailer_id if principal.role == "retailer" else None,
         intermediary_id=principal.intermediary_id if principal.role == "intermediary" else None,
         created_by=principal.actor,
@@ -171,7 +208,7 @@ def register(
     )
     session.add(webhook)
     session.flush()
-    return webhook
+    return webhook, secret
 
 
 def delete(session: Session, webhook: Webhook, now: datetime) -> None:

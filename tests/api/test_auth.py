@@ -9,7 +9,7 @@ import jwt
 import pytest
 from sqlalchemy import delete
 
-from api import database
+from api import database, keys
 from api.models import Device, User
 
 
@@ -79,7 +79,7 @@ def test_an_hs256_token_keyed_with_the_public_key_is_refused(world, client):
 
 def _real_key(app):
     with app.app_context():
-        return app.extensions["keyring"].signing_key(database.session())
+        return app.extensions["keyring"].signing_key(database.session(), keys.ACCESS_TOKEN)
 
 
 @pytest.mark.parametrize("overrides, detail", [

@@ -55,18 +55,26 @@ def test_create_user_binds_a_retailer_user_to_its_shop(app, runner):
     assert dup.exit_code != 0 and "already exists" in dup.output
 
 
-def test_rotate_keys_keeps_the_previous_key_and_retires_older_ones(app, runner, client):
-    first = client.get("/.well-known/jwks.json").get_json()["keys"]
-    run(runner, "rotate-keys")
-    second = client.get("/.well-known/jwks.json").get_json()["keys"]
-    run(runner, "rotate-keys")
-    third = client.get("/.well-known/jwks.json").get_json()["keys"]
-    assert len(first) == 1 and len(second) == 2 and len(third) == 2
-    assert first[0]["kid"] in [k["kid"] for k in second]
-    assert first[0]["kid"] not in [k["kid"] for k in third]
+def test_rotate_keys_rotates_one_purpose_and_says_until_when_each_key_verifies(app, runner, client):
+    first = {k["kid"] for k in client.get("/.well-known/jwks.json").get_json()["keys"]}
+    assert sorted(kid[:3] for kid in first) == ["at-", "qr-"]
+
+    output = run(runner, "rotate-keys", "--purpose", "access-token")
+
+    new_kid = output.splitlines()[0].removeprefix("New signing key ").removesuffix(".")
+    assert new_kid.startswith("at-")
+    lines = output.splitlines()[1:]
+    assert lines[0] == f"  {new_kid} verifies while it signs"
+    [old_at] = [kid for kid in first if kid.startswith("at-")]
+    assert lines[1].startswith(f"  {old_at} verifies until ") and lines[1].endswith(" UTC")
+    second = {k["kid"] for k in client.get("/.well-known/jwks.json").get_json()["keys"]}
+    assert second == first | {new_kid}
     with app.app_context():
-        keys = database.session().scalars(select(SigningKey)).all()
-        assert sum(k.retired_at is not None for k in keys) == 1
+        rows = {k.kid: k for k in database.session().scalars(select(SigningKey))}
+        assert rows[old_at].private_key is None and rows[old_at].verifies_until is not None
+        [qr] = [kid for kid in first if kid.startswith("qr-")]
+        assert rows[qr].private_key is not None and rows[qr].verifies_until is None  # untouched
+    assert runner.invoke(args=["rotate-keys"]).exit_code != 0  # the purpose must be named
 
 
 def test_expire_forms_expires_only_issued_forms_past_their_deadline(app, runner):

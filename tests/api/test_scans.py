@@ -365,10 +365,10 @@ def test_an_access_token_shown_as_a_qr_code_is_not_a_form_code(world):
 
 # --- key rotation -----------------------------------------------------------
 
-def _rotate(runner) -> str:
-    result = runner.invoke(args=["rotate-keys"])
+def _rotate(runner, purpose="qr") -> str:
+    result = runner.invoke(args=["rotate-keys", "--purpose", purpose])
     assert result.exit_code == 0, result.output
-    return re.match(r"New signing key (\S+);", result.output).group(1)
+    return re.match(r"New signing key (\S+)\.", result.output).group(1)
 
 
 def _kid(token) -> str:
@@ -381,36 +381,31 @@ def _jwks_kids(world) -> list[str]:
     return [k["kid"] for k in r.get_json()["keys"]]
 
 
-def test_key_rotation_keeps_the_previous_key_and_retires_older_ones(world, runner):
+def test_forms_signed_before_two_rotations_still_validate_within_their_deadline(world, runner):
     old_form = issue(world)
     first_kid = _kid(old_form["qr_payload"])
-    assert _jwks_kids(world) == [first_kid]
 
     second_kid = _rotate(runner)
-
-    assert _jwks_kids(world) == [second_kid, first_kid]
-    assert scan(world, "kiosk", old_form["qr_payload"]) == validated(old_form)
     new_form = issue(world)
     assert _kid(new_form["qr_payload"]) == second_kid
-
     third_kid = _rotate(runner)
 
-    assert _jwks_kids(world) == [third_kid, second_kid]
-    assert scan(world, "kiosk", old_form["qr_payload"]) == refused(
-        "unknown_key", "This form was not issued by a known tax-free system.")
+    assert {first_kid, second_kid, third_kid} <= set(_jwks_kids(world))
+    assert scan(world, "kiosk", old_form["qr_payload"]) == validated(old_form)
     assert scan(world, "kiosk", new_form["qr_payload"]) == validated(new_form)
-    # Access tokens signed with the retired key stop working too.
-    assert_problem(world.get("shop", f"/api/v1/forms/{new_form['id']}"), 401, "unauthorized")
-    world.login("shop")
+    # QR rotations leave the access tokens alone.
+    assert world.get("shop", f"/api/v1/forms/{new_form['id']}").status_code == 200
     assert _kid(issue(world)["qr_payload"]) == third_kid
 
 
 def test_the_jwks_publishes_public_ed25519_keys_only(world):
     r = world.client.get("/.well-known/jwks.json")
 
-    [key] = r.get_json()["keys"]
-    assert set(key) == {"kty", "crv", "x", "kid", "use", "alg"}
-    assert (key["kty"], key["crv"], key["use"], key["alg"]) == ("OKP", "Ed25519", "sig", "EdDSA")
+    keys = r.get_json()["keys"]
+    assert sorted(k["kid"][:3] for k in keys) == ["at-", "qr-"]
+    for key in keys:
+        assert set(key) == {"kty", "crv", "x", "kid", "use", "alg"}
+        assert (key["kty"], key["crv"], key["use"], key["alg"]) == ("OKP", "Ed25519", "sig", "EdDSA")
 
 
 # --- who may scan -------------------------------------------------------------

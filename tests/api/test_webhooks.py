@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
+import socket
 import threading
 import time
 from collections import Counter, defaultdict
@@ -15,7 +16,7 @@ from datetime import date, datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import create_engine, func, select, text
 from standardwebhooks import Webhook as SignatureCheck
 
 from sqlalchemy.orm import sessionmaker
@@ -193,23 +194,54 @@ def test_a_webhook_is_seen_only_by_its_owner(world, receiver):
     problem(world.client.get("/api/v1/webhooks"), 401, "unauthorized")
 
 
-@pytest.mark.parametrize("url", [
-    "http://127.0.0.1:8080/hooks", "http://localhost/hooks", "http://10.1.2.3/hooks",
-    "http://192.168.0.10/hooks", "http://172.16.5.4/hooks", "http://169.254.169.254/latest/meta-data",
-    "http://100.64.0.1/hooks", "http://[::1]/hooks", "http://[::ffff:127.0.0.1]/hooks",
-    "http://[fd00::1]/hooks", "http://0.0.0.0/hooks",
-])
-def test_a_webhook_to_a_private_or_loopback_address_is_refused(app, world, url):
+PRIVATE_HOSTS = [
+    "127.0.0.1:8080", "localhost", "10.1.2.3", "192.168.0.10", "172.16.5.4", "169.254.169.254",
+    "100.64.0.1", "[::1]", "[::ffff:127.0.0.1]", "[fd00::1]", "0.0.0.0", "[fe80::1]", "[::]",
+]
+# IPv6 addresses that carry a private, loopback or link-local IPv4 address:
+# a NAT64 gateway, a 6to4 relay, a Teredo relay or the host's own stack
+# connects them to that IPv4 address.
+EMBEDDING_HOSTS = [
+    "[64:ff9b::7f00:1]",          # NAT64, well-known prefix: 127.0.0.1
+    "[64:ff9b::a01:203]",         # NAT64: 10.1.2.3
+    "[64:ff9b::a9fe:a9fe]",       # NAT64: 169.254.169.254 (cloud metadata)
+    "[64:ff9b:1::a01:203]",       # NAT64, local-use prefix
+    "[::127.0.0.1]",              # IPv4-compatible
+    "[::10.1.2.3]",               # IPv4-compatible
+    "[::ffff:10.1.2.3]",          # IPv4-mapped
+    "[::ffff:0:7f00:1]",          # IPv4-translated: 127.0.0.1
+    "[2002:7f00:1::1]",           # 6to4: 127.0.0.1
+    "[2002:c0a8:a::1]",           # 6to4: 192.168.0.10
+    "[2002:a9fe:a9fe::1]",        # 6to4: 169.254.169.254
+    "[2001:0:4136:e378:8000:63bf:80ff:fffe]",  # Teredo, client 127.0.0.1
+    "[2001:0:a01:203:8000:63bf:f5fe:fdfe]",     # Teredo, server 10.1.2.3
+]
+
+
+@pytest.mark.parametrize("host", PRIVATE_HOSTS + EMBEDDING_HOSTS)
+def test_a_webhook_to_a_private_or_loopback_address_is_refused(app, world, host):
     app.config["WEBHOOKS_ALLOW_PRIVATE"] = False
-    body = problem(world.post("refunds", "/api/v1/webhooks", {"url": url, "events": ALL_EVENTS}),
+    body = problem(world.post("refunds", "/api/v1/webhooks", {"url": f"https://{host}/hooks", "events": ALL_EVENTS}),
                    422, "invalid_webhook_url")
     assert "private or loopback" in body["errors"]["url"][0]
 
 
-def test_a_webhook_to_a_public_address_is_accepted(app, world):
+@pytest.mark.parametrize("host", [
+    "93.184.215.14", "[2606:2800:21f:cb07:6820:80da:af6b:8b2c]",
+    "[64:ff9b::5db8:d70e]", "[2002:5db8:d70e::1]", "[::ffff:93.184.215.14]",  # carrying 93.184.215.14
+])
+def test_a_webhook_to_a_public_address_is_accepted(app, world, host):
     app.config["WEBHOOKS_ALLOW_PRIVATE"] = False
-    hook = register(world, "refunds", "https://93.184.215.14/taxfree", ["form.validated"])
-    assert hook["url"] == "https://93.184.215.14/taxfree"
+    hook = register(world, "refunds", f"https://{host}/taxfree", ["form.validated"])
+    assert hook["url"] == f"https://{host}/taxfree"
+
+
+def test_a_webhook_over_plain_http_is_refused_in_production(app, world):
+    app.config["WEBHOOKS_ALLOW_PRIVATE"] = False
+    body = problem(world.post("refunds", "/api/v1/webhooks",
+                              {"url": "http://93.184.215.14/taxfree", "events": ALL_EVENTS}),
+                   422, "invalid_webhook_url")
+    assert body["errors"]["url"] == ["Give an https:// URL: events are only sent encrypted."]
 
 
 @pytest.mark.parametrize("body, field", [
@@ -596,7 +628,7 @@ def test_a_worker_sends_nothing_it_could_not_finish_before_its_lease_ends(app, w
 def test_delivery_to_a_private_address_is_refused_when_it_is_made(app, world, receiver):
     # Registered while allowed (or the name resolved elsewhere then): the
     # worker checks the address it actually connects to.
-    hook = register(world, "refunds", receiver.url())
+    hook = register(world, "refunds", receiver.url().replace("http://", "https://"))
     form = world.issue("shop")
     world.post("shop", f"/api/v1/forms/{form['id']}/cancel")
 
@@ -608,6 +640,67 @@ def test_delivery_to_a_private_address_is_refused_when_it_is_made(app, world, re
     [attempt] = delivery["attempts"]
     assert attempt["status_code"] is None
     assert attempt["error"] == "refused: 127.0.0.1 resolves to 127.0.0.1, which is not a public address"
+
+
+@pytest.mark.parametrize("host", [h for h in EMBEDDING_HOSTS if h != "[::ffff:10.1.2.3]"] + [
+    "[::ffff:127.0.0.1]"])
+def test_delivery_to_an_ipv6_address_carrying_a_private_ipv4_one_is_refused_before_connecting(app, world, host):
+    # Registered while allowed: the worker judges the address before it
+    # connects, so an unroutable address says "refused", not "could not connect".
+    hook = register(world, "refunds", f"https://{host}:8443/hooks")
+    form = world.issue("shop")
+    world.post("shop", f"/api/v1/forms/{form['id']}/cancel")
+
+    run_worker(app, Clock(utcnow()), deliveries.Settings(timeout_seconds=0.5, allow_private=False))
+
+    [delivery] = deliveries_of(world, "refunds", hook["id"])
+    [attempt] = delivery["attempts"]
+    assert attempt["error"].startswith("refused: ") and attempt["error"].endswith("which is not a public address")
+
+
+def test_a_private_receiver_sees_not_even_a_tcp_handshake(app, world):
+    # Whether the handshake succeeded would tell the webhook's owner which
+    # internal ports are open (through the attempt's error).
+    with socket.create_server(("127.0.0.1", 0), backlog=8) as listener:
+        port = listener.getsockname()[1]
+        hook = register(world, "refunds", f"https://127.0.0.1:{port}/hooks")
+        form = world.issue("shop")
+        world.post("shop", f"/api/v1/forms/{form['id']}/cancel")
+
+        run_worker(app, Clock(utcnow()), deliveries.Settings(timeout_seconds=0.5, allow_private=False))
+
+        listener.settimeout(0.2)
+        with pytest.raises(TimeoutError):  # no connection is waiting to be accepted
+            listener.accept()[0].close()
+    [delivery] = deliveries_of(world, "refunds", hook["id"])
+    assert delivery["attempts"][0]["error"] == \
+        "refused: 127.0.0.1 resolves to 127.0.0.1, which is not a public address"
+
+
+def test_a_webhook_registered_over_plain_http_is_not_sent_to_in_production(app, world, receiver):
+    hook = register(world, "refunds", receiver.url())  # allowed at registration (development)
+    form = world.issue("shop")
+    world.post("shop", f"/api/v1/forms/{form['id']}/cancel")
+
+    run_worker(app, Clock(utcnow()), deliveries.Settings(timeout_seconds=0.5, allow_private=False))
+
+    assert receiver.requests == []
+    [delivery] = deliveries_of(world, "refunds", hook["id"])
+    assert delivery["attempts"][0]["error"] == "refused: plain http; events are only sent over https"
+
+
+def test_webhook_secrets_are_stored_encrypted_and_still_sign(app, world, receiver, database_url):
+    hook = register(world, "refunds", receiver.url())
+    form = world.issue("shop")
+    world.post("shop", f"/api/v1/forms/{form['id']}/cancel")
+    engine = create_engine(database_url)
+    with engine.connect() as conn:
+        [stored] = conn.execute(text("SELECT secret FROM webhooks")).scalars().all()
+    engine.dispose()
+
+    assert hook["secret"] not in stored and hook["secret"].removeprefix("whsec_") not in stored
+    assert run_worker(app, Clock(utcnow())).delivered == 1
+    assert verified(hook["secret"], receiver.requests[0])["data"]["form_id"] == form["id"]
 
 
 def test_a_receiver_that_is_down_is_retried(app, world):
@@ -728,7 +821,10 @@ def test_two_workers_deliver_a_burst_of_1000_events_each_exactly_once(app, world
     def worker(n):
         try:
             start.wait()
-            reports[n] = deliveries.deliver_due(sessionmaker(engines[n], expire_on_commit=False), SETTINGS)
+            # The app's session settings (its keys), each worker its own engine.
+            sessions = sessionmaker(engines[n], expire_on_commit=False,
+                                    info=app.extensions["db_sessionmaker"].kw["info"])
+            reports[n] = deliveries.deliver_due(sessions, SETTINGS)
         except Exception as exc:  # reported below, not lost in the thread
             errors.append(exc)
 

@@ -1,0 +1,225 @@
+"""What a copy of the database gives away: no usable private key, no webhook
+secret, no traveller in the stored responses of idempotent requests; the
+keys that open them live outside the database, rotate, and are required in
+production."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import stat
+import subprocess
+import sys
+from datetime import datetime, timedelta, timezone
+
+import jwt
+import pytest
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from sqlalchemy import create_engine, inspect, text
+from standardwebhooks import Webhook as SignatureCheck
+
+from api import create_app, database, keys
+from api.models import utcnow
+from api.problems import Problem
+from api.schemas import PassportScanRequest
+from api.services import deliveries, idempotency
+from shared import qrtoken
+from tests.api.test_webhooks import Receiver
+from tests.builders import form_body, item, traveller
+from tests.servers import ROOT
+
+WATCH = item(49999, category="watches", description="Diver watch")
+
+
+def every_value(database_url: str, tables=None) -> list[str]:
+    """Every value of every column of ``tables`` (all by default), as text:
+    what a backup holds."""
+    engine = create_engine(database_url)
+    try:
+        with engine.connect() as conn:
+            values = []
+            for table in tables or inspect(conn).get_table_names():
+                for row in conn.execute(text(f"SELECT * FROM {table}")):
+                    values += [json.dumps(v, default=str) if isinstance(v, (dict, list)) else str(v) for v in row]
+            return values
+    finally:
+        engine.dispose()
+
+
+def raw_rows(database_url: str, query: str) -> list:
+    engine = create_engine(database_url)
+    try:
+        with engine.connect() as conn:
+            return conn.execute(text(query)).all()
+    finally:
+        engine.dispose()
+
+
+def app_with(database_url, **settings):
+    """Another app (another machine, or this one restarted) on the same database."""
+    return create_app({"TESTING": True, "DATABASE_URL": database_url, "RISK_POLICY": {"sample_rate": 0.0},
+                       "PASSWORD_HASH_METHOD": "pbkdf2:sha256:1000", "WEBHOOKS_ALLOW_PRIVATE": True, **settings})
+
+
+# --- private keys and webhook secrets -------------------------------------------------
+
+def test_a_copy_of_the_database_yields_no_usable_private_key_or_webhook_secret(app, world, runner, database_url):
+    app.config["WEBHOOKS_ALLOW_PRIVATE"] = True
+    hook = world.post("refunds", "/api/v1/webhooks", {"url": "http://127.0.0.1:9/h", "events": ["form.validated"]})
+    assert hook.status_code == 201
+    secret = hook.get_json()["secret"]
+    for purpose in ("qr", "access-token"):
+        assert runner.invoke(args=["rotate-keys", "--purpose", purpose]).exit_code == 0
+
+    backup = "\n".join(every_value(database_url))
+
+    assert "PRIVATE KEY" not in backup and "MC4CAQAwBQYDK2Vw" not in backup  # no PEM, no PKCS8 DER
+    assert secret not in backup and secret.removeprefix("whsec_") not in backup
+    stored = raw_rows(database_url, "SELECT kid, private_key, public_jwk FROM signing_keys")
+    signing = [(kid, sealed, jwk) for kid, sealed, jwk in stored if sealed is not None]
+    assert sorted(kid[:3] for kid, _, _ in signing) == ["at-", "qr-"]  # rotated-out keys kept no private half
+    someone_elses = Fernet(Fernet.generate_key())
+    cipher = MultiFernet([Fernet(k) for k in os.environ["SIGNING_KEY_ENCRYPTION_KEYS"].split(",")])
+    for kid, sealed, jwk in signing:
+        with pytest.raises(ValueError):
+            qrtoken.private_key_from_pem(sealed)
+        with pytest.raises(InvalidToken):
+            someone_elses.decrypt(sealed.encode())
+        # Only the key kept outside the database opens it, to the key published.
+        opened = qrtoken.private_key_from_pem(cipher.decrypt(sealed.encode()).decode())
+        published = json.loads(jwk) if isinstance(jwk, str) else jwk
+        assert qrtoken.public_jwk(opened, kid) == published
+    [(sealed_secret,)] = raw_rows(database_url, "SELECT secret FROM webhooks")
+    assert cipher.decrypt(sealed_secret.encode()).decode() == secret
+
+
+def test_rotating_the_encryption_key_keeps_signing_and_verifying(app, world, database_url):
+    old_key = app.config["SIGNING_KEY_ENCRYPTION_KEYS"]
+    new_key = Fernet.generate_key().decode()
+    form = world.issue()
+    old_token = world.tokens["shop"]
+    with Receiver() as receiver:
+        app.config["WEBHOOKS_ALLOW_PRIVATE"] = True
+        secret = world.post("refunds", "/api/v1/webhooks",
+                            {"url": receiver.url(), "events": ["form.cancelled"]}).get_json()["secret"]
+
+        both = app_with(database_url, SIGNING_KEY_ENCRYPTION_KEYS=f"{new_key},{old_key}")
+        result = both.test_cli_runner().invoke(args=["reencrypt-signing-keys"])
+        assert result.exit_code == 0, result.output
+        assert result.output == "3 signing secret(s) encrypted with the newest key.\n"  # QR, access token, webhook
+        both.extensions["db_engine"].dispose()
+
+        only_new = app_with(database_url, SIGNING_KEY_ENCRYPTION_KEYS=new_key)
+        try:
+            client = only_new.test_client()
+            auth = {"Authorization": f"Bearer {old_token}"}
+            assert client.get(f"/api/v1/forms/{form['id']}", headers=auth).status_code == 200  # verifies
+            token = client.post("/api/v1/auth/token", json={"username": "shop", "password": "correct-horse-battery"})
+            assert token.status_code == 200  # signs
+            auth = {"Authorization": f"Bearer {token.get_json()['access_token']}"}
+            issued = client.post("/api/v1/forms", json=form_body(invoice="AFTER-1"), headers=auth)
+            assert issued.status_code == 201
+            for payload in (form["qr_payload"], issued.get_json()["qr_payload"]):
+                r = client.post("/api/v1/scans", json={"qr_payload": payload},
+                                headers={"Authorization": f"Bearer {world.devices['kiosk']}"})
+                assert r.get_json()["verdict"] == "validated", r.get_json()
+            cancelled = client.post("/api/v1/forms", json=form_body(invoice="AFTER-2"), headers=auth).get_json()
+            assert client.post(f"/api/v1/forms/{cancelled['id']}/cancel", headers=auth).status_code == 200
+            report = deliveries.deliver_due(only_new.extensions["db_sessionmaker"],
+                                            deliveries.Settings(timeout_seconds=2, allow_private=True))
+            assert report.delivered == 1
+            [request] = receiver.requests
+            assert SignatureCheck(secret).verify(request["body"], request["headers"])["data"]["form_id"] == \
+                cancelled["id"]
+        finally:
+            only_new.extensions["db_engine"].dispose()
+    old_only = Fernet(old_key.encode())
+    for (sealed,) in raw_rows(database_url, "SELECT private_key FROM signing_keys WHERE private_key IS NOT NULL "
+                                            "UNION ALL SELECT secret FROM webhooks"):
+        with pytest.raises(InvalidToken):
+            old_only.decrypt(sealed.encode())
+
+
+def test_production_refuses_to_start_without_the_signing_key_encryption_keys(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "SIGNING_KEY_ENCRYPTION_KEYS"}
+    env.update(INSTANCE_PATH=str(tmp_path / "instance"), PYTHONPATH=str(ROOT),
+               DATABASE_URL="postgresql+psycopg://taxfree@127.0.0.1:9/taxfree")
+    result = subprocess.run([sys.executable, "-m", "flask", "--app", "api", "init-db"], env=env, cwd=ROOT,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0
+    assert "SIGNING_KEY_ENCRYPTION_KEYS is not set" in result.stderr
+    assert not (tmp_path / "instance" / "signing_key_encryption_keys").exists()
+
+
+def test_development_generates_the_encryption_key_into_the_instance_folder(tmp_path, monkeypatch):
+    monkeypatch.delenv("SIGNING_KEY_ENCRYPTION_KEYS", raising=False)
+    monkeypatch.setenv("INSTANCE_PATH", str(tmp_path / "instance"))
+    url = f"sqlite:///{tmp_path / 'dev.sqlite3'}"
+    first = create_app({"DATABASE_URL": url})
+    second = create_app({"DATABASE_URL": url})
+    path = tmp_path / "instance" / "signing_key_encryption_keys"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert first.config["SIGNING_KEY_ENCRYPTION_KEYS"] == second.config["SIGNING_KEY_ENCRYPTION_KEYS"] == \
+        path.read_text().strip()
+    Fernet(path.read_text().strip().encode())
+    for one in (first, second):
+        one.extensions["db_engine"].dispose()
+
+
+# --- stored responses of idempotent requests ------------------------------------------------
+
+def test_stored_idempotent_responses_hold_no_traveller_in_plain_text(app, world, database_url):
+    people = [traveller(first_name=first, last_name=last, passport_number=f"XQ{n}7301946",
+                        date_of_birth=f"19{70 + n}-0{n + 1}-2{n}")
+              for n, (first, last) in enumerate([("Ottoline", "Featherstonehaugh"), ("Wilhelmina", "Marjoribanks"),
+                                                 ("Peregrine", "Cholmondeley"), ("Araminta", "Auchinleck")])]
+
+    def twice(who, path, body, key):
+        first = world.post(who, path, body, headers={"Idempotency-Key": key})
+        again = world.post(who, path, body, headers={"Idempotency-Key": key})
+        assert again.headers.get("Idempotent-Replayed") == "true"
+        assert (again.status_code, again.get_json()) == (first.status_code, first.get_json())
+        return first.get_json()
+
+    single = twice("shop", "/api/v1/forms", form_body(invoice="IDEM-1", traveller=people[0]), "till-1")
+    assert single["traveller"]["passport_number"] == people[0]["passport_number"]  # the caller gets it all
+    batch = twice("shop", "/api/v1/forms/batch", {"forms": [
+        form_body(invoice="IDEM-2", traveller=people[1]), form_body(invoice="IDEM-3", traveller=people[2])]},
+        "till-batch-1")
+    assert [x["status"] for x in batch["items"]] == [201, 201]
+    watch = world.issue("shop", WATCH, traveller=people[3])
+    assert world.scan("kiosk", watch["qr_payload"]).get_json()["verdict"] == "check_required"
+    decided = twice("officer", f"/api/v1/forms/{watch['id']}/decision", {"outcome": "validated"}, "desk-1")
+    assert decided["traveller"]["last_name"] == people[3]["last_name"]
+    passport_scan = {"passport_number": people[3]["passport_number"], "passport_country": "CN", "scanned_at": None}
+    twice("kiosk", "/api/v1/scans/passport", passport_scan, "kiosk-scan-1")
+
+    stored = every_value(database_url, ["idempotency_records"])
+    assert len(stored) == 4 * 6
+    found = [value for who in people
+             for value in (who["first_name"], who["last_name"], who["passport_number"], who["date_of_birth"])
+             if any(value in cell for cell in stored)]
+    assert found == []
+    # Nor can a stored request hash be matched by hashing guessed passport
+    # numbers, as a plain SHA-256 of the request could.
+    with app.app_context():
+        loaded = PassportScanRequest().load(passport_scan)
+    assert idempotency._legacy_hash(loaded) not in stored
+    assert idempotency.request_hash(loaded, app.config["PASSPORT_HASH_KEY"].encode()) in stored
+
+
+def test_a_retry_of_a_request_stored_before_the_hash_was_keyed_is_still_replayed(app):
+    body = {"qr_payload": "x.y.z", "scanned_at": None}
+    secret = app.config["PASSPORT_HASH_KEY"].encode()
+    with app.test_request_context():
+        session = database.session()
+        idempotency.remember(session, "device:1", "old-key", idempotency._legacy_hash(body), 200, {"verdict": "x"})
+        session.commit()
+
+        record = idempotency.replay(session, "device:1", "old-key", idempotency.request_hash(body, secret), body)
+        assert record is not None and record.response_body == {"verdict": "x"}
+        other = {"qr_payload": "a.b.c", "scanned_at": None}
+        with pytest.raises(Problem) as refused:
+            idempotency.replay(session, "device:1", "old-key", idempotency.request_hash(other, secret), other)
+        assert refused.value.status == 422
