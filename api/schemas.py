@@ -75,7 +75,8 @@ def _latin_name(value: str) -> None:
 # --- keys and health ---------------------------------------------------------
 
 class JwksSchema(ma.Schema):
-    keys = fields.List(fields.Dict(), metadata={"description": "Ed25519 public keys (RFC 8037 OKP JWKs)"})
+    keys = fields.List(fields.Dict(), metadata={
+        "description": "Ed25519 public keys (RFC 8037 OKP JWKs); kid qr-...: QR payloads, at-...: access tokens"})
 
 
 class HealthSchema(ma.Schema):

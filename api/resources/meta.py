@@ -16,7 +16,10 @@ blp = Blueprint("meta", __name__, url_prefix="/", description="Keys and health")
 @blp.doc(security=[])
 @blp.response(200, JwksSchema)
 def jwks():
-    """Public keys that verify QR payloads: the current key and the previous one."""
+    """Every public key that verifies now, and no other: the keys of QR
+    payloads (``kid`` starting ``qr-``; kiosks cache them to verify QR codes
+    offline) and of access tokens (``at-``). A QR key stays until the
+    export deadlines of the forms it signed have passed."""
     return keyring().jwks(database.session()), 200, {"Cache-Control": "public, max-age=300"}
 
 

@@ -28,9 +28,9 @@ change sets it):
 
 Copies of personal data elsewhere go too: the replayable responses of
 requests sent with an Idempotency-Key (a stored POST /forms response is the
-whole form, and a request hash over a passport number alone can be reversed
-by trying every number) older than the period, which covers every request
-about a form whose final status is older still; browser sessions that ended;
+whole form; encrypted, but the key is not to outlive the period) older than
+the period, which covers every request about a form whose final status is
+older still; browser sessions that ended;
 and rate-limit counters of windows long over (their keys hold client
 addresses).
 

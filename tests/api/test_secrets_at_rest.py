@@ -7,10 +7,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import secrets
 import stat
 import subprocess
 import sys
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 
 import jwt
 import pytest
@@ -223,3 +224,105 @@ def test_a_retry_of_a_request_stored_before_the_hash_was_keyed_is_still_replayed
         with pytest.raises(Problem) as refused:
             idempotency.replay(session, "device:1", "old-key", idempotency.request_hash(other, secret), other)
         assert refused.value.status == 422
+
+
+# --- upgrading a database with plain-text secrets ------------------------------------------
+
+@pytest.fixture
+def old_database(database_url):
+    """An empty database of this backend, for migrating by hand: a file for
+    SQLite, a schema of its own on PostgreSQL."""
+    if database_url.startswith("sqlite"):
+        yield database_url.replace("test.sqlite3", "old.sqlite3")
+        return
+    schema = f"old_{secrets.token_hex(4)}"
+    engine = create_engine(database_url)
+    with engine.begin() as conn:
+        conn.execute(text(f"CREATE SCHEMA {schema}"))
+    yield f"{database_url}?options=-csearch_path%3D{schema}"
+    with engine.begin() as conn:
+        conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+    engine.dispose()
+
+
+def _old_key(conn, kid, created, retired=None) -> Ed25519PrivateKey:
+    private = qrtoken.new_private_key()
+    conn.execute(text("INSERT INTO signing_keys (kid, private_key_pem, public_jwk, created_at, retired_at) "
+                      "VALUES (:kid, :pem, :jwk, :created, :retired)"),
+                 {"kid": kid, "pem": qrtoken.private_key_to_pem(private), "created": created, "retired": retired,
+                  "jwk": json.dumps(qrtoken.public_jwk(private, kid))})
+    return private
+
+
+def _old_form(conn, form_id, deadline, key, kid):
+    payload = qrtoken.sign_form_token(form_id, "NL859559001B01", datetime.combine(
+        deadline + timedelta(days=1), datetime.min.time(), timezone.utc), key, kid)
+    conn.execute(text(
+        "INSERT INTO forms (id, retailer_id, status, invoice_number, purchase_date, first_name, last_name, "
+        "passport_number, passport_country, passport_key, nationality, residence_country, date_of_birth, "
+        "currency, total_cents, vat_cents, fee_cents, refund_cents, export_deadline, qr_payload, created_at, "
+        "updated_at) VALUES (:id, 1, 'issued', :id, :bought, 'Mei', 'Chen', 'E1', 'CN', 'k', 'CN', 'CN', "
+        "'1988-03-14', 'EUR', 12100, 2100, 0, 2100, :deadline, :payload, :at, :at)"),
+        {"id": form_id, "bought": deadline - timedelta(days=90), "deadline": deadline, "payload": payload,
+         "at": datetime(2026, 1, 1)})
+    return payload
+
+
+def test_upgrading_encrypts_the_secrets_there_and_brings_back_keys_forms_still_need(old_database, tmp_path):
+    from alembic import command
+
+    from api.cli import migrate
+    from api.migrations import alembic_config
+
+    command.upgrade(alembic_config(old_database), "0008")
+    engine = create_engine(old_database)
+    today = utcnow().date()
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO retailers (id, vat_number, name, address, created_at) "
+                          "VALUES (1, 'NL859559001B01', 'Watch House', '', '2026-01-01 00:00:00')"))
+        gone = _old_key(conn, "2025-01-01-aaaaaa", datetime(2025, 1, 1), retired=datetime(2025, 6, 1))
+        wrongly_retired = _old_key(conn, "2026-01-01-bbbbbb", datetime(2026, 1, 1), retired=datetime(2026, 2, 1))
+        current = _old_key(conn, "2026-02-01-cccccc", datetime(2026, 2, 1))
+        _old_form(conn, "NLOLD00001", date(2025, 4, 30), gone, "2025-01-01-aaaaaa")
+        still_needed = _old_form(conn, "NLOLD00002", today + timedelta(days=60), wrongly_retired,
+                                 "2026-01-01-bbbbbb")
+        conn.execute(text("INSERT INTO webhooks (id, url, events, secret, retailer_id, created_by, created_at) "
+                          "VALUES ('wh_1', 'https://example.com/h', '[]', 'whsec_plain', 1, 'user:1', :at)"),
+                     {"at": datetime(2026, 1, 1)})
+        conn.execute(text("INSERT INTO idempotency_records (owner, key, request_hash, status_code, response_body, "
+                          "created_at) VALUES ('user:1', 'k', 'h', 201, :body, :at)"),
+                     {"body": json.dumps({"traveller": {"passport_number": "E1"}}), "at": datetime(2026, 1, 1)})
+    engine.dispose()
+    with pytest.raises(RuntimeError, match="SIGNING_KEY_ENCRYPTION_KEYS"):
+        migrate(old_database)  # the secrets there cannot be encrypted without the key
+
+    migrate(old_database, os.environ["AUDIT_CHAIN_KEY"].encode(), os.environ["SIGNING_KEY_ENCRYPTION_KEYS"])
+
+    backup = "\n".join(every_value(old_database))
+    assert "PRIVATE KEY" not in backup and "whsec_plain" not in backup
+    app = app_with(old_database)
+    try:
+        with app.test_request_context():
+            session = database.session()
+            keyring = app.extensions["keyring"]
+            kid, signing = keyring.signing_key(session, keys.QR)
+            assert kid == "2026-02-01-cccccc"  # keeps signing, now encrypted
+            assert qrtoken.public_jwk(signing, kid) == qrtoken.public_jwk(current, kid)
+            published = {k["kid"] for k in keyring.jwks(session)["keys"]}
+            assert {"2026-02-01-cccccc", "2026-01-01-bbbbbb"} <= published
+            assert "2025-01-01-aaaaaa" not in published
+            assert qrtoken.verify_form_token(still_needed, keyring.keyset(session)).form_id == "NLOLD00002"
+            at_kid, _ = keyring.signing_key(session, keys.ACCESS_TOKEN)  # made on first use
+            assert at_kid.startswith("at-")
+            from api.models import IdempotencyRecord, Webhook
+
+            assert session.get(Webhook, "wh_1").secret != "whsec_plain"
+            assert session.get(IdempotencyRecord, ("user:1", "k")).response_body == {
+                "traveller": {"passport_number": "E1"}}  # written before: read as it is ...
+        result = app.test_cli_runner().invoke(args=["reencrypt-personal-data"])
+        assert result.exit_code == 0, result.output
+        assert '"E1"' not in "\n".join(every_value(old_database, ["idempotency_records"]))  # ... until encrypted
+        assert [kid for (kid,) in raw_rows(old_database, "SELECT qr_kid FROM forms ORDER BY id")] == [
+            "2025-01-01-aaaaaa", "2026-01-01-bbbbbb"]
+    finally:
+        app.extensions["db_engine"].dispose()

@@ -876,3 +876,42 @@ def test_the_webhook_payload_is_in_the_openapi_description(client):
     event = spec["components"]["schemas"]["WebhookEvent"]
     assert set(event["properties"]) == {"type", "timestamp", "data"}
     assert event["properties"]["type"]["enum"] == ALL_EVENTS
+
+
+# --- retention ---------------------------------------------------------------------------
+
+def test_finished_deliveries_are_purged_after_the_retention_period_in_batches(app, world, receiver, runner):
+    hook = register(world, "refunds", receiver.url())
+    forms_ = []
+    for _ in range(6):
+        form = world.issue("shop")
+        world.post("shop", f"/api/v1/forms/{form['id']}/cancel")
+        forms_.append(form["id"])
+    assert run_worker(app, Clock(utcnow())).delivered == 6
+    old = utcnow() - timedelta(days=40)
+    with app.app_context():
+        session = database.session()
+        rows = {d.payload and json.loads(d.payload)["data"]["form_id"]: d
+                for d in session.scalars(select(WebhookDelivery))}
+        # delivered, failed, cancelled and pending, 40 days old; one delivered yesterday.
+        for form_id, status in zip(forms_, ["delivered", "delivered", "failed", "cancelled", "pending"]):
+            rows[form_id].status = status
+            rows[form_id].retry_window_start = old
+        session.commit()
+        events_before = session.scalar(select(func.count()).select_from(Event))
+        kept = {rows[forms_[4]].id, rows[forms_[5]].id}
+
+    result = runner.invoke(args=["purge-deliveries", "--older-than-days", "30", "--batch", "3"])
+
+    assert result.exit_code == 0, result.output
+    assert result.output == ("4 finished webhook delivery(ies) older than 30 day(s) deleted, "
+                             "with their attempts.\n")
+    with app.app_context():
+        session = database.session()
+        assert set(session.scalars(select(WebhookDelivery.id))) == kept
+        assert set(session.scalars(select(WebhookAttempt.delivery_id))) == kept
+        assert session.scalar(select(func.count()).select_from(Event)) == events_before
+    assert runner.invoke(args=["verify-audit"]).output.startswith("audit trail intact")
+    assert [d["id"] for d in deliveries_of(world, "refunds", hook["id"])] == sorted(kept, reverse=True)
+    again = runner.invoke(args=["purge-deliveries", "--older-than-days", "30"])
+    assert again.output.startswith("0 finished webhook delivery(ies)")
