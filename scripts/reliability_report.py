@@ -66,6 +66,16 @@ CATALOGUE: list[tuple[str, str, list[str]]] = [
         A + "test_auth.py::test_a_revoked_device_cannot_scan",
         A + "test_auth.py::test_a_device_token_with_a_wrong_secret_is_refused",
         A + "test_auth.py::test_a_qr_payload_is_not_an_access_token"]),
+    ("Attacks", "Keys: an access token signed with a QR key, a QR code signed with an access-token key; "
+     "rotations keep forms within their deadline verifying, and the JWKS holds only keys that verify", [
+        A + "test_keys.py"]),
+    ("Attacks", "Webhook SSRF: private, loopback and IPv6 forms carrying them (NAT64, 6to4, Teredo, "
+     "IPv4-compatible/-mapped) refused at registration and before connecting; https only", [
+        A + "test_webhooks.py::test_a_webhook_to_a_private_or_loopback_address_is_refused",
+        A + "test_webhooks.py::test_delivery_to_an_ipv6_address_carrying_a_private_ipv4_one_is_refused_before_connecting",
+        A + "test_webhooks.py::test_a_private_receiver_sees_not_even_a_tcp_handshake",
+        A + "test_webhooks.py::test_a_webhook_over_plain_http_is_refused_in_production",
+        A + "test_webhooks.py::test_a_webhook_registered_over_plain_http_is_not_sent_to_in_production"]),
     ("Attacks", "Access: another retailer's form (404), unlinked intermediary, kiosk deciding, role matrix", [
         A + "test_forms.py::test_a_retailer_never_sees_another_retailers_form",
         A + "test_forms.py::test_an_intermediary_issues_for_its_linked_retailers_only",
@@ -102,8 +112,13 @@ CATALOGUE: list[tuple[str, str, list[str]]] = [
     ("Data protection", "Passport numbers encrypted at rest, keys rotated without downtime, never in logs", [
         A + "test_privacy.py",
         A + "test_forms.py::test_lists_mask_the_passport_number_and_details_show_it_to_the_owner"]),
-    ("Data protection", "Retention: personal data removed after the final state, anonymous figures kept", [
-        A + "test_retention.py"]),
+    ("Data protection", "A database backup yields no usable private key, no webhook secret and no traveller in "
+     "stored idempotent responses; the encryption key rotates and is required in production", [
+        A + "test_secrets_at_rest.py"]),
+    ("Data protection", "Retention: personal data removed after the final state, anonymous figures kept; "
+     "finished webhook deliveries purged in batches, audit events kept", [
+        A + "test_retention.py",
+        A + "test_webhooks.py::test_finished_deliveries_are_purged_after_the_retention_period_in_batches"]),
     ("Data protection", "Tamper-evident audit trail: hash chain and verify-audit", [
         A + "test_audit_chain.py"]),
 ]
