@@ -27,6 +27,8 @@ def create_app(test_config: dict | None = None) -> Flask:
     if test_config:
         app.config.update(test_config)
     config.settle_production_secrets(app.config, app.instance_path)
+    # Demo tokens and pairing QR codes are written there, keys or not.
+    os.makedirs(app.instance_path, exist_ok=True)
     # Fail at start-up, not at the first scan, on a bad rule configuration.
     app.config["RULESET"] = rules.ruleset_for(app.config["MEMBER_STATE"])
     app.config["RISK"] = risk.policy_from_dict(app.config["RISK_POLICY"])

@@ -43,19 +43,6 @@ def is_production(env=None) -> bool:
     return not str(env.get("DATABASE_URL") or "sqlite").startswith("sqlite")
 
 
-def _secret(env, instance_path: str, name: str, min_length: int = 32) -> str:
-    """The secret setting ``name``: from the environment, required in
-    production; elsewhere generated once in the instance folder."""
-    value = env.get(name, "").strip()
-    if not value:
-        if is_production(env):
-            raise ConfigError(f"{name} must be set in production (TAXFREE_ENV=production or a PostgreSQL DATABASE_URL)")
-        return _instance_secret(instance_path, name.lower())
-    if len(value) < min_length:
-        raise ConfigError(f"{name} must be at least {min_length} characters long")
-    return value
-
-
 def load(instance_path: str) -> dict:
     env = os.environ
     return {
@@ -65,16 +52,18 @@ def load(instance_path: str) -> dict:
         # "production" or "development"; unset, a PostgreSQL DATABASE_URL
         # counts as production (is_production).
         "TAXFREE_ENV": env.get("TAXFREE_ENV", ""),
-        "SECRET_KEY": env.get("SECRET_KEY") or _instance_secret(instance_path, "secret_key"),
+        # The keys below come from the environment; settle_production_secrets
+        # generates them into instance/ for development, and refuses to start
+        # without them in production.
+        "SECRET_KEY": env.get("SECRET_KEY", ""),
         # Keys the passport-number hash used for lookups; changing it orphans
         # existing lookups, so it is kept apart from SECRET_KEY.
-        "PASSPORT_HASH_KEY": env.get("PASSPORT_HASH_KEY")
-        or _instance_secret(instance_path, "passport_hash_key"),
+        "PASSPORT_HASH_KEY": env.get("PASSPORT_HASH_KEY", ""),
         # Keys the audit trail's hash chain (api/services/audit_chain.py):
         # kept out of the database, so write access to the database alone is
         # not enough to forge a consistent chain. Every worker needs the same
         # key, and links made with another key no longer verify.
-        "AUDIT_CHAIN_KEY": env.get("AUDIT_CHAIN_KEY") or _instance_secret(instance_path, "audit_chain_key"),
+        "AUDIT_CHAIN_KEY": env.get("AUDIT_CHAIN_KEY", ""),
         # The traveller's personal data on a form is removed this many days
         # after its final status (flask --app api purge-personal-data,
         # api/services/retention.py). A year: refunds are paid within weeks
@@ -108,19 +97,18 @@ def load(instance_path: str) -> dict:
         "FAILED_ATTEMPTS_MAX_WAIT_SECONDS": int(env.get("FAILED_ATTEMPTS_MAX_WAIT_SECONDS", "900")),
         # Fernet keys for passport numbers at rest, newest first (rotation:
         # prepend a key, run reencrypt-personal-data, then drop the old one).
-        "PASSPORT_KEYS": env.get("PASSPORT_KEYS") or _instance_secret(
-            instance_path, "passport_keys", lambda: Fernet.generate_key().decode()),
+        "PASSPORT_KEYS": env.get("PASSPORT_KEYS", ""),
         # Fernet keys for the secrets that sign (signing keys' private
         # halves, webhook secrets) at rest, newest first (api/custody.py;
         # rotation: prepend a key, run reencrypt-signing-keys, drop the old
-        # one). Required in production; see settle_production_secrets.
+        # one).
         "SIGNING_KEY_ENCRYPTION_KEYS": env.get("SIGNING_KEY_ENCRYPTION_KEYS", ""),
         "MEMBER_STATE": env.get("MEMBER_STATE", "NL"),
         "RISK_POLICY": json.loads(env.get("RISK_POLICY", "{}")),
         # Keys the random check (shared/risk.py sample_point): whoever knows
         # it can tell which forms will be picked, so it is no part of
         # RISK_POLICY, which may be shown, and production must set it.
-        "RISK_SAMPLING_KEY": _secret(env, instance_path, "RISK_SAMPLING_KEY"),
+        "RISK_SAMPLING_KEY": env.get("RISK_SAMPLING_KEY", "").strip(),
         "ACCESS_TOKEN_TTL": int(env.get("ACCESS_TOKEN_TTL", "3600")),
         # The traveller's app (api/services/traveller.py): its sign-in token
         # and the desk pass live this many seconds.
@@ -191,16 +179,41 @@ def load(instance_path: str) -> dict:
     }
 
 
+def _fernet_key() -> str:
+    return Fernet.generate_key().decode()
+
+
+# The keys that protect what the database holds, and how development makes
+# one: each must be the same on every machine and kept apart from the
+# database and its backups.
+KEYS_KEPT_OUTSIDE = {
+    "SECRET_KEY": lambda: secrets.token_hex(32),
+    "PASSPORT_HASH_KEY": lambda: secrets.token_hex(32),
+    "AUDIT_CHAIN_KEY": lambda: secrets.token_hex(32),
+    "PASSPORT_KEYS": _fernet_key,
+    "SIGNING_KEY_ENCRYPTION_KEYS": _fernet_key,
+    # Behind the random check: whoever knows it can tell which forms will be picked.
+    "RISK_SAMPLING_KEY": lambda: secrets.token_hex(32),
+}
+# Keys that are secrets rather than Fernet keys must be long enough not to be guessed.
+MIN_KEY_LENGTH = {"RISK_SAMPLING_KEY": 32}
+
+
 def settle_production_secrets(config: dict, instance_path: str) -> None:
-    """Fill in SIGNING_KEY_ENCRYPTION_KEYS for development, or refuse to
-    start in production without it: a key generated next to the database
-    would be copied with it, and each machine would generate its own."""
-    if config.get("SIGNING_KEY_ENCRYPTION_KEYS"):
-        return
-    if is_production(config):
-        raise RuntimeError(
-            "SIGNING_KEY_ENCRYPTION_KEYS is not set. In production (a PostgreSQL DATABASE_URL) it must "
-            "come from the environment, the same on every machine: comma-separated Fernet keys, newest "
-            "first (python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())').")
-    config["SIGNING_KEY_ENCRYPTION_KEYS"] = _instance_secret(
-        instance_path, "signing_key_encryption_keys", lambda: Fernet.generate_key().decode())
+    """Fill in the keys kept outside the database for development, or refuse
+    to start in production without them: a key generated next to the
+    database would be copied with it (a backup then opens itself), and each
+    machine would generate its own."""
+    missing = [name for name in KEYS_KEPT_OUTSIDE if not config.get(name)]
+    if missing and is_production(config):
+        raise ConfigError(
+            f"{', '.join(missing)} not set. In production (TAXFREE_ENV=production, or unset with a PostgreSQL "
+            "DATABASE_URL) these keys must come from "
+            "the environment, the same on every machine and kept apart from the database's backups; "
+            "PASSPORT_KEYS and SIGNING_KEY_ENCRYPTION_KEYS are comma-separated Fernet keys, newest first "
+            "(python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())').")
+    for name in missing:
+        config[name] = _instance_secret(instance_path, name.lower(), KEYS_KEPT_OUTSIDE[name])
+    for name, length in MIN_KEY_LENGTH.items():
+        if len(config[name]) < length:
+            raise ConfigError(f"{name} must be at least {length} characters long")

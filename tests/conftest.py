@@ -27,9 +27,11 @@ os.environ.setdefault("PASSPORT_KEYS", Fernet.generate_key().decode())
 # Likewise one audit chain key, so that events written by a gunicorn or
 # worker subprocess link into the same verifiable chain.
 os.environ.setdefault("AUDIT_CHAIN_KEY", secrets.token_hex(32))
-# And one key for the signing secrets at rest, which production (PostgreSQL)
-# requires from the environment.
+# And the other keys kept outside the database, which production
+# (PostgreSQL) requires from the environment (api/config.py).
 os.environ.setdefault("SIGNING_KEY_ENCRYPTION_KEYS", Fernet.generate_key().decode())
+os.environ.setdefault("SECRET_KEY", secrets.token_hex(32))
+os.environ.setdefault("PASSPORT_HASH_KEY", secrets.token_hex(32))
 
 BACKENDS = ["sqlite"] + (["postgresql"] if os.environ.get("TEST_POSTGRES_URL") else [])
 

@@ -142,28 +142,34 @@ def test_rotating_the_encryption_key_keeps_signing_and_verifying(app, world, dat
             old_only.decrypt(sealed.encode())
 
 
-def test_production_refuses_to_start_without_the_signing_key_encryption_keys(tmp_path):
-    env = {k: v for k, v in os.environ.items() if k != "SIGNING_KEY_ENCRYPTION_KEYS"}
+KEPT_OUTSIDE = ("SECRET_KEY", "PASSPORT_HASH_KEY", "AUDIT_CHAIN_KEY", "PASSPORT_KEYS", "SIGNING_KEY_ENCRYPTION_KEYS")
+
+
+@pytest.mark.parametrize("unset", [("SIGNING_KEY_ENCRYPTION_KEYS",), ("AUDIT_CHAIN_KEY", "PASSPORT_KEYS"), KEPT_OUTSIDE])
+def test_production_refuses_to_start_without_the_keys_kept_outside_the_database(tmp_path, unset):
+    env = {k: v for k, v in os.environ.items() if k not in unset}
     env.update(INSTANCE_PATH=str(tmp_path / "instance"), PYTHONPATH=str(ROOT),
                DATABASE_URL="postgresql+psycopg://taxfree@127.0.0.1:9/taxfree")
     result = subprocess.run([sys.executable, "-m", "flask", "--app", "api", "init-db"], env=env, cwd=ROOT,
                             capture_output=True, text=True, timeout=60)
     assert result.returncode != 0
-    assert "SIGNING_KEY_ENCRYPTION_KEYS is not set" in result.stderr
-    assert not (tmp_path / "instance" / "signing_key_encryption_keys").exists()
+    assert f"RuntimeError: {', '.join(unset)} not set. In production (a PostgreSQL DATABASE_URL)" in result.stderr
+    assert not (tmp_path / "instance").exists() or list((tmp_path / "instance").iterdir()) == []
 
 
-def test_development_generates_the_encryption_key_into_the_instance_folder(tmp_path, monkeypatch):
-    monkeypatch.delenv("SIGNING_KEY_ENCRYPTION_KEYS", raising=False)
+def test_development_generates_the_keys_into_the_instance_folder(tmp_path, monkeypatch):
+    for name in KEPT_OUTSIDE:
+        monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("INSTANCE_PATH", str(tmp_path / "instance"))
     url = f"sqlite:///{tmp_path / 'dev.sqlite3'}"
     first = create_app({"DATABASE_URL": url})
     second = create_app({"DATABASE_URL": url})
-    path = tmp_path / "instance" / "signing_key_encryption_keys"
-    assert stat.S_IMODE(path.stat().st_mode) == 0o600
-    assert first.config["SIGNING_KEY_ENCRYPTION_KEYS"] == second.config["SIGNING_KEY_ENCRYPTION_KEYS"] == \
-        path.read_text().strip()
-    Fernet(path.read_text().strip().encode())
+    for name in KEPT_OUTSIDE:
+        path = tmp_path / "instance" / name.lower()
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+        assert first.config[name] == second.config[name] == path.read_text().strip()
+    for name in ("PASSPORT_KEYS", "SIGNING_KEY_ENCRYPTION_KEYS"):
+        Fernet(first.config[name].encode())
     for one in (first, second):
         one.extensions["db_engine"].dispose()
 
