@@ -19,8 +19,8 @@ Encrypting what is there needs SIGNING_KEY_ENCRYPTION_KEYS, which ``flask
 --app api init-db`` hands over; a plain ``alembic upgrade`` works only on a
 database without signing keys and webhooks.
 
-Revision ID: k009
-Revises: 0008
+Revision ID: 0011
+Revises: 0010
 Create Date: 2026-12-04
 """
 from datetime import datetime, timezone
@@ -33,8 +33,8 @@ import api.models
 from api.keys import qr_needed_until
 from api.personal_data import cipher_from_keys
 
-revision = "k009"
-down_revision = "0008"
+revision = "0011"
+down_revision = "0010"
 branch_labels = None
 depends_on = None
 
