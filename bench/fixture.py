@@ -30,7 +30,8 @@ PASSWORD = "bench-password-1"
 SECRETS = {"SECRET_KEY": "bench-secret-key-" + "0" * 32, "PASSPORT_HASH_KEY": "bench-passport-key-" + "1" * 32,
            "AUDIT_CHAIN_KEY": "bench-audit-chain-key-" + "2" * 32,
            "PASSPORT_KEYS": "YmVuY2gtcGFzc3BvcnQta2V5cy1mZXJuZXQta2V5LTE=",
-           "SIGNING_KEY_ENCRYPTION_KEYS": "YmVuY2gtc2lnbmluZy1rZXktZW5jcnlwdGlvbi1rZXk="}
+           "SIGNING_KEY_ENCRYPTION_KEYS": "YmVuY2gtc2lnbmluZy1rZXktZW5jcnlwdGlvbi1rZXk=",
+           "RISK_SAMPLING_KEY": "bench-risk-sampling-key-" + "3" * 32}
 # No scrypt for the handful of logins the bench does; no effect on the
 # measured requests, which carry tokens.
 PASSWORD_HASH_METHOD = "pbkdf2:sha256:1000"

@@ -8,30 +8,25 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import shutil
 import threading
 
 import pytest
-from cryptography.fernet import Fernet
 from sqlalchemy import create_engine, text
 from werkzeug.serving import make_server
 
 from api import create_app
 from api.cli import migrate
+from api.config import KEYS_KEPT_OUTSIDE
 from tests.builders import PASSWORD, World
 
-# One set of passport keys for every app and server the suite starts, as a
-# deployment shares them across its workers.
-os.environ.setdefault("PASSPORT_KEYS", Fernet.generate_key().decode())
-# Likewise one audit chain key, so that events written by a gunicorn or
-# worker subprocess link into the same verifiable chain.
-os.environ.setdefault("AUDIT_CHAIN_KEY", secrets.token_hex(32))
-# And the other keys kept outside the database, which production
-# (PostgreSQL) requires from the environment (api/config.py).
-os.environ.setdefault("SIGNING_KEY_ENCRYPTION_KEYS", Fernet.generate_key().decode())
-os.environ.setdefault("SECRET_KEY", secrets.token_hex(32))
-os.environ.setdefault("PASSPORT_HASH_KEY", secrets.token_hex(32))
+# One set of the keys kept outside the database (passport keys, audit chain
+# key, ...) for every app, gunicorn and worker subprocess the suite starts,
+# as a deployment shares them across its machines: events written by a
+# subprocess link into the same chain, passport numbers it encrypts open
+# here. Production (PostgreSQL) requires them from the environment.
+for _name, _make in KEYS_KEPT_OUTSIDE.items():
+    os.environ.setdefault(_name, _make())
 
 BACKENDS = ["sqlite"] + (["postgresql"] if os.environ.get("TEST_POSTGRES_URL") else [])
 
