@@ -55,7 +55,7 @@ def scan_verdict(world, payload) -> tuple[str, str | None]:
 def access_claims(user_id: int = 1) -> dict:
     now = datetime.now(timezone.utc)
     return {"iss": "taxfree-api", "aud": "taxfree-api", "sub": f"user:{user_id}", "role": "admin",
-            "iat": now, "exp": now + timedelta(minutes=5)}
+            "iat": now, "exp": now + timedelta(minutes=5), "auth_time": int(now.timestamp()), "ver": 0}
 
 
 # --- QR keys ------------------------------------------------------------------------

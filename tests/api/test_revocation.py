@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 import jwt
 from sqlalchemy import select
 
-from api import database
+from api import database, keys
 from api.models import Event, PortalSession, User
 from api.services import users
 from tests.builders import PASSWORD
@@ -106,7 +106,7 @@ def test_a_token_without_a_version_is_refused(app, world):
     header = jwt.get_unverified_header(world.tokens["shop"])
     del claims["ver"]
     with app.app_context():
-        kid, key = app.extensions["keyring"].signing_key(database.session())
+        kid, key = app.extensions["keyring"].signing_key(database.session(), keys.ACCESS_TOKEN)
     token = jwt.encode(claims, key, algorithm="EdDSA", headers={"kid": kid, "typ": header["typ"]})
     problem(forms_of(world, token), 401, "unauthorized")
 
@@ -139,7 +139,7 @@ def test_a_refresh_after_the_session_end_is_refused(app, world):
     claims = jwt.decode(world.tokens["officer"], options={"verify_signature": False})
     claims["auth_time"] -= app.config["ACCESS_SESSION_MAX_SECONDS"] + 1
     with app.app_context():
-        kid, key = app.extensions["keyring"].signing_key(database.session())
+        kid, key = app.extensions["keyring"].signing_key(database.session(), keys.ACCESS_TOKEN)
     token = jwt.encode(claims, key, algorithm="EdDSA", headers={"kid": kid, "typ": "at+jwt"})
     problem(world.client.post("/api/v1/auth/refresh", headers={"Authorization": f"Bearer {token}"}),
             401, "session_expired")
