@@ -32,9 +32,19 @@ What `make bench` and side-by-side runs of other settings showed:
 WEB_CONCURRENCY (gunicorn's own variable), GUNICORN_WORKERS and
 GUNICORN_THREADS override the counts for a bigger machine: keep about one
 worker per core plus one, two threads each.
+
+Metrics (GET /metrics, api/observability): every worker counts in files
+of its own in PROMETHEUS_MULTIPROC_DIR, and a scrape served by any worker
+adds them up. The master empties that folder when it starts, before any
+worker exists (counts of an earlier run would otherwise be added in), and
+tells prometheus-client when a worker exits so its gauges stop counting.
+Without the variable, the master makes a private folder and removes it
+on exit.
 """
 import gc
 import os
+import shutil
+import tempfile
 
 _cores = os.cpu_count() or 2
 
@@ -48,13 +58,47 @@ keepalive = 5
 # the worker is restarted.
 timeout = 30
 graceful_timeout = 20
-# No access log: request lines name form ids, and the API keeps personal
-# data out of logs. Errors still go to stderr.
+# No access log: the app writes one JSON line per request itself (route,
+# status, duration, request id; api/observability/logs.py). Errors still go
+# to stderr. Should one be switched on (--access-logfile), it shows the path
+# without its query string (%(U)s, not the request line %(r)s): the
+# traveller status lookup used to carry a last name there.
 accesslog = None
+access_log_format = '%(h)s "%(m)s %(U)s" %(s)s %(B)s %(M)sms'
 # gunicorn >= 25.1 opens a control socket at one fixed path per user
 # ($HOME/.gunicorn/gunicorn.ctl): a second instance on the machine (the
 # bench's yardstick, a test) would take it over. Nothing here uses it.
 control_socket_disable = True
+
+
+_own_metrics_dir = None
+
+
+def on_starting(server):
+    """Before any worker: an empty metrics folder, named in the environment
+    the workers inherit (prometheus-client reads it when first imported)."""
+    global _own_metrics_dir
+    path = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if not path:
+        path = _own_metrics_dir = tempfile.mkdtemp(prefix="taxfree-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = path
+    os.makedirs(path, exist_ok=True)
+    for name in os.listdir(path):
+        if name.endswith(".db"):
+            os.remove(os.path.join(path, name))
+
+
+def child_exit(server, worker):
+    """A worker is gone: its live gauges (connections in use) stop counting;
+    its counters stay in the sums."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
+
+
+def on_exit(server):
+    if _own_metrics_dir:
+        shutil.rmtree(_own_metrics_dir, ignore_errors=True)
 
 
 def post_worker_init(worker):

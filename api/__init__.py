@@ -5,7 +5,6 @@ development, ``gunicorn 'api:create_app()'`` in production.
 """
 from __future__ import annotations
 
-import logging
 import os
 
 from flask import Flask
@@ -13,7 +12,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from shared import presence, risk, rules
 
-from . import cli, database, problems
+from . import cli, database, observability, problems
 from .keys import Keyring
 from .personal_data import cipher_from_keys
 
@@ -33,15 +32,20 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.config["RULESET"] = rules.ruleset_for(app.config["MEMBER_STATE"])
     app.config["RISK"] = risk.policy_from_dict(app.config["RISK_POLICY"])
     app.config["PRESENCE"] = presence.policy_from_dict(app.config["PRESENCE_POLICY"])
+    from .services import fleet
+
+    app.config["FLEET"] = fleet.rules_from_dict(app.config["FLEET_RULES"])
     app.json.sort_keys = False
     # "/forms/" and "/forms" are one resource: no redirect (an HTML body) for
     # a trailing slash.
     app.url_map.strict_slashes = False
-    logging.basicConfig(level=logging.INFO)
 
     # Before the database: its sessions carry the cipher of the signing secrets.
     app.extensions["secret_cipher"] = cipher_from_keys(app.config["SIGNING_KEY_ENCRYPTION_KEYS"])
     database.init_app(app)
+    # One JSON line per request and per background job, and metrics for
+    # the monitoring system (api/observability).
+    observability.init_app(app)
     app.extensions["passport_cipher"] = cipher_from_keys(app.config["PASSPORT_KEYS"])
     app.extensions["keyring"] = Keyring()
     problems.init_app(app)

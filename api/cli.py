@@ -10,6 +10,7 @@ from sqlalchemy import select
 from . import auth, database, keys
 from .migrations import alembic_config
 from .models import Intermediary, Retailer, User, utcnow
+from .observability.logs import job
 
 
 def init_app(app: Flask) -> None:
@@ -181,8 +182,10 @@ def expire_forms():
     from .services import forms
 
     session = database.session()
-    expired = forms.expire_overdue(session, current_app.config["RULESET"], utcnow())
-    session.commit()
+    with job("expire-forms") as line:
+        expired = forms.expire_overdue(session, current_app.config["RULESET"], utcnow())
+        session.commit()
+        line["expired"] = len(expired)
     click.echo(f"{len(expired)} form(s) expired.")
 
 
@@ -319,8 +322,10 @@ def verify_audit(expect_head, batch):
     from .services import audit_chain
 
     expected = _head(expect_head)
-    report = audit_chain.verify(database.session(), current_app.config["AUDIT_CHAIN_KEY"].encode(),
-                                batch=batch, expect_head=expected)
+    with job("verify-audit") as line:
+        report = audit_chain.verify(database.session(), current_app.config["AUDIT_CHAIN_KEY"].encode(),
+                                    batch=batch, expect_head=expected)
+        line.update(intact=report.intact, links=report.links, head_seq=report.head_seq)
     if report.intact:
         click.echo(f"audit trail intact: {report.links} events, head seq {report.head_seq} hash {report.head_hash}")
         return
@@ -342,7 +347,11 @@ def purge_personal_data(days, batch):
     from .services import retention
 
     days = current_app.config["PERSONAL_DATA_RETENTION_DAYS"] if days is None else days
-    report = retention.purge(database.session(), utcnow(), days, batch=batch)
+    with job("purge-personal-data", retention_days=days) as line:
+        report = retention.purge(database.session(), utcnow(), days, batch=batch)
+        line.update(forms=report.forms, batches=report.batches,
+                    idempotency_records=report.idempotency_records,
+                    portal_sessions=report.portal_sessions, rate_limits=report.rate_limits)
     click.echo(str(report) + ".")
 
 

@@ -158,6 +158,18 @@ def load(instance_path: str) -> dict:
         "WEBHOOKS_RETRY_HOURS": float(env.get("WEBHOOKS_RETRY_HOURS", "72")),
         "WEBHOOKS_POLL_SECONDS": float(env.get("WEBHOOKS_POLL_SECONDS", "1")),
         "WEBHOOKS_MAX_PER_OWNER": int(env.get("WEBHOOKS_MAX_PER_OWNER", "20")),
+        # The device fleet (api/services/fleet.py): when a device's last
+        # heartbeat makes it amber or red. JSON, e.g. {"silent_amber_seconds":
+        # 120, "silent_red_seconds": 600, "queue_depth_amber": 20,
+        # "queue_oldest_red_seconds": 900, "free_disk_amber_bytes": 1073741824,
+        # "free_disk_red_bytes": 209715200, "clock_skew_red_seconds": 60}.
+        "FLEET_RULES": json.loads(env.get("FLEET_RULES", "{}")),
+        # GET /metrics (Prometheus) is for the monitoring system only: a
+        # scraper either sends "Authorization: Bearer <METRICS_TOKEN>" or
+        # comes from one of METRICS_ALLOWED_NETWORKS (CIDR, comma-separated,
+        # e.g. "10.1.2.0/24,127.0.0.1/32"). With neither set, nobody may.
+        "METRICS_TOKEN": env.get("METRICS_TOKEN", ""),
+        "METRICS_ALLOWED_NETWORKS": env.get("METRICS_ALLOWED_NETWORKS", ""),
         # Web pages (api/portal): server-side sessions, ended after this many
         # seconds without a request, and after the maximum whatever happens.
         "PORTAL_SESSION_IDLE_SECONDS": int(env.get("PORTAL_SESSION_IDLE_SECONDS", "1800")),

@@ -12,6 +12,7 @@ from sqlalchemy import (
     CheckConstraint,
     Date,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -69,6 +70,11 @@ class ExitPoint(Base):
     kind: Mapped[str] = mapped_column(String(16))
     country: Mapped[str] = mapped_column(String(2), default="NL")
     desk_location: Mapped[str] = mapped_column(String(300), default="")
+    # "HH:MM-HH:MM" in the exit point's local time (the rule set's time
+    # zone), e.g. "05:30-23:00" or "22:00-06:00" overnight; None: around the
+    # clock. A device that falls silent while its exit point is open is a
+    # fault (api/services/fleet.py); at night it is expected.
+    opening_hours: Mapped[str | None] = mapped_column(String(11))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     __table_args__ = (
         CheckConstraint("kind IN ('airport', 'seaport', 'land')", name="kind"),
@@ -138,6 +144,30 @@ class Device(Base):
     __table_args__ = (
         CheckConstraint("kind IN ('kiosk', 'tablet', 'handheld')", name="kind"),
     )
+
+
+class DeviceHeartbeat(Base):
+    """The last heartbeat of a device: what the device says about itself
+    (app version, offline queue, camera, disk, clock) and when it said it.
+    One row per device, overwritten by each heartbeat (api/services/fleet.py)."""
+
+    __tablename__ = "device_heartbeats"
+    device_id: Mapped[str] = mapped_column(ForeignKey("devices.id"), primary_key=True)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    app_version: Mapped[str] = mapped_column(String(40))
+    online_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    queue_depth: Mapped[int] = mapped_column(Integer)
+    oldest_queued_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # False: the offline queue could not be written (a full disk); the
+    # device sends travellers to the desk while offline.
+    queue_writable: Mapped[bool] = mapped_column(Boolean)
+    # None: the device has no camera (a handheld scanner only).
+    camera_ok: Mapped[bool | None] = mapped_column(Boolean)
+    free_disk_bytes: Mapped[int] = mapped_column(BigInteger)
+    device_clock: Mapped[datetime] = mapped_column(UTCDateTime)
+    # The device's clock minus the server's when the heartbeat arrived:
+    # offline scans are dated by the device's clock.
+    clock_skew_seconds: Mapped[float] = mapped_column(Float)
 
 
 class SigningKey(Base):

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+from datetime import datetime, timezone
 
 import marshmallow as ma
 from marshmallow import ValidationError, fields, validate, validates, validates_schema
@@ -10,6 +11,7 @@ from shared import countries, money, rules
 
 from . import passwords
 from .services.decisions import OUTCOMES, REJECTION_REASONS
+from .services.fleet import parse_opening_hours
 
 
 def storable_text(value: str) -> bool:
@@ -67,6 +69,13 @@ def _vat_number(value: str) -> None:
         raise ValidationError("A Dutch VAT number looks like NL123456789B01.")
 
 
+def _opening_hours(value: str | None) -> None:
+    try:
+        parse_opening_hours(value)
+    except ValueError:
+        raise ValidationError("Opening hours look like 05:30-23:00 (or 22:00-06:00 overnight).")
+
+
 def _latin_name(value: str) -> None:
     if not LATIN_NAME.match(value):
         raise ValidationError("Use the Latin-script name as printed in the passport.")
@@ -105,6 +114,10 @@ class ExitPointSchema(Strict):
     name = Text(200, required=True)
     kind = fields.String(required=True, validate=validate.OneOf(["airport", "seaport", "land"]))
     desk_location = fields.String(validate=validate.Length(0, 300), load_default="")
+    opening_hours = fields.String(
+        load_default=None, allow_none=True, validate=_opening_hours,
+        metadata={"description": "Local opening hours, HH:MM-HH:MM (overnight allowed); "
+                                 "null: around the clock", "example": "05:30-23:00"})
 
 
 class IntermediarySchema(Strict):
@@ -194,6 +207,74 @@ class DeviceSelf(Strict):
 class PairRequest(Strict):
     code = fields.String(required=True, validate=validate.Length(1, 200),
                          metadata={"description": "The one-time code from the pairing QR code"})
+
+
+# --- the device fleet ---------------------------------------------------------
+
+def _device_time(value) -> None:
+    # A device whose clock battery died may say 1970: still a heartbeat
+    # worth keeping (its skew is the fault to show). Past 2200, no.
+    try:
+        utc = value.astimezone(timezone.utc)
+    except OverflowError:
+        utc = None
+    if utc is None or not datetime(1970, 1, 1, tzinfo=timezone.utc) <= utc < datetime(2200, 1, 1, tzinfo=timezone.utc):
+        raise ValidationError("Must be a time between 1970 and 2200.")
+
+
+def DeviceTime(**kw) -> fields.AwareDateTime:
+    return fields.AwareDateTime(validate=_device_time, **kw)
+
+
+class HeartbeatRequest(Strict):
+    """What a device says about itself every half minute or so."""
+
+    app_version = Text(40, required=True, metadata={"example": "0.1.0"})
+    online_since = DeviceTime(load_default=None, allow_none=True, metadata={
+        "description": "When the device last regained contact with the API"})
+    queue_depth = fields.Integer(required=True, strict=True, validate=validate.Range(0, 10**9),
+                                 metadata={"description": "Items waiting in its offline queue"})
+    oldest_queued_at = DeviceTime(load_default=None, allow_none=True, metadata={
+        "description": "When the oldest waiting item was queued"})
+    queue_writable = fields.Boolean(load_default=True, metadata={
+        "description": "False when the offline queue could not be written (disk full)"})
+    camera_ok = fields.Boolean(load_default=None, allow_none=True, metadata={
+        "description": "Null for a device without a camera"})
+    device_clock = DeviceTime(required=True, metadata={
+        "description": "The device's clock when it sent the heartbeat (the API computes the skew)"})
+    free_disk_bytes = fields.Integer(required=True, strict=True, validate=validate.Range(0, 2**62))
+
+
+class FleetReason(Strict):
+    code = fields.String(metadata={"enum": ["never_seen", "silent", "queue_depth", "queue_old",
+                                            "queue_unwritable", "camera", "disk_low", "clock_skew"]})
+    state = fields.String(metadata={"enum": ["amber", "red"]})
+    message = fields.String()
+
+
+class Heartbeat(Strict):
+    received_at = fields.AwareDateTime()
+    app_version = fields.String()
+    online_since = fields.AwareDateTime(allow_none=True)
+    queue_depth = fields.Integer()
+    oldest_queued_at = fields.AwareDateTime(allow_none=True)
+    queue_writable = fields.Boolean()
+    camera_ok = fields.Boolean(allow_none=True)
+    free_disk_bytes = fields.Integer()
+    device_clock = fields.AwareDateTime()
+    clock_skew_seconds = fields.Float(metadata={"description": "Device clock minus server clock"})
+
+
+class FleetDevice(Strict):
+    id = fields.String()
+    name = fields.String()
+    kind = fields.String()
+    exit_point = fields.String()
+    exit_point_open = fields.Boolean(metadata={"description": "Within the exit point's opening hours now"})
+    last_seen = fields.AwareDateTime(allow_none=True)
+    state = fields.String(metadata={"enum": ["green", "amber", "red"]})
+    reasons = fields.List(fields.Nested(FleetReason))
+    heartbeat = fields.Nested(Heartbeat, allow_none=True)
 
 
 # --- forms --------------------------------------------------------------------

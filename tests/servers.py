@@ -37,10 +37,17 @@ def server_environment(app, database_url: str, instance_path) -> dict:
 
 
 @contextmanager
-def serving(command: list[str], port: int, env: dict, *, ready: str = "/healthz", timeout: float = 60):
+def serving(command: list[str], port: int, env: dict, *, ready: str = "/healthz", timeout: float = 60,
+            output: Path | None = None):
     """Run ``command`` (listening on ``port``) from the repository root until
-    ``ready`` answers; yields the base URL and stops the server afterwards."""
-    server = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    ``ready`` answers; yields the base URL and stops the server afterwards.
+    ``output``: a file that gets the server's stdout and stderr (its logs)."""
+    if output is None:
+        server = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL)
+    else:
+        with open(output, "wb") as sink:  # the child keeps its own copy of the file
+            server = subprocess.Popen(command, cwd=ROOT, env=env, stdout=sink, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + timeout

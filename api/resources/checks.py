@@ -8,6 +8,7 @@ from .. import database, pagination
 from ..auth import current_principal, require
 from ..models import utcnow
 from ..models import Form
+from ..observability import metrics
 from ..schemas import CheckListArgs, CheckSchema, DecisionRequest, FormSchema, PassportLookup, page_of
 from ..services import decisions, forms
 from .common import IDEMPOTENCY_HEADER, check_if_match, form_etag, idempotent
@@ -53,7 +54,11 @@ def decide(body, form_id):
                                 body["reason_code"], body["note"], utcnow())
         return FormSchema().dump(form), 200
 
-    return idempotent(body, record, lambda form: {"ETag": form_etag(form)})
+    response = idempotent(body, record, lambda form: {"ETag": form_etag(form)})
+    if response.status_code == 200 and "Idempotent-Replayed" not in response.headers:
+        decided = response.get_json()
+        metrics.count_verdict(decided["exit_point"], "desk", decided["status"])
+    return response
 
 
 @blp.post("/forms/lookup")

@@ -2,6 +2,8 @@
 one-time code printed with ``flask --app api pair-device``."""
 from __future__ import annotations
 
+from zoneinfo import ZoneInfo
+
 from flask import current_app, request
 from flask.views import MethodView
 from .blueprint import Blueprint
@@ -10,9 +12,11 @@ from sqlalchemy import select
 from .. import database
 from ..auth import current_principal, require
 from ..models import Device, ExitPoint, utcnow
+from ..observability import metrics
 from ..problems import Problem
-from ..schemas import DeviceCreate, DeviceCreated, DeviceSchema, DeviceSelf, PairRequest
-from ..services import devices, throttle
+from ..schemas import (DeviceCreate, DeviceCreated, DeviceSchema, DeviceSelf, FleetDevice, Heartbeat,
+                       HeartbeatRequest, PairRequest, page_of)
+from ..services import devices, fleet, throttle
 
 blp = Blueprint("devices", __name__, url_prefix="/api/v1/devices", description="Devices at exit points")
 
@@ -49,6 +53,37 @@ def me():
     """The calling device and its exit point (code, name, where the customs
     desk is), so a kiosk needs no local configuration of them."""
     return database.session().get(Device, current_principal().id)
+
+
+@blp.post("/me/heartbeat")
+@require("device")
+@blp.arguments(HeartbeatRequest)
+@blp.response(200, Heartbeat)
+def heartbeat(body):
+    """The calling device's health: app version, offline queue, camera,
+    free disk and its clock (the API computes the skew). The last one is
+    kept per device; the fleet page turns it into green, amber or red.
+    Send one every half minute or so; a lost one needs no retry."""
+    device = current_principal()
+    session = database.session()
+    stored = fleet.record_heartbeat(session, device.id, body, utcnow())
+    session.commit()
+    metrics.count_heartbeat(device.exit_point_code, device.device_kind)
+    return stored
+
+
+@blp.get("/fleet")
+@require("admin", "officer")
+@blp.response(200, page_of(FleetDevice))
+def fleet_states():
+    """Every device that is not revoked, by exit point: its last heartbeat
+    and its state (green, amber, red) with the reasons, by the rules in
+    the FLEET_RULES setting."""
+    config = current_app.config
+    states = fleet.fleet(database.session(), utcnow(), config["FLEET"], ZoneInfo(config["RULESET"].timezone))
+    items = [{**vars(s), "reasons": [{"code": r.code, "state": r.state, "message": r.message} for r in s.reasons]}
+             for s in states]
+    return {"items": items, "next_cursor": None}
 
 
 @blp.delete("/<device_id>")

@@ -8,6 +8,7 @@ from .blueprint import Blueprint
 from .. import database
 from ..auth import current_principal, require
 from ..models import utcnow
+from ..observability import metrics
 from ..schemas import (
     PassportScanRequest,
     PassportScanResponse,
@@ -55,15 +56,18 @@ def scan(body):
     verdict; a form is never validated twice. Devices that queued scans while
     offline send them with ``queued``, ``scanned_at`` and the Idempotency-Key
     of the first attempt; a live scan is dated when it arrives."""
+    given = []
+
     def judge():
         outcome = scans.scan(database.session(), current_principal(), body["qr_payload"],
                              _context(_kid(body["qr_payload"])), utcnow(), body["scanned_at"],
                              queued=body["queued"])
+        given[:] = [outcome.verdict]
         return _SCAN_RESPONSE.dump(outcome), 200
 
     # The key stands for the scan, not for how it travelled: a queued resend
     # of a live attempt that did reach the API gets that attempt's answer.
-    return idempotent({"qr_payload": body["qr_payload"]}, judge)
+    return _counted(idempotent({"qr_payload": body["qr_payload"]}, judge), given)
 
 
 @blp.post("/passport")
@@ -74,15 +78,18 @@ def scan(body):
 def scan_passport(body):
     """A passport read at the exit point (its machine-readable zone): a verdict
     for every open form of its holder, as if each QR code had been scanned."""
+    given = []
+
     def judge():
         key = forms.passport_key(current_app.config["PASSPORT_HASH_KEY"].encode(),
                                  body["passport_country"], body["passport_number"])
         outcomes = scans.scan_passport(database.session(), current_principal(), key, _context(),
                                        utcnow(), body["scanned_at"], queued=body["queued"])
+        given[:] = [outcome.verdict for outcome in outcomes]
         return _PASSPORT_SCAN_RESPONSE.dump({"items": outcomes}), 200
 
-    return idempotent({"passport_number": body["passport_number"],
-                       "passport_country": body["passport_country"]}, judge)
+    return _counted(idempotent({"passport_number": body["passport_number"],
+                                "passport_country": body["passport_country"]}, judge), given)
 
 
 @blp.post("/refused")
@@ -104,3 +111,14 @@ def report_refused(body):
     recorded = refused_replays.record(session, device, body["items"], now)
     session.commit()
     return {"recorded": recorded}
+
+
+def _counted(response, verdicts: list[str]):
+    """Count the verdicts of a committed scan; a replayed answer was
+    counted when it was first given."""
+    if response.status_code == 200 and "Idempotent-Replayed" not in response.headers:
+        device = current_principal()
+        channel = metrics.channel_of(device.device_kind)
+        for verdict in verdicts:
+            metrics.count_verdict(device.exit_point_code, channel, verdict)
+    return response

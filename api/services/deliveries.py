@@ -42,6 +42,7 @@ from urllib3.exceptions import NameResolutionError, NewConnectionError
 
 from .. import custody
 from ..models import Webhook, WebhookAttempt, WebhookDelivery, utcnow
+from ..observability import logs, metrics
 from . import webhooks
 
 log = logging.getLogger(__name__)
@@ -401,25 +402,26 @@ def deliver_due(
             batch = claim(sessions, settings, clock())
             if not batch:
                 return report
-            for n, item in enumerate(batch):
-                # Asked to stop, or the lease would run out mid-request: the
-                # rest of the batch goes back at once instead of waiting
-                # for its lease to run out.
-                if stop.is_set() or clock() + settings.longest_send >= item.leased_until:
-                    release(sessions, batch[n:])
-                    report.released += len(batch) - n
-                    break
-                outcome = send(http, item, settings, clock())
-                status = record(sessions, item, outcome, settings, clock(), rand())
-                report.message_ids.append(item.message_id)
-                if status == "delivered":
-                    report.delivered += 1
-                elif status == "failed":
-                    report.failed += 1
-                else:
-                    report.retrying += 1
-                if outcome.error:
-                    log.info("webhook delivery %s: %s", item.id, outcome.error)
+            # One log line per batch: what came of each claimed delivery.
+            with logs.job("deliver-webhooks", claimed=len(batch)) as line:
+                for n, item in enumerate(batch):
+                    # Asked to stop, or the lease would run out mid-request: the
+                    # rest of the batch goes back at once instead of waiting
+                    # for its lease to run out.
+                    if stop.is_set() or clock() + settings.longest_send >= item.leased_until:
+                        release(sessions, batch[n:])
+                        report.released += len(batch) - n
+                        line["released"] = len(batch) - n
+                        break
+                    outcome = send(http, item, settings, clock())
+                    status = record(sessions, item, outcome, settings, clock(), rand())
+                    report.message_ids.append(item.message_id)
+                    result = "retrying" if status == "pending" else status
+                    setattr(report, result, getattr(report, result) + 1)
+                    line[result] = line.get(result, 0) + 1
+                    metrics.count_delivery(result)
+                    if outcome.error:
+                        log.info("webhook delivery %s: %s", item.id, outcome.error)
         return report
     finally:
         if own_http:

@@ -83,5 +83,6 @@ def test_a_device_learns_its_exit_point_and_desk_from_the_api(world):
     r = world.get("kiosk", "/api/v1/devices/me")
     assert r.status_code == 200
     assert r.get_json() == {"id": world.ids["kiosk"], "name": "kiosk", "kind": "kiosk", "exit_point": {
-        "id": 1, "code": "AMS", "name": "Schiphol", "kind": "airport", "desk_location": "Departures 2"}}
+        "id": 1, "code": "AMS", "name": "Schiphol", "kind": "airport", "desk_location": "Departures 2",
+        "opening_hours": None}}
     assert world.get("officer", "/api/v1/devices/me").status_code == 403
