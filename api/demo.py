@@ -21,11 +21,14 @@ from .models import Device, ExitPoint, Intermediary, Retailer, User, utcnow
 from .services import decisions, forms, scans
 
 PASSWORD = "tax-free-demo-2026"
+# Code, name, kind, where the desk is, opening hours (None: around the clock).
 EXIT_POINTS = [
-    ("AMS", "Amsterdam Airport Schiphol", "airport", "Departures 2, customs desk opposite the D gates"),
-    ("EIN", "Eindhoven Airport", "airport", "Departures hall, next to security"),
-    ("RTM", "Rotterdam Europoort, P&O ferry terminal", "seaport", "Terminal building, ground floor"),
-    ("HVH", "Hook of Holland, Stena Line ferry terminal", "seaport", "Terminal hall, next to passport control"),
+    ("AMS", "Amsterdam Airport Schiphol", "airport", "Departures 2, customs desk opposite the D gates", None),
+    ("EIN", "Eindhoven Airport", "airport", "Departures hall, next to security", "05:00-23:30"),
+    ("RTM", "Rotterdam Europoort, P&O ferry terminal", "seaport", "Terminal building, ground floor",
+     "06:00-23:00"),
+    ("HVH", "Hook of Holland, Stena Line ferry terminal", "seaport", "Terminal hall, next to passport control",
+     "06:00-23:30"),
 ]
 
 # The traveller's app: validation zones ([longitude, latitude] rectangles
@@ -105,9 +108,9 @@ def _seed_presence(session: Session) -> Path:
     from .services import exit_point_presence as places
 
     points = {p.code: p for p in session.scalars(select(ExitPoint))}
-    for code, name, kind, desk in EXIT_POINTS:
+    for code, name, kind, desk, hours in EXIT_POINTS:
         if code not in points:
-            points[code] = ExitPoint(code=code, name=name, kind=kind, desk_location=desk)
+            points[code] = ExitPoint(code=code, name=name, kind=kind, desk_location=desk, opening_hours=hours)
             session.add(points[code])
     session.flush()
     for code, zones in ZONES.items():
@@ -136,8 +139,8 @@ def _seed_presence(session: Session) -> Path:
 
 
 def _seed_everything(session: Session) -> None:
-    for code, name, kind, desk in EXIT_POINTS:
-        session.add(ExitPoint(code=code, name=name, kind=kind, desk_location=desk))
+    for code, name, kind, desk, hours in EXIT_POINTS:
+        session.add(ExitPoint(code=code, name=name, kind=kind, desk_location=desk, opening_hours=hours))
     refunds = Intermediary(name="Demo Tax Refund BV", fee_bp=1500)
     session.add(refunds)
     session.flush()

@@ -1,6 +1,7 @@
 """The customs supervisor dashboard: per exit point and day, how many
 scans, how many validated / sent to the desk / refused, the desk's queue and
-waiting times, and the risk rules that sent travellers to the desk.
+waiting times, and the risk rules that sent travellers to the desk; and the
+device fleet: every kiosk, tablet and handheld, green, amber or red, and why.
 
 For admins and officers. Figures come straight from the scans and checks
 tables; charts are SVG drawn on the server (``charts``).
@@ -21,10 +22,11 @@ from shared import rules
 
 from .. import database
 from ..models import Check, ExitPoint, Scan, utcnow
+from ..services import fleet as fleet_rules
 from ..services import refused_replays
 from . import charts, web
 from .i18n import gettext as _
-from .labels import rule_label
+from .labels import fleet_reason, rule_label
 from .web import login_required
 
 blp = Blueprint("portal_dashboard", __name__, url_prefix="/dashboard")
@@ -176,4 +178,30 @@ def dashboard():
         rules_chart=rules_chart, top_rules=[(rule_label(r), n) for r, n in top_rules],
         duration=duration, live=day == today, channels=CHANNELS, channel_names=channel_names(),
         refused=refused, zone=zone,
+    )
+
+
+def state_names() -> dict[str, str]:
+    return {"green": _("Working"), "amber": _("Needs attention"), "red": _("Not working")}
+
+
+@blp.get("/fleet")
+@login_required("admin", "officer")
+def fleet():
+    """Every device by exit point: when it was last heard of, its state and
+    why, worst first within each exit point."""
+    config = current_app.config
+    zone = ZoneInfo(config["RULESET"].timezone)
+    now = utcnow()
+    devices = fleet_rules.fleet(database.session(), now, config["FLEET"], zone)
+    code = (request.args.get("exit_point") or "").upper()
+    exit_points = sorted({d.exit_point for d in devices})
+    shown = [d for d in devices if not code or d.exit_point == code]
+    rank = {state: n for n, state in enumerate(reversed(fleet_rules.STATES))}
+    shown.sort(key=lambda d: (d.exit_point, rank[d.state], d.name))
+    counts = Counter(d.state for d in shown)
+    return render_template(
+        "portal/fleet.html", devices=shown, counts=counts, states=fleet_rules.STATES,
+        state_names=state_names(), exit_points=exit_points, code=code, now=now,
+        silent_for=lambda d: duration(fleet_rules.silence(d, now)), reason_text=fleet_reason,
     )

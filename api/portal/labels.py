@@ -68,3 +68,19 @@ REASON_TEXT = {
     "passport_mismatch": "Passport does not match",
     "other": "Other reason",
 }
+
+
+def fleet_reason(reason) -> str:
+    """Why a device is amber or red (api/services/fleet.py), in the page's language."""
+    value = reason.figure
+    texts = {
+        "never_seen": _("No heartbeat since it was registered ({value})."),
+        "silent": _("No heartbeat for {value}."),
+        "queue_depth": _("{value} item(s) waiting in its offline queue."),
+        "queue_old": _("The oldest item in its offline queue has waited {value}."),
+        "queue_unwritable": _("Its offline queue cannot be written (disk full?): travellers are sent to the desk."),
+        "camera": _("The camera is not working."),
+        "disk_low": _("Only {value} of disk free."),
+        "clock_skew": _("Its clock is {value} off."),
+    }
+    return texts[reason.code].format(value=value) if reason.code in texts else reason.message

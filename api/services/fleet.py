@@ -156,12 +156,14 @@ MESSAGES = {
 
 
 def duration_text(seconds: float) -> str:
-    """``45 s``, ``12 min``, ``3 h 05 min``."""
+    """``45 s``, ``12 min``, ``3 h 05 min``, ``20 days``."""
     seconds = int(seconds)
     if seconds < 120:
         return f"{seconds} s"
     minutes = seconds // 60
     hours, minutes = divmod(minutes, 60)
+    if hours >= 48:
+        return f"{hours // 24} days"
     return f"{hours} h {minutes:02d} min" if hours else f"{minutes} min"
 
 

@@ -99,6 +99,11 @@ def test_the_thresholds_are_settings():
         fleet.rules_from_dict({"silent_amber_seconds": 700})  # amber after red
 
 
+def test_durations_read_as_people_say_them():
+    assert [fleet.duration_text(s) for s in (45, 119, 120, 3599, 3600 + 5 * 60, 47 * 3600, 48 * 3600, 20 * 86400)] == [
+        "45 s", "119 s", "2 min", "59 min", "1 h 05 min", "47 h 00 min", "2 days", "20 days"]
+
+
 def test_reasons_read_as_sentences():
     state, reasons = fleet.assess(health(received_at=NOW - timedelta(minutes=12), free_disk_bytes=150 * 10 ** 6,
                                          clock_skew_seconds=-95), NOW,

@@ -110,6 +110,7 @@ def busy_day(app, session) -> None:
         if outcome.verdict == "check_required" and n % 3:
             decisions.decide(session, officer, form, "validated", [{"line": l.line, "present": True} for l in form.lines],
                              None, None, at + timedelta(minutes=rng.randint(4, 25)))
+    fleet_today(session, devices, now)
     # A name that is markup must show as text everywhere.
     forms.issue(session, shop, {
         "invoice_number": "<b>INV</b>-XSS", "purchase_date": (now - timedelta(days=1)).date(),
@@ -119,6 +120,37 @@ def busy_day(app, session) -> None:
         "items": [{"description": "<script>alert(2)</script>", "quantity": 1, "unit_price_cents": 9900,
                    "vat_rate_bp": 2100, "category": "clothing", "serial_number": None}]}, issuer, now)
     session.commit()
+
+
+def fleet_today(session, kiosks, now) -> None:
+    """Heartbeats for the fleet page: most devices fine, one with a long
+    offline queue, one whose clock is off, one silent, one never heard of."""
+    from api.models import Device
+    from api.services import fleet
+
+    def beat(device_id, at, **changes):
+        report = {"app_version": "0.1.0", "online_since": at - timedelta(hours=5), "queue_depth": 0,
+                  "oldest_queued_at": None, "queue_writable": True, "camera_ok": True,
+                  "free_disk_bytes": 24 * 10 ** 9, "device_clock": at}
+        report.update(changes)
+        fleet.record_heartbeat(session, device_id, report, at)
+
+    def add(name, kind, exit_point):
+        device = Device(id=str(uuid.uuid4()), name=name, kind=kind, exit_point_id=kiosks[exit_point].exit_point_id,
+                        token_hash="", created_at=now - timedelta(days=20))
+        session.add(device)
+        session.flush()
+        return device.id
+
+    beat(kiosks["AMS"].id, now - timedelta(seconds=12))
+    beat(add("Kiosk AMS D-gates 2", "kiosk", "AMS"), now - timedelta(seconds=40), queue_depth=34,
+         oldest_queued_at=now - timedelta(minutes=9), free_disk_bytes=700 * 10 ** 6)
+    beat(add("Tablet AMS E-gates", "tablet", "AMS"), now - timedelta(seconds=5), camera_ok=False)
+    beat(add("Handheld AMS desk 1", "handheld", "AMS"), now - timedelta(seconds=20), camera_ok=None,
+         device_clock=now - timedelta(seconds=20) + timedelta(minutes=4))
+    beat(kiosks["RTM"].id, now - timedelta(minutes=14))
+    beat(kiosks["EIN"].id, now - timedelta(seconds=30))
+    add("Handheld RTM desk", "handheld", "RTM")
 
 
 def serve(app):
@@ -167,6 +199,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="taxfree-screens-") as tmp:
         app = build_app(Path(tmp))
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
+        logging.getLogger("api.requests").setLevel(logging.WARNING)
         server, thread, base = serve(app)
         with app.app_context():
             from api import database
@@ -228,6 +261,10 @@ def main() -> int:
                     take(page, out, "15-dashboard", size)
                     page.goto(f"{base}/dashboard?exit_point=AMS")
                     take(page, out, "16-dashboard-ams", size)
+                    page.goto(f"{base}/dashboard/fleet")
+                    take(page, out, "20-fleet", size)
+                    page.goto(f"{base}/dashboard/fleet?lang=nl")
+                    take(page, out, "21-fleet-dutch", size)
                     context.close()
 
                     context = browser.new_context(viewport=viewport, locale="en-GB")
