@@ -1,9 +1,11 @@
 """The kiosk app: screens, and the threads that keep the UI responsive.
 
-Three kinds of work never run on the UI thread: reading and decoding camera
+Four kinds of work never run on the UI thread: reading and decoding camera
 frames (``shared.scanning.ScanLoop``), judging a scan (``ExitDesk.handle``,
-which may wait on the network), and sending the offline queue
-(``ExitDesk.sync``). Their results come back with ``Clock.schedule_once``.
+which may wait on the network), sending the offline queue
+(``ExitDesk.sync``) and the heartbeat that tells the API's fleet page how
+the kiosk is (``shared.heartbeat``). Their results come back with
+``Clock.schedule_once``.
 """
 from __future__ import annotations
 
@@ -22,7 +24,8 @@ from kivy.uix.floatlayout import FloatLayout
 from kivy.uix.screenmanager import NoTransition, ScreenManager
 
 from shared import scanning
-from shared.client import KioskClient
+from shared.client import DeviceRejected, KioskClient
+from shared.heartbeat import DeviceHealth, HeartbeatLoop, free_disk_bytes
 from shared.i18n import LANGUAGES
 from shared.offline_queue import OfflineQueue
 
@@ -81,6 +84,8 @@ class KioskApp(App):
         self._shown_frame = None
         self._last_activity = time.monotonic()
         self.scan_loop: scanning.ScanLoop | None = None
+        self.camera_failed = False
+        self.heartbeat: HeartbeatLoop | None = None
         self.wedge = WedgeBuffer()
         self.sounds = None
         self.decoders = [scanning.Decoder(scanning.QR), scanning.Decoder(scanning.QR),
@@ -143,9 +148,13 @@ class KioskApp(App):
             source = frame_source_for(cfg.camera)
         except OSError as exc:
             log.warning("no camera: %s (the handheld scanner still works)", exc)
+            self.camera_failed = True
             source = None
         if source is not None:
             self.use_frames(source)
+        # Its own client (and connection pool), as the sync worker has.
+        self._heartbeat_client = KioskClient(api_url, token)
+        self.heartbeat = HeartbeatLoop(self._send_heartbeat, self.health, cfg.heartbeat_interval).start()
         return root
 
     def on_stop(self):
@@ -158,6 +167,8 @@ class KioskApp(App):
         self._stopping.set()
         self._sync_wanted.set()
         self._work.put(None)
+        if self.heartbeat is not None:
+            self.heartbeat.stop()
         if self.scan_loop is not None:
             self.scan_loop.stop()
         Clock.unschedule(self._tick)
@@ -294,6 +305,32 @@ class KioskApp(App):
         self.online = online
         self.pending = report.remaining
         self.refused = refused
+
+    # --- heartbeat (its own thread) -----------------------------------------------------
+
+    def health(self) -> DeviceHealth:
+        """What the heartbeat reports: the offline queue, whether it can be
+        written, the camera, the disk holding the queue."""
+        depth, oldest = self.queue.backlog()
+        return DeviceHealth(queue_depth=depth, oldest_queued_at=oldest,
+                            queue_writable=self.desk.queue_writable, camera_ok=self.camera_ok(),
+                            free_disk_bytes=free_disk_bytes(self.settings.data_dir))
+
+    def camera_ok(self) -> bool | None:
+        """None without a camera; False if it could not be opened or stopped."""
+        if self.settings.camera.strip().lower() in ("", "none", "off"):
+            return None
+        if self.camera_failed or self.scan_loop is None:
+            return False
+        return self.scan_loop.error is None and self.scan_loop.running
+
+    def _send_heartbeat(self, body: dict) -> dict:
+        client, paired = self._heartbeat_client, self.desk.client
+        # Pairing may have given the kiosk its address and token since.
+        client.base_url, client.device_token = paired.base_url, paired.device_token
+        if not client.device_token:
+            raise DeviceRejected(401, "unauthorized", "not paired yet: nothing to report")
+        return client.heartbeat(body)
 
     # --- keyboard wedge and the clock -------------------------------------------------
 

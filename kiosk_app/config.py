@@ -12,6 +12,7 @@ idle_timeout = 60                         ; seconds without a touch or scan
 camera = 0                                ; index, "none", a video file or a folder of images
 data_dir = /var/lib/taxfree-kiosk         ; offline queue, cached keys
 sound = yes
+heartbeat_interval = 30                   ; seconds between health reports to the API (fleet page)
 ```
 The file is ``--config PATH``, else ``$TAXFREE_KIOSK_CONFIG``, else
 ``~/.config/taxfree-kiosk/kiosk.ini`` if it exists.
@@ -44,6 +45,7 @@ class KioskConfig:
     sound: bool = True
     windowed: bool = False
     sync_interval: float = 10.0
+    heartbeat_interval: float = 30.0
 
     def __post_init__(self):
         unknown = [code for code in self.languages if code not in LANGUAGES]
@@ -53,11 +55,14 @@ class KioskConfig:
             raise ValueError(f"default_language {self.default_language!r} is not in languages")
         if self.idle_timeout <= 0:
             raise ValueError("idle_timeout must be positive")
+        if self.heartbeat_interval <= 0:
+            raise ValueError("heartbeat_interval must be positive")
 
 
 _FIELDS = {
     "api_url": str, "device_token": str, "exit_point": str, "desk_location": str,
     "default_language": str, "camera": str, "idle_timeout": float, "sync_interval": float,
+    "heartbeat_interval": float,
 }
 
 

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sqlite3
 import threading
 from dataclasses import dataclass, field
 from datetime import date
@@ -51,7 +52,7 @@ NOT_LAST_EXIT = "not_last_exit"  # boarding pass: flight stays inside the EU
 LAST_EXIT_OK = "last_exit_ok"  # boarding pass: right place
 NO_OPEN_FORMS = "no_open_forms"  # passport: nothing to validate
 UNREADABLE = "unreadable"  # a code or zone that could not be read as anything useful
-OUT_OF_SERVICE = "out_of_service"  # the device token was refused: staff must act
+OUT_OF_SERVICE = "out_of_service"  # the device token was refused, or offline with a queue that cannot be written
 PAIRED = "paired"  # staff provisioned this kiosk with a pairing code
 PAIRING_REFUSED = "pairing_refused"  # used, expired or unknown pairing code, or already paired
 
@@ -180,6 +181,10 @@ class ExitDesk:
         self.exit_point = exit_point
         self.desk_location = desk_location
         self.online = True
+        # False once the offline queue could not be written (a full disk):
+        # offline, travellers are then sent to the desk, and the heartbeat
+        # says so. True again after the next successful write.
+        self.queue_writable = True
         self._lock = threading.Lock()  # one scan at a time (one traveller at a kiosk)
 
     # --- entry point ---------------------------------------------------------
@@ -231,7 +236,8 @@ class ExitDesk:
             # goes to the queue: if the live attempt did reach the API after
             # all, the resend is answered from its record.
             outcome = self._offline_form(payload, queued, key)
-        session.seen.add(identity)
+        if outcome.kind != OUT_OF_SERVICE:  # not recorded: scanning it again must try again
+            session.seen.add(identity)
         return outcome
 
     def _offline_form(self, payload: str, body: dict, key: str) -> Outcome:
@@ -248,10 +254,14 @@ class ExitDesk:
             # A key the cache does not hold (rotated while offline, no keys
             # cached yet, or a forger's own): nothing here can tell a genuine
             # form from a forged one. Kept for the record; an officer decides.
-            self.queue.add("qr", body, key)
+            if not self._queue("qr", body, key):
+                return Outcome(OUT_OF_SERVICE, form_id=qrtoken.unverified_form_id(payload),
+                               reason_code="queue_unwritable", desk_location=self.desk_location)
             return Outcome(UNVERIFIED, form_id=qrtoken.unverified_form_id(payload),
                            desk_location=self.desk_location)
-        self.queue.add("qr", body, key)  # committed to disk before "recorded"
+        if not self._queue("qr", body, key):  # committed to disk before "recorded"
+            return Outcome(OUT_OF_SERVICE, form_id=claims.form_id, reason_code="queue_unwritable",
+                           desk_location=self.desk_location)
         return Outcome(RECORDED, form_id=claims.form_id, desk_location=self.desk_location)
 
     def _live(self) -> bool:
@@ -259,6 +269,19 @@ class ExitDesk:
         the queue (called under the scan lock, so no scan joins the queue
         between this look and the request)."""
         return self.online and len(self.queue) == 0
+
+    def _queue(self, kind: str, body: dict, key: str) -> bool:
+        """Write a scan to the offline queue; False if the disk refuses
+        (full, read-only, failing): the traveller must not hear "recorded"
+        for a scan that was not."""
+        try:
+            self.queue.add(kind, body, key)
+        except (sqlite3.Error, OSError) as exc:
+            log.error("the offline queue cannot be written: %s", exc)
+            self.queue_writable = False
+            return False
+        self.queue_writable = True
+        return True
 
     # --- passports -----------------------------------------------------------
 
@@ -288,7 +311,8 @@ class ExitDesk:
         if verdicts is None:
             # Offline a passport shows nothing the kiosk can check: kept for
             # the record, and the traveller goes to the desk.
-            self.queue.add("passport", {**body, "queued": True, "scanned_at": self._now()}, key)
+            if not self._queue("passport", {**body, "queued": True, "scanned_at": self._now()}, key):
+                return [Outcome(OUT_OF_SERVICE, reason_code="queue_unwritable", desk_location=self.desk_location)]
             return [Outcome(UNVERIFIED, passport_expired=expired, desk_location=self.desk_location)]
         outcomes = []
         for verdict in verdicts:

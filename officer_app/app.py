@@ -6,12 +6,14 @@ come back to the screens on the UI thread. The clock drives what happens by
 itself: the queue refreshes and waiting decisions are sent every
 ``config.refresh`` seconds, the access token is refreshed before it
 expires, and the handheld locks after ``config.idle_lock`` seconds without
-a touch or a key.
+a touch or a key. With a device token, a heartbeat thread reports the
+handheld's health to the fleet page every ``config.heartbeat`` seconds.
 """
 from __future__ import annotations
 
 import logging
 import time
+from datetime import datetime
 from pathlib import Path
 
 from kivy.app import App
@@ -21,8 +23,9 @@ from kivy.lang import Builder
 from kivy.properties import BooleanProperty, NumericProperty, ObjectProperty, StringProperty
 from kivy.uix.screenmanager import NoTransition, ScreenManager
 
-from shared.client import ApiError, Offline
+from shared.client import ApiError, KioskClient, Offline
 from shared.decision_queue import DecisionQueue
+from shared.heartbeat import DeviceHealth, HeartbeatLoop, free_disk_bytes
 from shared.officer_client import NotSignedIn, OfficerClient
 
 from . import wording
@@ -82,6 +85,9 @@ class OfficerApp(App):
         self._syncing = False
         self._locked_from = "queue"
         self._events = []
+        self.heartbeat: HeartbeatLoop | None = None
+        # None without a camera; the find screen says when it fails or works.
+        self.camera_ok: bool | None = None if config.camera.strip().lower() in ("", "none", "off") else True
 
     # --- building -------------------------------------------------------------------
 
@@ -105,11 +111,17 @@ class OfficerApp(App):
             Clock.schedule_interval(self._tick_token, TOKEN_CHECK_SECONDS),
             Clock.schedule_interval(self._tick_refresh, self.settings.refresh),
         ]
+        if self.settings.device_token:
+            client = KioskClient(self.settings.api_url, self.settings.device_token)
+            self.heartbeat = HeartbeatLoop(client.heartbeat, self.health, self.settings.heartbeat).start()
 
     def on_stop(self):
         for event in self._events:
             event.cancel()
         self._events = []
+        if self.heartbeat is not None:
+            self.heartbeat.stop()
+            self.heartbeat = None
         Window.unbind(on_touch_down=self._activity, on_key_down=self._activity,
                       on_textinput=self._activity)
         find = self.screen("find")
@@ -120,6 +132,14 @@ class OfficerApp(App):
 
     def screen(self, name: str):
         return self.manager.get_screen(name) if self.manager.has_screen(name) else None
+
+    def health(self) -> DeviceHealth:
+        """What the heartbeat reports (on its own thread): decisions waiting
+        to be sent, the camera, the disk holding them."""
+        waiting = self.decisions.pending()
+        oldest = datetime.fromisoformat(waiting[0].queued_at) if waiting else None
+        return DeviceHealth(queue_depth=len(waiting), oldest_queued_at=oldest, queue_writable=True,
+                            camera_ok=self.camera_ok, free_disk_bytes=free_disk_bytes(self.settings.data_dir))
 
     def go(self, name: str) -> None:
         self.manager.current = name

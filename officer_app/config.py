@@ -8,7 +8,12 @@ TAXFREE_OFFICER_EXIT_POINT=AMS                    --exit-point (preselected desk
 TAXFREE_OFFICER_IDLE_LOCK=120                     --idle-lock  (seconds without a touch before locking)
 TAXFREE_OFFICER_REFRESH=10                        --refresh    (seconds between queue refreshes and sends)
 TAXFREE_OFFICER_LANGUAGE=nl                       --language   (en or nl: what the traveller's app brings)
+TAXFREE_OFFICER_DEVICE_TOKEN=tfd_...              --device-token (this handheld's own token, from
+                                                                pair-device --kind handheld: its heartbeat)
+TAXFREE_OFFICER_HEARTBEAT=30                      --heartbeat  (seconds between health reports)
 ```
+Officers log in with their own accounts; the device token only lets the
+handheld report its health to the fleet page. Without one it sends none.
 """
 from __future__ import annotations
 
@@ -30,6 +35,8 @@ class OfficerConfig:
     idle_lock: float = 120.0
     refresh: float = 10.0
     language: str = "en"
+    device_token: str | None = None
+    heartbeat: float = 30.0
 
     @classmethod
     def load(cls, argv: list[str] | None = None, environ: dict | None = None) -> "OfficerConfig":
@@ -48,6 +55,8 @@ class OfficerConfig:
         parser.add_argument("--idle-lock", type=float)
         parser.add_argument("--refresh", type=float)
         parser.add_argument("--language", choices=["en", "nl"])
+        parser.add_argument("--device-token")
+        parser.add_argument("--heartbeat", type=float)
         args = parser.parse_args(argv)
         values.update({k: v for k, v in vars(args).items() if v is not None})
         return replace(cls(), **{k: _convert(k, v) for k, v in values.items()})
@@ -74,8 +83,10 @@ class OfficerConfig:
 def _convert(name: str, value):
     if name == "data_dir":
         return Path(value).expanduser()
-    if name in ("idle_lock", "refresh"):
+    if name in ("idle_lock", "refresh", "heartbeat"):
         return float(value)
+    if name == "device_token":
+        return str(value).strip() or None
     if name == "exit_point":
         return str(value).upper() or None
     return value

@@ -169,6 +169,11 @@ class KioskClient:
         return PairedDevice(id=data["id"], name=data["name"], kind=data["kind"],
                             exit_point=data["exit_point"], token=data["token"])
 
+    def heartbeat(self, body: dict) -> dict:
+        """Report this device's health (``shared.heartbeat``); the API's
+        stored heartbeat, with the clock skew it computed."""
+        return self._request("POST", "/api/v1/devices/me/heartbeat", json=body).json()
+
     def now(self) -> datetime:
         """The current time by the server's clock, as last learned."""
         return datetime.now(timezone.utc) + self.clock_offset

@@ -117,6 +117,12 @@ class OfflineQueue(DurableStore):
         with self._lock:
             return self._db.execute("SELECT count(*) FROM pending_scans").fetchone()[0]
 
+    def backlog(self) -> tuple[int, datetime | None]:
+        """How many scans wait, and since when the oldest has (for the heartbeat)."""
+        with self._lock:
+            count, oldest = self._db.execute("SELECT count(*), min(queued_at) FROM pending_scans").fetchone()
+        return count, datetime.fromisoformat(oldest) if oldest else None
+
     def pending(self) -> list[PendingScan]:
         """Every waiting scan, oldest first."""
         with self._lock:

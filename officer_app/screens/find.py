@@ -63,6 +63,7 @@ class OfficerFindScreen(DeskScreen):
         if not self.scanning:  # stopped while it was opening
             source.close()
             return
+        self.app.camera_ok = True
         self.status = "Hold the form's QR code inside the frame."
         self._loop = scanning.ScanLoop(source, [self._decoder], on_codes=self._codes_found,
                                        on_frame=self._frame, on_end=self._ended,
@@ -70,6 +71,8 @@ class OfficerFindScreen(DeskScreen):
         self._preview = Clock.schedule_interval(self._show_frame, 1 / PREVIEW_FPS)
 
     def _camera_failed(self, exc) -> None:
+        if self.app.camera_ok is not None:  # a handheld without a camera has nothing to report
+            self.app.camera_ok = False
         self.scanning = False
         self.error = f"The camera cannot be used ({exc}). Type the form id instead."
 
@@ -110,6 +113,7 @@ class OfficerFindScreen(DeskScreen):
     def _source_ended(self) -> None:
         if self._loop is not None and self._loop.error is not None:
             self.error = f"The camera stopped ({self._loop.error})."
+            self.app.camera_ok = False
         self._show_frame(0)
         self.stop_camera()
 

@@ -264,3 +264,48 @@ def test_a_queued_scan_the_api_refuses_is_reported_for_the_supervisor(app, live_
     # Reported again (a lost answer): kept once.
     assert kiosk.sync_client.report_refused(kiosk.queue.failed()) == 0
     assert world.get("shop", f"/api/v1/forms/{form['id']}").get_json()["status"] == "issued"
+
+
+def test_offline_with_a_full_disk_the_traveller_is_sent_to_the_desk_and_nothing_is_said_recorded(
+        live_server, world, make_desk):
+    from kiosk_app.wording import Wording
+
+    kiosk = make_desk(live_server)
+    assert kiosk.refresh_keys()
+    kiosk.client.base_url = "http://127.0.0.1:9"  # the network is gone
+    # The disk fills up: SQLite stops at max_page_count with the error a
+    # full disk gives ("database or disk is full").
+    pages = kiosk.queue._db.execute("PRAGMA page_count").fetchone()[0]
+    kiosk.queue._db.execute(f"PRAGMA max_page_count = {pages + 2}")
+    session = desk.TravellerSession()
+    outcomes = []
+    for _ in range(60):
+        form = world.issue()
+        [outcome] = kiosk.handle(form["qr_payload"], session)
+        outcomes.append(outcome.kind)
+        if outcome.kind != desk.RECORDED:
+            break
+    recorded = outcomes.count(desk.RECORDED)
+    assert outcomes == [desk.RECORDED] * recorded + [desk.OUT_OF_SERVICE] and recorded >= 1
+    assert (outcome.reason_code, outcome.form_id) == ("queue_unwritable", form["id"])
+    assert len(kiosk.queue) == recorded and not kiosk.queue_writable
+    card = Wording("en").card(outcome)
+    assert card.title == "This kiosk is out of service"
+    assert card.body == "Please go to the customs desk.\nThe customs desk is at: Departures 2."
+    # Not recorded, so not "already scanned": once there is room again the
+    # same form is recorded, and the kiosk reports its queue writable.
+    kiosk.queue._db.execute(f"PRAGMA max_page_count = {pages + 1000}")
+    [again] = kiosk.handle(form["qr_payload"], session)
+    assert again.kind == desk.RECORDED and kiosk.queue_writable
+    assert len(kiosk.queue) == recorded + 1
+
+
+def test_offline_with_a_full_disk_a_passport_scan_is_sent_to_the_desk_too(live_server, world, make_desk):
+    world.issue()
+    kiosk = make_desk(live_server)
+    kiosk.client.base_url = "http://127.0.0.1:9"
+    # The disk went read-only (as a failing card does): no write succeeds.
+    kiosk.queue._db.execute("PRAGMA query_only = 1")
+    [outcome] = kiosk.handle(passport_zone(), desk.TravellerSession())
+    assert (outcome.kind, outcome.reason_code) == (desk.OUT_OF_SERVICE, "queue_unwritable")
+    assert not kiosk.queue_writable and len(kiosk.queue) == 0
