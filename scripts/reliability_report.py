@@ -57,6 +57,18 @@ CATALOGUE: list[tuple[str, str, list[str]]] = [
     ("Faults", "PostgreSQL stopped and started while the API serves (gunicorn, a kiosk scanning throughout): "
      "503 problem details, then recovery without restarting the API", [
         A + "test_database_outage.py"]),
+    ("Faults", "A webhook receiver hanging for 30 s while a kiosk scans through gunicorn: all 50 scans answered "
+     "while it still hangs, the deliveries wait in the outbox; a scan never reads the officers' queue", [
+        A + "test_isolation.py"]),
+    ("Faults", "A kiosk's disk full or read-only while offline: the traveller is sent to the desk, never told "
+     "'recorded', and the heartbeat reports the queue unwritable", [
+        "tests/kiosk/test_kiosk_desk.py::"
+        "test_offline_with_a_full_disk_the_traveller_is_sent_to_the_desk_and_nothing_is_said_recorded",
+        "tests/kiosk/test_kiosk_desk.py::test_offline_with_a_full_disk_a_passport_scan_is_sent_to_the_desk_too",
+        "tests/api/test_fleet.py::test_an_offline_queue_that_cannot_be_written_is_red"]),
+    ("Faults", "A kiosk loses its network: red with the reason on the fleet page while the handheld stays "
+     "green, green again when the network is back", [
+        "tests/kiosk/test_kiosk_fleet.py"]),
     ("Attacks", "Tokens: alg none, HS256 keyed with the public key, expired, wrong issuer/audience, deleted user, "
      "revoked device", [
         A + "test_auth.py::test_an_unsigned_token_is_refused",
@@ -107,6 +119,10 @@ CATALOGUE: list[tuple[str, str, list[str]]] = [
         A + "test_concurrency.py::test_status_lookups_across_four_gunicorn_workers_are_stopped_at_the_shared_limit",
         A + "test_auth.py::test_password_guessing_is_stopped_with_429_and_retry_after",
         A + "test_status.py::test_guessing_one_forms_name_from_many_addresses_is_limited_per_form"]),
+    ("Attacks", "GET /metrics without the metrics token or from outside the allowed networks: 401/403 problem", [
+        A + "test_metrics.py::test_only_the_monitoring_system_may_scrape",
+        A + "test_metrics.py::test_an_allowed_network_may_scrape_without_a_token_and_others_may_not",
+        A + "test_metrics.py::test_several_gunicorn_workers_count_together_and_strangers_are_refused"]),
     ("Attacks", "Fuzzing: schemathesis over /openapi.json with a token of every role (no 5xx, responses match)", [
         A + "test_fuzz.py"]),
     ("Data protection", "Passport numbers encrypted at rest, keys rotated without downtime, never in logs", [
@@ -119,6 +135,11 @@ CATALOGUE: list[tuple[str, str, list[str]]] = [
      "finished webhook deliveries purged in batches, audit events kept", [
         A + "test_retention.py",
         A + "test_webhooks.py::test_finished_deliveries_are_purged_after_the_retention_period_in_batches"]),
+    ("Data protection", "Logs: a day of requests (forms, 422s, scans, passports, decisions, status look-ups, "
+     "portal searches) through gunicorn and the development server names no traveller", [
+        A + "test_logs.py::test_a_days_requests_through_gunicorn_log_no_passport_number_name_or_date_of_birth",
+        A + "test_logs.py::test_a_days_requests_through_the_development_server_log_no_personal_data",
+        A + "test_logs.py::test_the_development_servers_request_lines_lose_their_query_string"]),
     ("Data protection", "Tamper-evident audit trail: hash chain and verify-audit", [
         A + "test_audit_chain.py"]),
 ]
