@@ -10,7 +10,10 @@ set -euo pipefail
 # curl jq: the README walk-through, which the suite runs as written.
 # fonts-noto-cjk: the kiosk's Chinese, Japanese and Korean glyphs (Arabic,
 # Cyrillic and Latin come with the DejaVu Sans that Kivy ships).
-PACKAGES="curl jq postgresql libegl1 libegl-mesa0 libgl1-mesa-dri libmtdev1 chromium fonts-noto-cjk"
+# prometheus: for promtool, which checks and tests docs/alerts.yml (Debian
+# ships it in this package only; where systemd runs, installing it also
+# starts a Prometheus server on port 9090).
+PACKAGES="curl jq postgresql libegl1 libegl-mesa0 libgl1-mesa-dri libmtdev1 chromium fonts-noto-cjk prometheus"
 
 missing=()
 for pkg in $PACKAGES; do
