@@ -65,6 +65,9 @@ def _inproc(config: dict) -> dict:
     """Serve ``config['requests']`` requests of each kind in-process; per
     kind the per-request wall ms, thread CPU ms and statement counts."""
     os.environ.update(config["env"])
+    # bench/run.py (imported above) put the checkout running this script
+    # first on sys.path: this child serves the tree it was started in.
+    sys.path[:] = [str(Path.cwd())] + [p for p in sys.path if p != str(harness.ROOT)]
     from sqlalchemy import event
 
     from api import create_app

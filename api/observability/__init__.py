@@ -24,7 +24,7 @@ def init_app(app: Flask) -> None:
 
 def _started() -> None:
     g.started = time.perf_counter()
-    g.request_id = logs.start_request(request.headers.get("X-Request-ID"))
+    g.request_id = logs.request_id(request.headers.get("X-Request-ID"))
 
 
 def _finished(response):
@@ -37,7 +37,7 @@ def _finished(response):
     rule = request.url_rule
     route = rule.rule if rule is not None else "unmatched"
     metrics.observe_request(request.method, route, response.status_code, duration)
-    logs.request_line(request.method, route, response.status_code, duration, _caller())
+    logs.request_line(g.request_id, request.method, route, response.status_code, duration, _caller())
     response.headers["X-Request-ID"] = g.request_id
     return response
 

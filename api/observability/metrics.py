@@ -70,9 +70,18 @@ def channel_of(device_kind: str | None) -> str:
     return "desk" if device_kind == "handheld" else "kiosk"
 
 
+_REQUEST_SERIES: dict = {}
+
+
 def observe_request(method: str, route: str, status: int, seconds: float) -> None:
-    REQUESTS.labels(method, route, str(status)).inc()
-    LATENCY.labels(method, route).observe(seconds)
+    # The labelled children, looked up once per route and status (a few
+    # dozen): prometheus-client's labels() takes a lock and builds a key.
+    series = _REQUEST_SERIES.get((method, route, status))
+    if series is None:
+        series = _REQUEST_SERIES[(method, route, status)] = (
+            REQUESTS.labels(method, route, str(status)), LATENCY.labels(method, route))
+    series[0].inc()
+    series[1].observe(seconds)
 
 
 def count_delivery(result: str) -> None:

@@ -13,9 +13,10 @@ from api.models import Form, FORM_STATUSES, SigningKey, User
 
 
 def run(runner, *args):
+    """What the command printed for the operator (its log lines go to stderr)."""
     result = runner.invoke(args=list(args))
     assert result.exit_code == 0, result.output
-    return result.output
+    return result.stdout
 
 
 def test_init_db_can_run_again_on_a_migrated_database(runner):

@@ -16,50 +16,56 @@ from tests.builders import item, traveller
 from tests.servers import free_port, gunicorn_command, server_environment, serving
 
 
-def request_lines(caplog) -> list[dict]:
-    return [r.msg for r in caplog.records if r.name == "api.requests" and isinstance(r.msg, dict)]
+def json_lines(text: str, event: str) -> list[dict]:
+    """The JSON log lines of one event in what the app wrote to stderr."""
+    found = []
+    for line in text.splitlines():
+        if line.startswith("{"):
+            data = json.loads(line)
+            if data.get("event") == event:
+                found.append(data)
+    return found
 
 
-def job_lines(caplog, job: str) -> list[dict]:
-    return [r.msg for r in caplog.records
-            if r.name == "api.jobs" and isinstance(r.msg, dict) and r.msg.get("job") == job]
+def request_lines(capsys) -> list[dict]:
+    return json_lines(capsys.readouterr().err, "request")
 
 
-def test_each_request_is_one_line_with_its_route_status_caller_and_request_id(world, client, caplog):
-    caplog.set_level(logging.INFO)
+def job_lines(err: str, job: str) -> list[dict]:
+    return [line for line in json_lines(err, "job") if line["job"] == job]
+
+
+def test_each_request_is_one_line_with_its_route_status_caller_and_request_id(world, client, capsys):
     form = world.issue()
-    caplog.clear()
+    capsys.readouterr()
     r = world.post("kiosk", "/api/v1/scans", {"qr_payload": form["qr_payload"]},
                    headers={"X-Request-ID": "kiosk-7f3a.0042"})
     assert r.headers["X-Request-ID"] == "kiosk-7f3a.0042"
-    [line] = request_lines(caplog)
-    assert line["event"] == "request" and line["request_id"] == "kiosk-7f3a.0042"
+    [line] = request_lines(capsys)
+    assert line["logger"] == "api.requests" and line["request_id"] == "kiosk-7f3a.0042"
     assert (line["method"], line["route"], line["status"]) == ("POST", "/api/v1/scans", 200)
     assert (line["principal_kind"], line["principal_id"], line["exit_point"]) == ("device", world.ids["kiosk"], "AMS")
-    assert line["duration_ms"] >= 0
+    assert line["duration_ms"] >= 0 and line["level"] == "info" and line["timestamp"].endswith("Z")
 
-    caplog.clear()
     world.get("shop", f"/api/v1/forms/{form['id']}")
-    [line] = request_lines(caplog)
+    [line] = request_lines(capsys)
     assert line["route"] == "/api/v1/forms/<form_id>" and form["id"] not in json.dumps(line)
     assert line["principal_kind"] == "user" and line["exit_point"] is None
 
 
 @pytest.mark.parametrize("given", ["", "has spaces in it", "x" * 129, "<script>", "id;Injected=1", "-leading", "ünïcode-id"])
-def test_a_malformed_request_id_is_replaced_by_a_new_one(client, caplog, given):
-    caplog.set_level(logging.INFO)
+def test_a_malformed_request_id_is_replaced_by_a_new_one(client, capsys, given):
     r = client.get("/api/v1/forms/NL0000000", headers={"X-Request-ID": given})
     assert r.status_code == 401 and r.content_type == "application/problem+json"
-    assert re.fullmatch(r"[0-9a-f]{32}", r.headers["X-Request-ID"])
-    [line] = request_lines(caplog)
+    assert re.fullmatch(r"[0-9a-f]{22}", r.headers["X-Request-ID"])
+    [line] = request_lines(capsys)
     assert line["request_id"] == r.headers["X-Request-ID"] and line["status"] == 401
 
 
-def test_an_address_that_matches_no_route_is_logged_as_unmatched(client, caplog):
-    caplog.set_level(logging.INFO)
+def test_an_address_that_matches_no_route_is_logged_as_unmatched(client, capsys):
     r = client.get("/api/v1/forms/NL0000000/somewhere/E12345678")
     assert r.status_code == 404 and "X-Request-ID" in r.headers
-    [line] = request_lines(caplog)
+    [line] = request_lines(capsys)
     assert line["route"] == "unmatched" and "E12345678" not in json.dumps(line)
 
 
@@ -73,8 +79,7 @@ def test_the_development_servers_request_lines_lose_their_query_string(world, li
     assert not any("Chen" in m or "last_name" in m for m in werkzeug)
 
 
-def test_background_jobs_write_one_line_each(world, runner, app, caplog):
-    caplog.set_level(logging.INFO)
+def test_background_jobs_write_one_line_each(world, runner, app):
     app.config["WEBHOOKS_ALLOW_PRIVATE"] = True
     assert world.post("shop", "/api/v1/webhooks", {"url": f"http://127.0.0.1:{free_port()}/hook",
                                                    "events": ["form.validated"]}).status_code == 201
@@ -87,29 +92,43 @@ def test_background_jobs_write_one_line_each(world, runner, app, caplog):
         session = database.session()
         session.get(Form, overdue["id"]).export_deadline = date.today() - timedelta(days=1)
         session.commit()
+    err = ""
     for command in (["expire-forms"], ["purge-personal-data"], ["verify-audit"], ["deliver-webhooks"]):
-        result = runner.invoke(args=command)
+        result = runner.invoke(args=command)  # the runner captures the command's stdout and stderr
         assert result.exit_code == 0, result.output
-    [expired] = job_lines(caplog, "expire-forms")
+        err += result.stderr
+    [expired] = job_lines(err, "expire-forms")
     assert expired["outcome"] == "ok" and expired["expired"] == 1 and expired["duration_ms"] >= 0
-    [purged] = job_lines(caplog, "purge-personal-data")
+    [purged] = job_lines(err, "purge-personal-data")
     assert purged["outcome"] == "ok" and purged["forms"] == 0 and purged["retention_days"] == 365
-    [verified] = job_lines(caplog, "verify-audit")
+    [verified] = job_lines(err, "verify-audit")
     assert verified["intact"] is True and verified["links"] >= 3
-    [delivered] = job_lines(caplog, "deliver-webhooks")
+    [delivered] = job_lines(err, "deliver-webhooks")
     assert (delivered["claimed"], delivered["retrying"]) == (1, 1)  # nobody listens at the receiver
     assert all(re.fullmatch(r"[0-9a-f]{32}", line["job_id"]) for line in (expired, purged, verified, delivered))
 
 
-def test_a_job_that_fails_says_so_without_the_exceptions_message(caplog):
-    caplog.set_level(logging.INFO)
+def test_a_job_that_fails_says_so_without_the_exceptions_message(capsys):
     with pytest.raises(ValueError):
         with logs.job("verify-audit") as line:
             line["links"] = 3
             raise ValueError("Chen, E12345678")
-    [failed] = job_lines(caplog, "verify-audit")
-    assert (failed["outcome"], failed["error"], failed["links"]) == ("error", "ValueError", 3)
-    assert "Chen" not in caplog.text
+    err = capsys.readouterr().err
+    [failed] = job_lines(err, "verify-audit")
+    assert (failed["outcome"], failed["error"], failed["links"], failed["level"]) == ("error", "ValueError", 3, "error")
+    assert "Chen" not in err
+
+
+def test_request_lines_follow_the_level_of_their_logger(client, capsys):
+    quiet = logging.getLogger("api.requests")
+    quiet.setLevel(logging.WARNING)
+    try:
+        client.get("/healthz")
+    finally:
+        quiet.setLevel(logging.NOTSET)
+    assert request_lines(capsys) == []
+    client.get("/healthz")
+    assert len(request_lines(capsys)) == 1
 
 
 # --- no personal data in any log line, whatever the requests carried ----------------------
@@ -234,7 +253,9 @@ def test_a_days_requests_through_gunicorn_log_no_passport_number_name_or_date_of
     figures(requests=made, request_log_lines=len(request_lines), access_log_lines=len(access_lines),
             personal_data_found=len(_personal_data_in(text)))
     assert len(request_lines) >= made - 5  # every request was logged ...
-    assert {"route", "status", "duration_ms", "request_id", "principal_kind"} <= set(request_lines[0])
+    assert {"route", "status", "duration_ms", "request_id", "principal_kind", "timestamp"} <= set(request_lines[0])
+    # New request ids are unique, across both workers too.
+    assert len({line["request_id"] for line in request_lines}) == len(request_lines)
     assert any(line["route"] == "/api/v1/status/<form_id>" and line["status"] == 404 for line in request_lines)
     assert len(access_lines) >= made - 5
     assert _personal_data_in(text) == []  # ... and none of it names a traveller
@@ -242,14 +263,17 @@ def test_a_days_requests_through_gunicorn_log_no_passport_number_name_or_date_of
 
 
 def test_a_days_requests_through_the_development_server_log_no_personal_data(
-        app, password_world, live_server, caplog, figures):
+        app, password_world, live_server, caplog, capsys, figures):
     app.config["PORTAL_COOKIE_SECURE"] = False
     caplog.set_level(logging.DEBUG)
+    capsys.readouterr()
     made = run_scenarios(live_server, password_world)
+    err = capsys.readouterr().err  # the app's own JSON lines
     # The server's records; urllib3's are this test's own HTTP client talking.
     server = [r for r in caplog.records if not r.name.startswith("urllib3")]
-    rendered = "\n".join([caplog.handler.format(r) for r in server] + [str(r.msg) for r in server])
-    figures(requests=made, log_records=len(server), personal_data_found=len(_personal_data_in(rendered)))
-    assert len(request_lines(caplog)) >= made - 5
-    assert sum(1 for r in caplog.records if r.name == "werkzeug") >= made - 5
+    rendered = "\n".join([err] + [caplog.handler.format(r) for r in server] + [str(r.msg) for r in server])
+    figures(requests=made, log_records=len(server), request_lines=len(json_lines(err, "request")),
+            personal_data_found=len(_personal_data_in(rendered)))
+    assert len(json_lines(err, "request")) >= made - 5
+    assert sum(1 for r in server if r.name == "werkzeug") >= made - 5
     assert _personal_data_in(rendered) == []

@@ -771,9 +771,9 @@ def test_the_deliver_webhooks_command_sends_what_is_due(app, world, receiver, ru
     result = runner.invoke(args=["deliver-webhooks"])
 
     assert result.exit_code == 0, result.output
-    assert result.output == "1 delivery attempt(s): 1 delivered, 0 to retry, 0 failed for good.\n"
+    assert result.stdout == "1 delivery attempt(s): 1 delivered, 0 to retry, 0 failed for good.\n"
     assert len(receiver.requests) == 1
-    assert runner.invoke(args=["deliver-webhooks"]).output.startswith("0 delivery attempt(s)")
+    assert runner.invoke(args=["deliver-webhooks"]).stdout.startswith("0 delivery attempt(s)")
 
 
 def test_the_worker_keeps_delivering_until_stopped(app, world, receiver):
