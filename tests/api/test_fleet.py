@@ -222,6 +222,7 @@ def test_only_devices_send_heartbeats_and_only_supervisors_read_the_fleet(world,
     ({"free_disk_bytes": None}, "free_disk_bytes"),
     ({"app_version": ""}, "app_version"),
     ({"serial": "x"}, "serial"),
+    ({"device_id": "another-device"}, "device_id"),  # a device reports for itself only
 ])
 def test_a_malformed_heartbeat_is_a_422_problem_and_nothing_is_kept(world, changes, field):
     r = beat(world, **changes)
