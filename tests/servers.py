@@ -33,7 +33,10 @@ def server_environment(app, database_url: str, instance_path) -> dict:
     """The environment of a server process on the test's database, set up as
     the tests' app is: no random checks, so a plain form's verdict is known."""
     return {**os.environ, "DATABASE_URL": database_url, "INSTANCE_PATH": str(instance_path),
-            "RISK_POLICY": json.dumps(app.config["RISK_POLICY"])}
+            "RISK_POLICY": json.dumps(app.config["RISK_POLICY"]),
+            # The workers' metric files in the test's folder: a server killed
+            # with SIGKILL leaves nothing behind in /tmp.
+            "PROMETHEUS_MULTIPROC_DIR": str(Path(instance_path) / "metrics")}
 
 
 @contextmanager

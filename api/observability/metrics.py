@@ -18,9 +18,15 @@ from __future__ import annotations
 import os
 
 from flask import Flask
-from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
-from sqlalchemy import event
-from sqlalchemy.engine import Engine
+
+# A process that starts before gunicorn made the metrics folder (a CLI
+# command, the webhook worker) would fail to create its metric files.
+if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    os.makedirs(os.environ["PROMETHEUS_MULTIPROC_DIR"], exist_ok=True)
+
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess  # noqa: E402
+from sqlalchemy import event  # noqa: E402
+from sqlalchemy.engine import Engine  # noqa: E402
 
 #: How a verdict was reached: a kiosk or tablet the traveller used, the
 #: customs desk (an officer's handheld scan or decision), or the traveller's
