@@ -5,8 +5,8 @@ disk, clock) in a heartbeat; the last one per device is kept. An exit
 point's opening hours tell a device that is silent at night from one that
 failed while travellers are there.
 
-Revision ID: o009
-Revises: 0008
+Revision ID: 0012
+Revises: 0011
 Create Date: 2026-12-03
 """
 from alembic import op
@@ -14,8 +14,8 @@ import sqlalchemy as sa
 
 import api.models
 
-revision = "o009"
-down_revision = "0008"
+revision = "0012"
+down_revision = "0011"
 branch_labels = None
 depends_on = None
 
