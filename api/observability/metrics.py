@@ -70,12 +70,6 @@ def count_verdict(exit_point: str | None, channel: str, verdict: str) -> None:
     VERDICTS.labels(exit_point or "none", channel, verdict).inc()
 
 
-def channel_of(device_kind: str | None) -> str:
-    """The channel of a device's scans: kiosks and tablets serve travellers
-    themselves; a handheld is in an officer's hand at the desk."""
-    return "desk" if device_kind == "handheld" else "kiosk"
-
-
 _REQUEST_SERIES: dict = {}
 
 

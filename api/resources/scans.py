@@ -118,7 +118,7 @@ def _counted(response, verdicts: list[str]):
     counted when it was first given."""
     if response.status_code == 200 and "Idempotent-Replayed" not in response.headers:
         device = current_principal()
-        channel = metrics.channel_of(device.device_kind)
+        channel = scans.channel_of(device)
         for verdict in verdicts:
             metrics.count_verdict(device.exit_point_code, channel, verdict)
     return response

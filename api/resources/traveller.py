@@ -11,6 +11,7 @@ from shared import rules
 from .. import database
 from ..auth import TRAVELLER_ROLE, current_principal, issue_desk_pass, require
 from ..models import ExitPoint, ValidationZone, utcnow
+from ..observability import metrics
 from ..problems import Problem
 from ..schemas import (
     CheckSchema,
@@ -120,7 +121,11 @@ def validations(body):
                                     keyring().keyset(session), utcnow())
         return ValidationResponse().dump(result), 200
 
-    return idempotent(body, judge)
+    response = idempotent(body, judge)
+    if response.status_code == 200 and "Idempotent-Replayed" not in response.headers:
+        for item in response.get_json()["items"]:
+            metrics.count_verdict(body["exit_point"].upper(), "app", item["verdict"])
+    return response
 
 
 @blp.post("/desk-pass")

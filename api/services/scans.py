@@ -61,9 +61,13 @@ class ScanContext:
     app: risk.AppFacts | None = None  # a validation from the traveller's app
 
 
-# How the traveller came, by who made the scan: a kiosk or tablet, the
-# traveller's own phone, an officer at the desk.
-CHANNELS = {"device": "kiosk", "traveller": "app", "user": "desk"}
+def channel_of(principal: Principal) -> str:
+    """How the traveller came, by who made the scan: "kiosk" (a kiosk or
+    tablet holder they used themselves), "app" (their own phone) or "desk"
+    (an officer, on a handheld or logged in)."""
+    if principal.kind == "device":
+        return "desk" if principal.device_kind == "handheld" else "kiosk"
+    return "app" if principal.kind == "traveller" else "desk"
 
 
 def _refused(reason: str, form: FormFacts | None = None, form_id: str | None = None) -> ScanOutcome:
@@ -262,14 +266,14 @@ def _decide_issued(session: Session, form: FormFacts, device: Principal, ctx: Sc
         if not _compare_and_set(session, _VALIDATE, form, values):
             return False
         audit.record(session, form.id, "form.validated", device.actor, at=now,
-                     exit_point=device.exit_point_code, by="scan", channel=CHANNELS[device.kind])
+                     exit_point=device.exit_point_code, by="scan", channel=channel_of(device))
     else:
         if not _compare_and_set(session, _SEND_TO_DESK, form, dict(common, status="check_required")):
             return False
         session.add(Check(form_id=form.id, exit_point_id=device.exit_point_id,
                           fired_rules=fired, opened_at=now))
         audit.record(session, form.id, "form.check_required", device.actor, at=now,
-                     exit_point=device.exit_point_code, fired_rules=fired, channel=CHANNELS[device.kind])
+                     exit_point=device.exit_point_code, fired_rules=fired, channel=channel_of(device))
     return True
 
 
@@ -387,11 +391,11 @@ _INSERT_SCAN = Scan.__table__.insert()
 
 def _record(session: Session, device: Principal, outcome: ScanOutcome, form: FormFacts | None,
             now: datetime, at: datetime, queued: bool) -> ScanOutcome:
-    channel = CHANNELS[device.kind]
+    channel = channel_of(device)
     # Nothing reads the row back: a plain INSERT, no ORM object.
     session.execute(_INSERT_SCAN, {
         "form_id": form.id if form is not None else None,
-        "device_id": device.id if channel == "kiosk" else None,
+        "device_id": device.id if device.kind == "device" else None,
         "exit_point_id": device.exit_point_id,
         "verdict": outcome.verdict,
         "reason_code": outcome.reason_code,
