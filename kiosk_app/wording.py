@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from shared.i18n import LANGUAGES, translate
 
 from . import desk
-from .text import isolate
+from kivy_common.text import isolate
 
 
 def _(message: str) -> str:

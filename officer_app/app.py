@@ -1,7 +1,7 @@
 """The officer's handheld: screens, navigation and the session's rhythm.
 
 The app owns one :class:`~officer_app.desk.Desk` and runs every call to it
-on worker threads (:class:`~officer_app.background.Background`); results
+on worker threads (:class:`~kivy_common.background.Background`); results
 come back to the screens on the UI thread. The clock drives what happens by
 itself: the queue refreshes and waiting decisions are sent every
 ``config.refresh`` seconds, the access token is refreshed before it
@@ -29,7 +29,7 @@ from shared.heartbeat import DeviceHealth, HeartbeatLoop, free_disk_bytes
 from shared.officer_client import NotSignedIn, OfficerClient
 
 from . import wording
-from .background import Background
+from kivy_common.background import Background
 from .config import OfficerConfig
 from .desk import Case, DecisionResult, Desk, Draft, FindError, NotAnOfficer, QueuedTraveller
 

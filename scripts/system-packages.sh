@@ -13,7 +13,9 @@ set -euo pipefail
 # prometheus: for promtool, which checks and tests docs/alerts.yml (Debian
 # ships it in this package only; where systemd runs, installing it also
 # starts a Prometheus server on port 9090).
-PACKAGES="curl jq postgresql libegl1 libegl-mesa0 libgl1-mesa-dri libmtdev1 chromium fonts-noto-cjk prometheus"
+# tesseract-ocr tesseract-ocr-eng: the English model the traveller app reads
+# passport zones with; fonts-ocr-b: the zone typeface of the test passports.
+PACKAGES="curl jq postgresql libegl1 libegl-mesa0 libgl1-mesa-dri libmtdev1 chromium fonts-noto-cjk prometheus tesseract-ocr tesseract-ocr-eng fonts-ocr-b"
 
 missing=()
 for pkg in $PACKAGES; do

@@ -19,7 +19,7 @@ from kivy.core.window import Window
 from kiosk_app import desk
 from kiosk_app.app import KioskApp
 from kiosk_app.config import KioskConfig
-from kiosk_app.text import font_for, visual_line
+from kivy_common.text import font_for, visual_line
 from shared.scanning import ArrayFrames
 
 from tests.kiosk.conftest import FRAMES, wait_for

@@ -18,7 +18,7 @@ log = logging.getLogger(__name__)
 
 class Background:
     def __init__(self, workers: int = 3):
-        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="officer-work")
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="app-work")
         self._lock = threading.Lock()
         self._busy = 0
         self._closed = False

@@ -58,7 +58,7 @@ def font_for(language: str) -> str:
                 return str(path)
         raise FileNotFoundError(
             "no CJK font: install the Debian package fonts-noto-cjk "
-            "(scripts/system-packages.sh) or put NotoSansCJK-Regular.ttc in kiosk_app/fonts/")
+            "(scripts/system-packages.sh) or put NotoSansCJK-Regular.ttc in kivy_common/fonts/")
     if script == "Arab":
         return _kivy_font("DejaVuSans.ttf")
     return _kivy_font("Roboto-Regular.ttf")
