@@ -16,7 +16,7 @@ ifneq ($(PACKAGES),$(strip $(file < $(STAMP))))
 .PHONY: $(STAMP)
 endif
 
-.PHONY: venv run test fuzz reliability kiosk screenshots bench soak system-packages clean officer screenshots-officer
+.PHONY: venv run test fuzz reliability kiosk screenshots bench soak system-packages clean officer screenshots-officer traveller
 
 venv: $(STAMP)
 
@@ -73,6 +73,7 @@ kiosk: venv
 screenshots: system-packages venv screenshots-officer
 	$(VENV)/bin/python tests/portal/screenshots.py
 	SDL_VIDEODRIVER=offscreen $(VENV)/bin/python -m kiosk_app.screenshots screenshots/kiosk
+	SDL_VIDEODRIVER=offscreen $(VENV)/bin/python -m traveller_app.screenshots screenshots/traveller
 
 # Many more generated requests per operation than make test sends.
 fuzz: system-packages venv
@@ -107,6 +108,12 @@ officer: venv
 screenshots-officer: system-packages venv
 	CI= OFFICER_SCREENSHOTS=$(CURDIR)/screenshots/officer KIVY_METRICS_DENSITY=2 \
 		$(VENV)/bin/python -m pytest -q -p no:cacheprovider tests/officer/test_officer_screenshots.py
+
+# The traveller's phone app in a phone-sized window against the API of
+# `make run`, with a simulated phone standing in Schiphol's departures.
+traveller: venv
+	$(VENV)/bin/taxfree-traveller --api-url http://127.0.0.1:5000 \
+		--simulate $${TRAVELLER_SIMULATE:-52.3105,4.7683} $(TRAVELLER_ARGS)
 
 clean:
 	rm -rf $(VENV) instance/ .pytest_cache/ *.egg-info/
