@@ -21,6 +21,7 @@ from kivy.uix.screenmanager import NoTransition, ScreenManager
 
 from kivy_common import widgets  # noqa: F401 - registers LanguageLabel and Preview for kv
 from kivy_common.background import Background
+from kivy_common.text import visual_line
 from shared import scanning
 from shared.client import ApiError, Offline
 from shared.i18n import LANGUAGES
@@ -121,6 +122,12 @@ class TravellerApp(App):
     def tr(self, message: str, *_bindings, **fields) -> str:
         return Wording(self.language)(message, **fields)
 
+    def hint(self, message: str, *_bindings) -> str:
+        """A text field's hint: text inputs draw left to right, so Arabic is
+        shaped and put in display order here."""
+        text = self.tr(message)
+        return visual_line(text) if LANGUAGES[self.language].rtl else text
+
     @property
     def wording(self) -> Wording:
         return Wording(self.language)
@@ -165,10 +172,7 @@ class TravellerApp(App):
         screen = self.screens["trip"]
         data = self.wallet.trip
         current = trips.Trip.from_json(data) if data else None
-        screen.summary = w(_("{kind} from {origin} to {destination} on {day}"),
-                           kind=w(_("Flight") if current.kind == "flight" else _("Ferry")),
-                           origin=current.departs_from, destination=current.destination,
-                           day=current.day.isoformat()) if current else ""
+        screen.summary = w.trip(current) if current else ""
         box = screen.ids.warnings
         box.clear_widgets()
         for warning in current.warnings if current else ():
@@ -178,11 +182,11 @@ class TravellerApp(App):
             box.add_widget(Factory.VerdictCard(kind="check_required", tone="warning",
                                                title=w(_("Check your trip")), body=text))
         sailings = screen.ids.sailings
-        if not sailings.children:
-            for sailing in trips.sailings(date.today()):
-                button = Factory.TButton(source_text=sailing.replace("T", " "), tone="light")
-                button.bind(on_release=lambda _b, s=sailing: self.choose_sailing(s))
-                sailings.add_widget(button)
+        sailings.clear_widgets()  # today's sailings, named in the current language
+        for sailing in trips.sailings(date.today()):
+            button = Factory.TButton(source_text=w.sailing(sailing), tone="light")
+            button.bind(on_release=lambda _b, s=sailing: self.choose_sailing(s))
+            sailings.add_widget(button)
 
     # --- passport ----------------------------------------------------------------------
 
@@ -303,8 +307,8 @@ class TravellerApp(App):
                 if desk:
                     lines.append(w(_("The customs desk is at: {desk}."), desk=desk))
                 lines.append(w(BEFORE_CHECK_IN))
-            if v.verdict == "refused" and v.message:
-                lines.append(v.message)
+            if v.verdict == "refused":
+                lines.append(w.refusal(v))
             cards.append(Factory.VerdictCard(kind=v.verdict, tone=VERDICT_TONES.get(v.verdict, "danger"),
                                              title=w(VERDICT_TITLES.get(v.verdict, VERDICT_TITLES["refused"])),
                                              body="\n".join(lines)))
@@ -413,11 +417,13 @@ class TravellerApp(App):
 
     def _failed(self, exc) -> None:
         self.busy = False
-        if isinstance(exc, Offline):
+        if isinstance(exc, RateLimited):
+            self.notice = self.tr(_("Too many attempts. Wait a minute, or use a kiosk or the customs desk."))
+        elif isinstance(exc, Offline):
             self.online = False
             self.notice = self.tr(_("No connection: showing what this phone kept."))
         elif isinstance(exc, ApiError):
-            self.notice = exc.detail or exc.code
+            self.notice = self.tr(_("The request was refused. Use a kiosk or the customs desk."))
         else:
             log.error("unexpected error: %r", exc)
 

@@ -8,7 +8,7 @@ routes that leave the EU (to the United Kingdom).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 
 from shared import bcbp
 
@@ -88,6 +88,14 @@ def ferry(sailing: str, today: date) -> Trip:
             day = date.fromisoformat(sailing[len(prefix) + 1:][:10])
             warnings = () if day == today else (NOT_TODAY,)
             return Trip("ferry", port, destination, day, warnings, sailing=sailing)
+    raise TripError(f"unknown sailing {sailing!r}")
+
+
+def sailing_parts(sailing: str) -> tuple[str, str, datetime]:
+    """A sailing id's port of departure, destination and departure time."""
+    for prefix, _port, name, destination in FERRY_ROUTES:
+        if sailing.startswith(prefix + "-"):
+            return name, destination, datetime.fromisoformat(sailing[len(prefix) + 1:])
     raise TripError(f"unknown sailing {sailing!r}")
 
 

@@ -26,12 +26,15 @@ ENTRY_ERRORS = {
     "expiry": _("Type the expiry date as YYYY-MM-DD."),
     "expired": _("This passport has expired. Show it to a customs officer."),
 }
-# A typed zone whose check digit fails: the field it protects.
-ZONE_ERROR = _("The passport lines do not check out: look again at the {field} and type them again.")
+# A typed zone whose check digit fails, by the field it protects (whole
+# sentences: a field name put into a sentence does not translate well).
 ZONE_FIELDS = {
-    "mrz_document_number": _("passport number"),
-    "mrz_birth_date": _("date of birth"),
-    "mrz_expiry_date": _("expiry date"),
+    "mrz_document_number": _("The passport lines do not check out: look again at the passport number "
+                             "and type them again."),
+    "mrz_birth_date": _("The passport lines do not check out: look again at the date of birth "
+                        "and type them again."),
+    "mrz_expiry_date": _("The passport lines do not check out: look again at the expiry date "
+                         "and type them again."),
 }
 ZONE_OTHER = _("These are not the two lines at the bottom of a passport's photo page.")
 
@@ -68,6 +71,15 @@ TRIP_WARNINGS = {
     trip.TRANSFER: _("Transfer passengers validate at the airport where they leave the EU."),
 }
 
+# Why the API refused a form (its reason_code); the same words as the kiosk's.
+REFUSAL_REASONS = {
+    "form_cancelled": _("This form was cancelled by the shop."),
+    "deadline_passed": _("The export deadline for this form passed on {date}."),
+    "rejected_at_check": _("Customs refused the export of these goods at a physical check."),
+    "validated_elsewhere": _("This form was already validated at another exit point."),
+    "form_not_found": _("This form is not known. Ask the shop or your refund company."),
+}
+
 OFFLINE = _("No connection. Nothing was validated: use a kiosk or the customs desk.")
 BEFORE_CHECK_IN = _("Validate your tax-free forms before you check in your luggage.")
 
@@ -93,6 +105,24 @@ class Wording:
     def deadline(self, form) -> str:
         return self(_("Leave the EU with the goods by {date}."), date=form.export_deadline.isoformat())
 
+    def trip(self, trip) -> str:
+        text = (_("Flight from {origin} to {destination} on {day}") if trip.kind == "flight"
+                else _("Ferry from {origin} to {destination} on {day}"))
+        return self(text, origin=trip.departs_from, destination=trip.destination, day=trip.day.isoformat())
+
+    def sailing(self, sailing: str) -> str:
+        """A ferry sailing as a button says it: "Hook of Holland to Harwich (United Kingdom), 22:00"."""
+        port, destination, departs = trip.sailing_parts(sailing)
+        return self(_("{port} to {destination}, {time}"), port=port, destination=destination,
+                    time=departs.strftime("%H:%M"))
+
+    def refusal(self, verdict) -> str:
+        """Why a form was not validated, in the traveller's language when the reason is known."""
+        if verdict.reason_code in REFUSAL_REASONS:
+            deadline = verdict.export_deadline.isoformat() if verdict.export_deadline else "?"
+            return self(REFUSAL_REASONS[verdict.reason_code], date=deadline)
+        return verdict.message or self(_("This form cannot be validated."))
+
     def status(self, code: str) -> str:
         return self(STATUSES.get(code, code))
 
@@ -104,5 +134,5 @@ class Wording:
         if field in ENTRY_ERRORS:
             return self(ENTRY_ERRORS[field])
         if field in ZONE_FIELDS:
-            return self(ZONE_ERROR, field=self(ZONE_FIELDS[field]))
+            return self(ZONE_FIELDS[field])
         return self(ZONE_OTHER)

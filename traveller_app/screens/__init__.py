@@ -14,6 +14,11 @@ from kivy.uix.boxlayout import BoxLayout
 from kivy.uix.screenmanager import Screen
 
 HERE = Path(__file__).parent
+
+
+def _(message: str) -> str:
+    """Marks a message id for the catalogs; translated where it is shown."""
+    return message
 NAMES = ("passport", "forms", "trip", "validate", "result", "afterwards")
 
 
@@ -76,8 +81,8 @@ class FormsScreen(TravellerScreen):
                               wording.status(form.status), wording.deadline(form)])
             rows.add_widget(FormRow(form_id=form.id, text=text))
         if not rows.children:
-            rows.add_widget(FormRow(text=wording("No open forms for this passport yet. "
-                                                 "Scan the QR code on your form, or ask the shop.")))
+            rows.add_widget(FormRow(text=wording(_("No open forms for this passport yet. "
+                                                   "Scan the QR code on your form, or ask the shop."))))
 
 
 class TripScreen(TravellerScreen):
@@ -133,7 +138,7 @@ class AfterwardsScreen(TravellerScreen):
             rows.add_widget(FormRow(form_id=form.id, text="\n".join(
                 [form.id + " · " + wording.form_line(form), wording.status(form.status)])))
         if not rows.children:
-            rows.add_widget(FormRow(text=wording("No validated forms yet.")))
+            rows.add_widget(FormRow(text=wording(_("No validated forms yet."))))
 
 
 SCREENS = {"passport": PassportScreen, "forms": FormsScreen, "trip": TripScreen,
