@@ -5,6 +5,7 @@ from kivy.core.text import Label as CoreLabel
 from kivy.graphics import Color, Line
 from kivy.graphics.texture import Texture
 from kivy.properties import BooleanProperty, ColorProperty, OptionProperty, StringProperty
+from kivy.uix.boxlayout import BoxLayout
 from kivy.uix.image import Image
 from kivy.uix.label import Label
 
@@ -57,6 +58,23 @@ class LanguageLabel(Label):
             self.text = rtl_lines(self.source_text, float("inf"), lambda s: 0)
         else:
             self.text = self.source_text
+
+
+class DirectionRow(BoxLayout):
+    """A horizontal row that runs right to left when ``rtl`` is set: the
+    first child (an icon, a check box, the first of two buttons) stands at
+    the right edge in Arabic, as the eye starts there."""
+
+    rtl = BooleanProperty(False)
+
+    def on_rtl(self, *_):
+        self._trigger_layout()
+
+    def do_layout(self, *args):
+        super().do_layout(*args)
+        if self.rtl and self.orientation == "horizontal":
+            for child in self.children:
+                child.x = self.x + (self.right - child.right)
 
 
 class Preview(Image):

@@ -13,7 +13,6 @@ import numpy as np
 import pytest
 import zxingcpp
 from kivy.base import EventLoop
-from kivy.core.text import Label as CoreLabel
 from kivy.core.window import Window
 
 from kiosk_app import desk
@@ -22,6 +21,7 @@ from kiosk_app.config import KioskConfig
 from kivy_common.text import font_for, visual_line
 from shared.scanning import ArrayFrames
 
+from tests.glyphs import glyph_bitmap
 from tests.kiosk.conftest import FRAMES, wait_for
 from tests.kiosk.test_kiosk_desk import AMS_CDG, WATCH, passport_zone
 
@@ -204,12 +204,6 @@ def test_with_the_api_down_scans_queue_survive_a_restart_and_sync_exactly_once(
         assert world.get("shop", f"/api/v1/forms/{form['id']}").get_json()["status"] == "validated"
     figures(queued=2, restarts=1, arrived=sum(n > 0 for n in recorded), lost=recorded.count(0),
             duplicated=sum(n - 1 for n in recorded if n > 1))
-
-
-def glyph_bitmap(char: str, font: str) -> bytes:
-    label = CoreLabel(text=char, font_name=font, font_size=40)
-    label.refresh()
-    return label.texture.pixels
 
 
 @pytest.mark.parametrize("language,sample", [("zh_CN", "退税出口验证"), ("ar", "التحقق من تصدير")])

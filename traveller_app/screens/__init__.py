@@ -13,6 +13,8 @@ from kivy.properties import BooleanProperty, ListProperty, StringProperty
 from kivy.uix.boxlayout import BoxLayout
 from kivy.uix.screenmanager import Screen
 
+from kivy_common.widgets import DirectionRow
+
 HERE = Path(__file__).parent
 
 
@@ -29,7 +31,7 @@ class VerdictCard(BoxLayout):
     body = StringProperty("")
 
 
-class FormRow(BoxLayout):
+class FormRow(DirectionRow):
     form_id = StringProperty("")
     text = StringProperty("")
     chosen = BooleanProperty(False)
