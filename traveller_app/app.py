@@ -107,6 +107,7 @@ class TravellerApp(App):
         return True
 
     def on_resume(self):
+        self.session.presence.start()
         self.show_state()
         self.refresh()
 

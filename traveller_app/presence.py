@@ -59,12 +59,17 @@ class PresenceProvider(Protocol):
     def stop(self) -> None:
         """Stop GPS and scanning (the app went to the background)."""
 
+    def start(self) -> None:
+        """Start them again (the app is back in the foreground)."""
+
 
 @dataclass
 class SimulatedPresence:
     """A phone standing at ``lat``/``lon`` near post ``post_id`` (whose
     ``secret`` it is given, to make the tokens the post would broadcast).
-    ``lat=None`` is a phone with no fix; ``post_id=None`` sees no post."""
+    ``lat=None`` is a phone with no fix; ``post_id=None`` sees no post.
+    Stopped (the app in the background), it has neither, like a phone whose
+    sensors are off."""
 
     lat: float | None = None
     lon: float | None = None
@@ -76,8 +81,11 @@ class SimulatedPresence:
     rssi: int = -60
     step_seconds: int = 30
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(timezone.utc))
+    running: bool = True
 
     def evidence(self, install_id: str) -> Evidence:
+        if not self.running:
+            return Evidence(install_id, None)
         now = self.clock()
         gps = None if self.lat is None else GpsFix(self.lat, self.lon, self.accuracy_m, self.mock, now)
         beacons = ()
@@ -88,7 +96,10 @@ class SimulatedPresence:
         return Evidence(install_id, gps, beacons)
 
     def stop(self) -> None:
-        pass
+        self.running = False
+
+    def start(self) -> None:
+        self.running = True
 
 
 class AndroidPresence:  # pragma: no cover - runs on a phone only
@@ -161,3 +172,10 @@ class AndroidPresence:  # pragma: no cover - runs on a phone only
     def stop(self) -> None:
         self._gps.stop()
         self._scanner.stopScan(self._callback)
+        with self._lock:  # what was seen before the pause is no evidence of now
+            self._fix = None
+            self._sightings.clear()
+
+    def start(self) -> None:
+        self._gps.start(minTime=1000, minDistance=0)
+        self._scanner.startScan(self._callback)

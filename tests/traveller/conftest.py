@@ -13,7 +13,6 @@ import shutil
 import socket
 import tempfile
 import time
-from datetime import date, timedelta
 from pathlib import Path
 
 # Kivy reads these when it is first imported (setdefault: another suite in
@@ -40,7 +39,8 @@ for _key, _need in (("width", 1280), ("height", max(1280, round(640 * _density))
 
 import pytest  # noqa: E402
 
-from shared.traveller_client import ExitPoint, Form, Zone  # noqa: E402
+from shared.traveller_client import ExitPoint, Zone  # noqa: E402
+from tests.traveller.samples import open_forms, passport  # noqa: E402,F401
 
 PHONE = (360, 640)  # dp: the smallest phone the app is made for
 SECRET = bytes(range(32))  # the sensor post's secret (the simulated phone sees its tokens)
@@ -56,22 +56,6 @@ SCHIPHOL = ExitPoint("AMS", "Amsterdam Airport Schiphol", "airport", "Departures
 def pytest_sessionfinish(session, exitstatus):
     if _OWN_KIVY_HOME:
         shutil.rmtree(_OWN_KIVY_HOME, ignore_errors=True)
-
-
-def passport():
-    from traveller_app.wallet import Passport
-
-    return Passport("E12345678", "CN", date(1988, 3, 14), date(2034, 1, 1), "MEI CHEN")
-
-
-def open_forms() -> list[Form]:
-    today = date.today()
-    return [
-        Form("NL7KQ3X9PD", "Watch House", today - timedelta(days=2), ("Wool coat",), 24900, 3880, "EUR",
-             today + timedelta(days=80), "issued", "Refunds Inc"),
-        Form("NL4TR8W2MC", "Bookshop", today - timedelta(days=1), ("Atlas", "Pens"), 8900, 700, "EUR",
-             today + timedelta(days=85), "issued"),
-    ]
 
 
 def fill_wallet(data_dir: Path, *, with_passport=True, forms=(), exit_points=(SCHIPHOL,), trip=None,

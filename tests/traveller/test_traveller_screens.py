@@ -16,13 +16,12 @@ from shared.i18n import LANGUAGES
 from shared.traveller_client import FormVerdict, ValidationResult
 from tests.glyphs import boxes
 from tests.traveller.conftest import INSIDE, OUTSIDE, POST, SECRET, fill_wallet, open_forms
+from tests.traveller.samples import ZONE_LINE1, ZONE_LINE2
 from traveller_app import gate, trip
 from traveller_app.presence import SimulatedPresence
 from traveller_app.wording import ENTRY_ERRORS, GATE, ZONE_FIELDS, Wording
 
 SCREENS = ("passport", "forms", "trip", "validate", "afterwards", "result")
-ZONE_LINE1 = "P<CHNCHEN<<MEI<<<<<<<<<<<<<<<<<<<<<<<<<<<<<<"
-ZONE_LINE2 = "E123456782CHN8803148F3401011<<<<<<<<<<<<<<<6"
 EU_BOUND = "M1SMITH/JOHN MR       EQWE456 AMSCDGAF 1241 332Y012F0007 100"
 
 
