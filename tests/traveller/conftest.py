@@ -2,9 +2,15 @@
 real rendering), in a phone-sized window, driven in this process.
 
 ``start_traveller(api_url, data_dir)`` builds the app against an API at
-``api_url`` (a live server, or a closed port for "no connection") with its
-data folder; ``phone.tap(widget)`` sends real touches through the window.
-Presence is the simulated provider, which a test moves about.
+``api_url`` (``traveller_api.url``, the live API on 127.0.0.1; or a closed
+port for "no connection") with its data folder; ``phone.sign_in()`` types
+the passport's zone as a traveller would; ``phone.tap(widget)`` sends real
+touches through the window. Presence is the simulated provider, which a
+test moves about::
+
+    def test_...(start_traveller, traveller_api, world, tmp_path):
+        phone = start_traveller(traveller_api.url, tmp_path / "phone")
+        phone.sign_in()
 """
 from __future__ import annotations
 
@@ -12,6 +18,7 @@ import os
 import shutil
 import socket
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -38,9 +45,10 @@ for _key, _need in (("width", 1280), ("height", max(1280, round(640 * _density))
     Config.set("graphics", _key, str(max(Config.getint("graphics", _key), _need)))
 
 import pytest  # noqa: E402
+from werkzeug.serving import WSGIRequestHandler, make_server  # noqa: E402
 
 from shared.traveller_client import ExitPoint, Zone  # noqa: E402
-from tests.traveller.samples import open_forms, passport  # noqa: E402,F401
+from tests.traveller.samples import ZONE, open_forms, passport  # noqa: E402,F401
 
 PHONE = (360, 640)  # dp: the smallest phone the app is made for
 SECRET = bytes(range(32))  # the sensor post's secret (the simulated phone sees its tokens)
@@ -85,6 +93,47 @@ def closed_port_url() -> str:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     return f"http://127.0.0.1:{port}"
+
+
+class _Quiet(WSGIRequestHandler):
+    protocol_version = "HTTP/1.0"  # no keep-alive: a stopped server is off the network at once
+
+    def log_message(self, *args):
+        pass
+
+
+class RecordingServer:
+    """The API on 127.0.0.1, noting each request's method, path and query
+    string (what travels in a URL, where personal data must never be)."""
+
+    def __init__(self, app):
+        self.app = app
+        self.requests: list[tuple[str, str, str]] = []
+        self._server = make_server("127.0.0.1", 0, self._wsgi, threaded=True, request_handler=_Quiet)
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def _wsgi(self, environ, start_response):
+        self.requests.append((environ["REQUEST_METHOD"], environ.get("PATH_INFO", ""),
+                              environ.get("QUERY_STRING", "")))
+        return self.app(environ, start_response)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_port}"
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(5)
+
+
+@pytest.fixture
+def traveller_api(app):
+    """The API of this test's database (``app``, ``world``) live on 127.0.0.1."""
+    server = RecordingServer(app)
+    yield server
+    server.stop()
 
 
 class Phone:
@@ -194,6 +243,15 @@ class Phone:
         if parent is not None:  # a ScrollView hands a tap on after the touch ends
             time.sleep(0.25)
             self.pump(3)
+
+    def sign_in(self, zone: str = ZONE) -> None:
+        """Type the passport's two zone lines and press "Use these lines";
+        wait until the forms were asked for."""
+        self.go("passport")
+        screen = self.screen()
+        self.type(screen.ids.zone, zone)
+        self.tap(screen.ids.use_zone)
+        self.settle()
 
     def type(self, field, text: str) -> None:
         field.focus = True
