@@ -16,7 +16,7 @@ ifneq ($(PACKAGES),$(strip $(file < $(STAMP))))
 .PHONY: $(STAMP)
 endif
 
-.PHONY: venv run test fuzz reliability kiosk screenshots bench soak system-packages clean officer screenshots-officer traveller
+.PHONY: venv run test fuzz reliability kiosk screenshots bench soak system-packages clean officer screenshots-officer traveller screenshots-traveller
 
 venv: $(STAMP)
 
@@ -70,9 +70,13 @@ kiosk: venv
 # (portal, status page, dashboard) at desktop and phone widths through the
 # Debian chromium, every kiosk screen in several languages and every
 # officer screen, offscreen.
-screenshots: system-packages venv screenshots-officer
+screenshots: system-packages venv screenshots-officer screenshots-traveller
 	$(VENV)/bin/python tests/portal/screenshots.py
 	SDL_VIDEODRIVER=offscreen $(VENV)/bin/python -m kiosk_app.screenshots screenshots/kiosk
+
+# Every traveller screen at 360x640 and 412x915 dp in six languages, in
+# screenshots/traveller/ (no API needed).
+screenshots-traveller: system-packages venv
 	SDL_VIDEODRIVER=offscreen $(VENV)/bin/python -m traveller_app.screenshots screenshots/traveller
 
 # Many more generated requests per operation than make test sends.
