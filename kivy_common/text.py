@@ -24,6 +24,7 @@ in Unicode isolates so "2026-02-28" stays one left-to-right run.
 """
 from __future__ import annotations
 
+import unicodedata
 from functools import lru_cache
 from pathlib import Path
 from typing import Callable
@@ -74,7 +75,46 @@ def visual_line(line: str) -> str:
     import arabic_reshaper
     from bidi import get_display
 
-    return get_display(arabic_reshaper.reshape(line), base_dir="R").translate(_BIDI_CONTROLS)
+    return get_display(arabic_reshaper.reshape(mirror_brackets(line)), base_dir="R").translate(_BIDI_CONTROLS)
+
+
+_OPENING, _CLOSING = "([{", ")]}"
+_ISOLATE_STARTS, _ISOLATE_END = "\u2066\u2067\u2068", "\u2069"
+
+
+def _strong(char: str) -> str | None:
+    kind = unicodedata.bidirectional(char)
+    return "R" if kind in ("R", "AL") else "L" if kind == "L" else None
+
+
+def mirror_brackets(line: str) -> str:
+    """Brackets of a right-to-left line swapped where they will be drawn
+    right to left: python-bidi reorders but does not mirror (rule L4 of
+    UAX #9), so "(CN)" after Arabic would be drawn ")CN(".
+
+    A pair outside the isolated values (which stay as they are) runs right
+    to left, as rule N0 resolves it, when it holds Arabic, or holds only
+    Latin but follows Arabic (or nothing), or holds neither.
+    """
+    depth, outside, pairs, open_at = 0, [], [], []
+    for i, char in enumerate(line):
+        if char in _ISOLATE_STARTS:
+            depth += 1
+        elif char == _ISOLATE_END:
+            depth = max(depth - 1, 0)
+        elif depth == 0:
+            outside.append(i)
+            if char in _OPENING:
+                open_at.append(i)
+            elif char in _CLOSING and open_at and line[open_at[-1]] == _OPENING[_CLOSING.index(char)]:
+                pairs.append((open_at.pop(), i))
+    chars = list(line)
+    for start, end in pairs:
+        inside = {_strong(line[i]) for i in outside if start < i < end} - {None}
+        before = [k for k in (_strong(line[i]) for i in outside if i < start) if k]
+        if "R" in inside or not before or before[-1] == "R":
+            chars[start], chars[end] = line[end], line[start]
+    return "".join(chars)
 
 
 def rtl_lines(text: str, width: float, measure: Callable[[str], float]) -> str:

@@ -76,6 +76,7 @@ class TravellerApp(App):
         self._frame_lock = threading.Lock()
         self._events = []
         self._mrz_reader = None
+        self._notice: tuple[str, dict] | None = None
 
     # --- building ------------------------------------------------------------
 
@@ -156,8 +157,16 @@ class TravellerApp(App):
 
     # --- showing what the wallet holds ------------------------------------------------
 
+    def tell(self, message: str | None, **fields) -> None:
+        """A line above the forms (no connection, a form added ...), kept as
+        its message so it follows a change of language."""
+        self._notice = (message, fields) if message else None
+        self.notice = self.tr(message, **fields) if message else ""
+
     def show_state(self) -> None:
         w = self.wording
+        if self._notice:
+            self.tell(self._notice[0], **self._notice[1])
         passport = self.wallet.passport
         self.passport_text = w(_("Passport {number} ({country})"), number=passport.number,
                                country=passport.country) if passport else ""
@@ -228,7 +237,7 @@ class TravellerApp(App):
     def _refreshed(self, refreshed) -> None:
         self.busy = False
         self.online = refreshed.online
-        self.notice = "" if refreshed.online else self.tr(_("No connection: showing what this phone kept."))
+        self.tell(None if refreshed.online else _("No connection: showing what this phone kept."))
         self.show_state()
 
     def claim(self, text: str) -> None:
@@ -236,18 +245,18 @@ class TravellerApp(App):
 
         def claimed(form):
             self.busy = False
-            self.notice = self.tr(_("Form {form_id} added."), form_id=form.id)
+            self.tell(_("Form {form_id} added."), form_id=form.id)
             self.show_state()
 
         def refused(exc):
             self.busy = False
             if isinstance(exc, ApiError) and exc.code == "passport_mismatch":
-                self.notice = self.tr(_("This form was registered for another passport number. "
+                self.tell(_("This form was registered for another passport number. "
                                         "Ask the shop to correct it."))
             elif isinstance(exc, ApiError) and exc.code == "form_not_found":
-                self.notice = self.tr(_("This form is not known. Ask the shop or your refund company."))
+                self.tell(_("This form is not known. Ask the shop or your refund company."))
             elif isinstance(exc, ApiError):
-                self.notice = self.tr(_("This is not a tax-free form code."))
+                self.tell(_("This is not a tax-free form code."))
             else:
                 self._failed(exc)
 
@@ -263,10 +272,12 @@ class TravellerApp(App):
         except trips.TripError:
             self.screens["trip"].error = self.tr(_("Could not read this boarding pass."))
             return
+        self.screens["trip"].error = ""
         self.session.keep_trip(trip)
         self.show_state()
 
     def choose_sailing(self, sailing: str) -> None:
+        self.screens["trip"].error = ""
         self.session.keep_trip(trips.ferry(sailing, date.today()))
         self.show_state()
 
@@ -408,7 +419,7 @@ class TravellerApp(App):
     def forget_me(self) -> None:
         self.stop_camera()
         self.session.forget()
-        self.notice = ""
+        self.tell(None)
         self.gate_open = False
         self.screens["result"].show([])
         for field in ("zone", "number", "country", "birth", "expiry"):
@@ -419,12 +430,12 @@ class TravellerApp(App):
     def _failed(self, exc) -> None:
         self.busy = False
         if isinstance(exc, RateLimited):
-            self.notice = self.tr(_("Too many attempts. Wait a minute, or use a kiosk or the customs desk."))
+            self.tell(_("Too many attempts. Wait a minute, or use a kiosk or the customs desk."))
         elif isinstance(exc, Offline):
             self.online = False
-            self.notice = self.tr(_("No connection: showing what this phone kept."))
+            self.tell(_("No connection: showing what this phone kept."))
         elif isinstance(exc, ApiError):
-            self.notice = self.tr(_("The request was refused. Use a kiosk or the customs desk."))
+            self.tell(_("The request was refused. Use a kiosk or the customs desk."))
         else:
             log.error("unexpected error: %r", exc)
 

@@ -42,6 +42,15 @@ def sample_forms():
     ]
 
 
+def _schiphol():
+    from shared.traveller_client import ExitPoint, Zone
+
+    departures = {"type": "Polygon", "coordinates": [[[4.760, 52.305], [4.775, 52.305], [4.775, 52.315],
+                                                      [4.760, 52.315], [4.760, 52.305]]]}
+    return ExitPoint("AMS", "Amsterdam Airport Schiphol", "airport", "Departures 2, next to gate D1",
+                     (Zone("Departures 1", departures),), ("AMS-D1-01",))
+
+
 def capture(out_dir: Path, languages=LANGUAGES, sizes=SIZES) -> list[Path]:
     _prepare_environment()
     from kivy.config import Config
@@ -60,12 +69,15 @@ def capture(out_dir: Path, languages=LANGUAGES, sizes=SIZES) -> list[Path]:
     from .trip import from_boarding_pass
     from .wallet import Passport
 
+    SCHIPHOL = _schiphol()
     EventLoop.ensure_window()
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
     with tempfile.TemporaryDirectory() as data:
+        # A phone in Schiphol's departures that does not see a sensor post yet.
         app = TravellerApp(TravellerConfig(api_url="http://127.0.0.1:9", data_dir=Path(data), camera="none"),
-                           presence=SimulatedPresence())
+                           presence=SimulatedPresence(lat=52.3105, lon=4.7683))
+        app.wallet.keep_exit_points([SCHIPHOL])
         app.wallet.keep_passport(Passport("E12345678", "CN", date(1988, 3, 14), date(2034, 1, 1), "MEI CHEN"))
         app.wallet.keep_forms(sample_forms())
         app.client.use(app.wallet.passport.credentials)
@@ -84,11 +96,11 @@ def capture(out_dir: Path, languages=LANGUAGES, sizes=SIZES) -> list[Path]:
                                 FormVerdict("NL7KQ3X9PD", "validated", None, "", reference="AMS-7Q2K"),
                                 FormVerdict("NL4TR8W2MC", "check_required", "random_sample", "",
                                             desk_location="Departures 2, next to gate D1"),
+                                FormVerdict("NL2BX7Q4KA", "refused", "deadline_passed", "",
+                                            export_deadline=date.today() - timedelta(days=3)),
                             ), desk_pass="desk-pass-sample-token"))
                         else:
                             app.go(name)
-                        if name == "validate":
-                            app.gate_text = app.wording.gate(__import__("traveller_app.gate", fromlist=["Gate"]).Gate("no_beacon"))
                         for _ in range(4):
                             EventLoop.idle()
                         path = out_dir / f"{width}x{height}-{lang}-{name}.png"

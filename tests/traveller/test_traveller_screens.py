@@ -6,10 +6,12 @@ and a good fix. No API is needed: the wallet holds what an earlier visit
 fetched, and the API address is a closed port."""
 from __future__ import annotations
 
+import unicodedata
 from datetime import date
 
 import numpy as np
 import pytest
+from kivy.uix.scrollview import ScrollView
 from kivy.uix.textinput import TextInput
 
 from shared.i18n import LANGUAGES
@@ -65,11 +67,38 @@ def test_every_screen_draws_real_glyphs_and_every_text_fits_the_phone(phone_with
             # Wrapped to the width it has and as tall as its text: nothing clipped.
             assert label.texture_size[0] <= label.width + 1, (name, label.source_text)
             assert label.texture_size[1] <= label.height + 1, (name, label.source_text)
+            assert broken_words(label) == [], (name, label.source_text)
+            if not in_scroll_view(label):  # outside a scrolled list, it must be on the screen
+                assert 0 <= label.y and label.top <= phone.app.root.height + 1, (name, label.source_text)
             checked += len(label.text)
         for field in phone.screen().walk(restrict=True):
             if isinstance(field, TextInput) and field.hint_text:
                 assert boxes(field.hint_text, field.font_name) == [], (name, field.hint_text)
     assert checked > 1000
+
+
+def in_scroll_view(widget) -> bool:
+    while widget.parent is not None and widget.parent is not widget:
+        widget = widget.parent
+        if isinstance(widget, ScrollView):
+            return True
+    return False
+
+
+def broken_words(label) -> list[str]:
+    """Words the label's wrapping cut in two ("Обнови" / "ть"): Kivy breaks a
+    word that does not fit its line anywhere. Chinese and Japanese may break
+    between any two characters; Arabic is broken at spaces before drawing."""
+    lines = [("".join(w.text for w in line.words), line.line_wrap) for line in label._label._cached_lines]
+    cut = []
+    for (before, _), (after, wrapped) in zip(lines, lines[1:]):
+        if not (wrapped and before and after) or before[-1] == " " or after[0] == " ":
+            continue
+        tail, head = before.rsplit(" ", 1)[-1], after.split(" ", 1)[0]
+        wide = unicodedata.east_asian_width(tail[-1]) in "WF" or unicodedata.east_asian_width(head[0]) in "WF"
+        if not wide and (tail + head) in label.text.replace("\n", " "):
+            cut.append(f"{tail}|{head}")
+    return cut
 
 
 def ink_columns(label) -> np.ndarray:
@@ -197,3 +226,19 @@ def test_validate_now_opens_inside_the_zone_with_a_fresh_token_and_closes_on_lea
         row.chosen = False
     phone.pump(2)
     assert send.disabled
+
+
+def test_brackets_in_arabic_are_drawn_mirrored_and_values_stay_as_they_are():
+    from kivy_common.text import visual_line
+
+    assert visual_line("جواز السفر \u2066E12345678\u2069 (\u2066CN\u2069)").startswith("(CN) E12345678 ")
+    assert visual_line("تاريخ الميلاد (YYYY-MM-DD)").startswith("(YYYY-MM-DD) ")
+    assert visual_line("المتجر \u2066Watch House (Schiphol)\u2069").startswith("Watch House (Schiphol) ")
+
+
+def test_a_notice_follows_a_change_of_language(phone_with_forms):
+    phone = phone_with_forms("en")
+    phone.settle()
+    assert phone.app.notice == "No connection: showing what this phone kept."
+    phone.app.choose_language("ru")
+    assert phone.app.notice == Wording("ru")("No connection: showing what this phone kept.")

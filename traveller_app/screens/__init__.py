@@ -118,16 +118,13 @@ class ResultScreen(TravellerScreen):
         return [c for c in reversed(self.ids.cards.children) if isinstance(c, VerdictCard)]
 
     def show(self, cards: list[VerdictCard], desk_pass_texture=None) -> None:
-        box = self.ids.cards
-        for card in self.cards():
-            box.remove_widget(card)
+        """The cards top to bottom as given, the desk pass's QR code last."""
+        box, image = self.ids.cards, self.ids.desk_pass
+        box.clear_widgets()
         for card in cards:
-            box.add_widget(card, index=len(box.children) - (0 if not box.children else 0))
-        self.ids.desk_pass.texture = desk_pass_texture
-        # The QR last (under the cards).
-        image = self.ids.desk_pass
-        box.remove_widget(image)
-        box.add_widget(image, index=0)
+            box.add_widget(card)
+        image.texture = desk_pass_texture
+        box.add_widget(image)
 
 
 class AfterwardsScreen(TravellerScreen):
