@@ -242,3 +242,18 @@ def test_a_notice_follows_a_change_of_language(phone_with_forms):
     assert phone.app.notice == "No connection: showing what this phone kept."
     phone.app.choose_language("ru")
     assert phone.app.notice == Wording("ru")("No connection: showing what this phone kept.")
+
+
+def test_no_kv_rule_of_the_traveller_app_shares_a_class_name_with_another_app():
+    # kv rules apply by class name to every class of that name in a process
+    # (the suite loads all three apps): the kiosk's <ResultScreen> once
+    # dressed the traveller's result screen in the kiosk's buttons.
+    import re
+
+    from tests.servers import ROOT
+
+    def rules(app):
+        return {name.split("@")[0] for path in (ROOT / app).rglob("*.kv")
+                for name in re.findall(r"^<([A-Za-z@+]+)>:", path.read_text(), re.M)}
+
+    assert rules("traveller_app") & (rules("kiosk_app") | rules("officer_app")) == set()

@@ -1,5 +1,9 @@
 """The traveller's screens, one kv file each (loaded once, by ``load_kv``).
 
+kv rules apply by class name to every class of that name in the process:
+names here differ from the kiosk's and the officer's (hence
+ValidationResultScreen beside the kiosk's ResultScreen).
+
 kv holds the layout; these classes fill lists and hand what the traveller
 does to the app.
 """
@@ -113,7 +117,7 @@ class ValidateScreen(TravellerScreen):
         self.app.validate(list(self.chosen))
 
 
-class ResultScreen(TravellerScreen):
+class ValidationResultScreen(TravellerScreen):
     def cards(self) -> list[VerdictCard]:
         return [c for c in reversed(self.ids.cards.children) if isinstance(c, VerdictCard)]
 
@@ -141,7 +145,7 @@ class AfterwardsScreen(TravellerScreen):
 
 
 SCREENS = {"passport": PassportScreen, "forms": FormsScreen, "trip": TripScreen,
-           "validate": ValidateScreen, "result": ResultScreen, "afterwards": AfterwardsScreen}
+           "validate": ValidateScreen, "result": ValidationResultScreen, "afterwards": AfterwardsScreen}
 _loaded = False
 
 
