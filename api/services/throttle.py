@@ -88,7 +88,10 @@ def charge(session: Session, key: str, backoff: Backoff, now: datetime) -> None:
     stamp = int(now.timestamp())
     if stamp < row.window_start:
         session.commit()
-        raise _too_many(row.window_start - stamp)
+        # ``now`` was read before this request waited for the row lock, so
+        # it may be a little older than the failure that set the wait:
+        # never ask for more than that wait.
+        raise _too_many(min(row.window_start - stamp, backoff.wait(row.hits)))
     failures = 0 if stamp >= row.window_start + backoff.quiet else row.hits
     row.hits = failures + 1
     row.window_start = stamp + backoff.wait(row.hits)

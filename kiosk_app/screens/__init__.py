@@ -123,6 +123,10 @@ class StaffScreen(Screen):
     why), which also go to the supervisors' dashboard. No passport numbers."""
 
     back_to = StringProperty("welcome")
+    # Deliberately not in the traveller's language (no catalog entry):
+    # staff read this screen.
+    title = StringProperty("Staff: offline queue")
+    back_label = StringProperty("Back")
     summary = StringProperty("")
     refused_list = StringProperty("")
 

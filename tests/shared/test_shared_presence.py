@@ -122,7 +122,7 @@ def test_good_evidence_has_no_problem_and_places_the_phone_here():
 def _assess(report, install_age=120.0, others=0):
     facts = risk.ScanFacts("NL1", 10_000, frozenset({"clothing"}), "NL859559001B01", "k", "CN", 1,
                            app=risk.AppFacts(report, install_age, others))
-    return risk.assess(facts, risk.RiskPolicy(sample_rate=0.0))
+    return risk.assess(facts, risk.RiskPolicy(sample_rate=0.0), b"sampling-key")
 
 
 @pytest.mark.parametrize("install_age, fires", [(29.99, True), (30.0, False)])
@@ -148,7 +148,7 @@ def test_every_presence_problem_is_a_fired_rule_with_its_detail():
 
 def test_a_kiosk_scan_has_no_app_rules():
     facts = risk.ScanFacts("NL1", 10_000, frozenset({"clothing"}), "NL859559001B01", "k", "CN", 1)
-    assert risk.assess(facts, risk.RiskPolicy(sample_rate=0.0)).fired == ()
+    assert risk.assess(facts, risk.RiskPolicy(sample_rate=0.0), b"sampling-key").fired == ()
 
 
 def test_presence_settings_are_data_and_misspellings_are_refused():
