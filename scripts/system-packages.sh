@@ -13,9 +13,10 @@ set -euo pipefail
 # prometheus: for promtool, which checks and tests docs/alerts.yml (Debian
 # ships it in this package only; where systemd runs, installing it also
 # starts a Prometheus server on port 9090).
-# tesseract-ocr tesseract-ocr-eng: the English model the traveller app reads
-# passport zones with; fonts-ocr-b: the zone typeface of the test passports.
-PACKAGES="curl jq postgresql libegl1 libegl-mesa0 libgl1-mesa-dri libmtdev1 chromium fonts-noto-cjk prometheus tesseract-ocr tesseract-ocr-eng fonts-ocr-b"
+# tesseract-ocr: the training tools scripts/train-mrz-ocr.sh makes the
+# passport zone model with (the app reads with tesserocr's own library);
+# fonts-ocr-b: the zone typeface of the model and of the test passports.
+PACKAGES="curl jq postgresql libegl1 libegl-mesa0 libgl1-mesa-dri libmtdev1 chromium fonts-noto-cjk prometheus tesseract-ocr fonts-ocr-b"
 
 missing=()
 for pkg in $PACKAGES; do

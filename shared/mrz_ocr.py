@@ -15,28 +15,32 @@ How a frame is read (:class:`TesseractMrzReader`):
 2. *Cut each line into its 44 characters*: every cell of a zone has ink
    (fillers are ``<``) and OCR-B characters do not touch: a line with other
    than 44 blobs of ink is not read.
-3. *Tell fillers from characters*: line 1's second cell is always ``<``
-   (``P<`` for a passport, or the subtype); every cell is compared with it.
-   Tesseract's English model reads letters and digits well but turns long
-   ``<<<<`` runs into ``KKKK`` of the wrong length, so it never sees them.
-4. *Read the runs between fillers* with Tesseract, one field group at a
-   time with only the characters the group may hold (letters for states
-   and names, digits and M/F/X for the dates and sex ...). Each run is read
-   twice (binarised, and greyscale at another size) and the reads must
-   agree and have as many characters as the run has cells. Characters of
-   the document number and optional data are also read one by one: there
-   a misread G for 6 or S for 8 weighs the same in the check digit, so only
-   reads that do not depend on the neighbours' context are kept.
-5. *Verify*: every check digit must hold, and the issuing state and
-   nationality must be known ICAO codes; anything else is no read (the
-   next camera frame is another chance).
+3. *Read each line* with Tesseract and the ``mrz`` model trained for the
+   zone's alphabet in OCR-B (``shared/tessdata``, made by
+   ``scripts/train-mrz-ocr.sh`` from random text, not from any test page).
+   Each line is read twice, scaled to two sizes; every character Tesseract
+   finds must sit on one of the 44 cells. Per cell, of the choices Tesseract
+   offers, only those the field may hold count (digits in dates, letters in
+   names and states, M/F/X/< for the sex ...), and every choice within
+   :data:`MARGIN` of the best, in either read, stays a candidate.
+4. *Tell fillers from characters* by shape too: line 1's second cell is
+   always ``<``, and a cell much like it must be ``<``, one unlike it must
+   not be.
+5. *Decide*: where no check digit protects a character (line 1: names and
+   issuing state; the nationality, the sex), it must have one candidate.
+   Elsewhere a few cells may have two (O or 0, 3 or 5): of every way to
+   fill them, exactly one must pass every check digit. Two that both pass
+   (G and 6 weigh the same) is no read. The issuing state and nationality
+   must be known ICAO codes. Anything else is no read: the next camera
+   frame is another chance.
 
 Tesseract comes from the maintained ``tesserocr`` binding (its wheel carries
-libtesseract) with the English model of Debian's ``tesseract-ocr-eng``.
-Nothing here imports Kivy.
+libtesseract); the model is this package's data, so no Debian language
+package is needed at run time. Nothing here imports Kivy.
 """
 from __future__ import annotations
 
+import itertools
 import os
 import threading
 import time
@@ -51,28 +55,40 @@ from .scanning import Code, grey
 
 FORMAT = "MRZ"  # the Code.format of a zone read by OCR
 CELLS = mrz.LINE_LENGTH
-ALPHANUMERIC = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+DIGITS = "0123456789"
+ALPHANUMERIC = LETTERS + DIGITS
 
-TESSDATA_CANDIDATES = (
-    Path("/usr/share/tesseract-ocr/5/tessdata"),
-    Path("/usr/share/tesseract-ocr/4.00/tessdata"),
-    Path("/usr/share/tessdata"),
-)
+# The trained model (legacy engine: one font, shapes learnt from OCR-B).
+MODEL_DIR = Path(__file__).parent / "tessdata"
+MODEL = "mrz"
 
-# How each line is read: runs of characters between fillers, cut further
-# where the group changes; each group has the characters it may hold.
-# Line 1: the document code, then letters (issuing state and names).
-# Line 2: document number and its check; nationality; birth date, check,
-# sex, expiry, check (read together: a lone sex letter is often not found);
-# optional data, its check and the composite check.
-LINE1_GROUPS = "P" + "A" * (CELLS - 1)
-LINE2_GROUPS = "X" * 10 + "AAA" + "D" * 15 + "X" * 16
-WHITELISTS = {"P": "P", "A": ALPHANUMERIC[:26], "X": ALPHANUMERIC, "D": ALPHANUMERIC[26:] + "MFX"}
-# Groups whose characters check digits cannot fully protect (G and 6 weigh
-# the same modulo 10): read twice, at two sizes, and the reads must agree.
-READ_TWICE = {"X"}
-# A cell this close below the filler threshold could be either: no read.
-AMBIGUOUS = 0.07
+# What each cell may hold (ICAO 9303 part 4, TD3).
+# Line 1: P, then the subtype or <, the issuing state and the names.
+LINE1_FIELDS = ("P",) + (LETTERS + "<",) * (CELLS - 1)
+# Line 2: document number (a longer one puts < in its check digit's place),
+# nationality, birth date and check, sex, expiry and check, optional data,
+# its check (< when there is none) and the composite check.
+LINE2_FIELDS = ((ALPHANUMERIC + "<",) * 9 + (DIGITS + "<",) + (LETTERS + "<",) * 3 + (DIGITS,) * 7
+                + ("MFX<",) + (DIGITS,) * 7 + (ALPHANUMERIC + "<",) * 14 + (DIGITS + "<", DIGITS))
+# Line 2's cells no check digit covers: the nationality and the sex.
+LINE2_UNCHECKED = frozenset({10, 11, 12, 20})
+
+# Line heights (pixels, with the margins) the lines are read at: capitals
+# about 30 and 37 pixels high, the sizes the model was trained on.
+READ_HEIGHTS = (90, 110)
+# Tesseract's confidence points: a choice this close to the best one is a
+# candidate too.
+MARGIN = 5.0
+# A cell whose best choice overall is not allowed in its field must have
+# an allowed choice this close to it, or the read is noise.
+DISALLOWED_LEAD = 15.0
+# Cells with two candidates that check digits may settle, at most.
+MAX_AMBIGUOUS = 4
+# Shape likeness to line 1's filler (normalised correlation): from FILLER
+# up a cell must be "<", below NOT_FILLER it cannot be; between, Tesseract says.
+FILLER = 0.75
+NOT_FILLER = 0.6
 
 
 @dataclass(frozen=True)
@@ -98,14 +114,12 @@ class MrzReader(Protocol):
         """:meth:`read` in the shape of a ``shared.scanning`` decoder."""
 
 
-def tessdata_dir() -> Path:
-    """Where Tesseract's English model is (``TESSDATA_PREFIX`` first)."""
-    candidates = [Path(os.environ["TESSDATA_PREFIX"])] if os.environ.get("TESSDATA_PREFIX") else []
-    for path in candidates + list(TESSDATA_CANDIDATES):
-        if (path / "eng.traineddata").exists():
-            return path
-    raise FileNotFoundError("no Tesseract English model: install the Debian package tesseract-ocr-eng "
-                            "(scripts/system-packages.sh) or set TESSDATA_PREFIX")
+def model_dir() -> Path:
+    """Where the ``mrz`` model is (``MRZ_TESSDATA`` first, to try another)."""
+    path = Path(os.environ.get("MRZ_TESSDATA") or MODEL_DIR)
+    if not (path / f"{MODEL}.traineddata").exists():
+        raise FileNotFoundError(f"no {MODEL}.traineddata in {path}: scripts/train-mrz-ocr.sh makes it")
+    return path
 
 
 # --- geometry ------------------------------------------------------------------
@@ -179,13 +193,20 @@ def _straighten(frame_grey: np.ndarray, line: _Line, pad: float) -> np.ndarray:
     return cv2.warpAffine(frame_grey, matrix, (w, h), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
 
 
+def even_light(image: np.ndarray) -> np.ndarray:
+    """``image`` with glare and shadow divided out: paper about white
+    everywhere, ink dark (strokes must be thinner than 15 pixels)."""
+    import cv2
+
+    background = cv2.morphologyEx(image, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_RECT, (15, 15)))
+    return cv2.divide(image, background, scale=255)
+
+
 def _ink(strip: np.ndarray) -> np.ndarray:
     """Dark strokes as 255, paper as 0 (Otsu after evening out the light)."""
     import cv2
 
-    background = cv2.morphologyEx(strip, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_RECT, (15, 15)))
-    even = cv2.divide(strip, background, scale=255)
-    _, ink = cv2.threshold(even, 0, 255, cv2.THRESH_BINARY_INV | cv2.THRESH_OTSU)
+    _, ink = cv2.threshold(even_light(strip), 0, 255, cv2.THRESH_BINARY_INV | cv2.THRESH_OTSU)
     return ink
 
 
@@ -214,21 +235,6 @@ class _Cells:
         cell -= cell.mean()
         norm = np.linalg.norm(cell)
         return cell / norm if norm else cell
-
-    def span(self, first: int, last: int) -> np.ndarray:
-        """Characters ``first`` to ``last`` (inclusive) on plain paper: a
-        quarter pitch of the gap on each side, no piece of a neighbour."""
-        import cv2
-
-        gap = int(self.pitch * 0.25)
-        x0 = max(0, self.boxes[first][0] - gap)
-        x1 = min(self.strip.shape[1], self.boxes[last][2] + gap)
-        y0 = max(0, min(b[1] for b in self.boxes[first:last + 1]) - gap)
-        y1 = min(self.strip.shape[0], max(b[3] for b in self.boxes[first:last + 1]) + gap)
-        piece = self.strip[y0:y1, x0:x1]
-        paper = int(np.percentile(piece, 90))
-        margin = max(2, int(self.pitch * 0.6))
-        return cv2.copyMakeBorder(piece, margin, margin, margin, margin, cv2.BORDER_CONSTANT, value=paper)
 
 
 def cells_of(frame_grey: np.ndarray, line: _Line) -> _Cells | None:
@@ -286,26 +292,22 @@ def verified(line1: str, line2: str) -> mrz.Passport | None:
 
 
 class TesseractMrzReader:
-    """Reads TD3 zones with Tesseract (see the module's description).
+    """Reads TD3 zones with Tesseract and the trained ``mrz`` model (see the
+    module's description).
 
     One Tesseract engine per reader, used under a lock: give each thread
     that reads at the same time its own reader.
     """
 
-    def __init__(self, tessdata: str | Path | None = None, filler_similarity: float = 0.75):
+    def __init__(self, tessdata: str | Path | None = None):
         import tesserocr
 
         self._tesserocr = tesserocr
-        self._api = tesserocr.PyTessBaseAPI(path=str(tessdata or tessdata_dir()) + os.sep, lang="eng",
-                                            psm=tesserocr.PSM.SINGLE_LINE, oem=tesserocr.OEM.LSTM_ONLY)
-        # Only zone characters; no dictionary "corrections" of names and numbers.
-        self._api.SetVariable("tessedit_char_whitelist", ALPHANUMERIC)
-        self._api.SetVariable("load_system_dawg", "0")
-        self._api.SetVariable("load_freq_dawg", "0")
+        self._api = tesserocr.PyTessBaseAPI(path=str(tessdata or model_dir()) + os.sep, lang=MODEL,
+                                            psm=tesserocr.PSM.SINGLE_LINE, oem=tesserocr.OEM.TESSERACT_ONLY)
+        # No learning from one frame to the next: a read depends on its frame only.
+        self._api.SetVariable("classify_enable_learning", "0")
         self._lock = threading.Lock()
-        self.filler_similarity = filler_similarity
-        self.height = 80  # pixels, a run's image with its margins
-        self.second_height = 100
 
     def close(self) -> None:
         with self._lock:
@@ -325,72 +327,95 @@ class TesseractMrzReader:
         if None in cells:
             return None
         filler = cells[0].patch(1)
-        texts = []
-        for line_cells, groups in zip(cells, (LINE1_GROUPS, LINE2_GROUPS)):
-            text = self._read_line(line_cells, filler, groups)
-            if text is None:
-                return None
-            texts.append(text)
-        line1, line2 = texts
-        passport = verified(line1, line2)
-        if passport is None:
+        first = self._candidates(cells[0], filler, LINE1_FIELDS)
+        second = self._candidates(cells[1], filler, LINE2_FIELDS)
+        if first is None or second is None:
             return None
+        found = _decide(first, second)
+        if found is None:
+            return None
+        line1, line2, passport = found
         return MrzRead((line1, line2), passport, time.perf_counter() - started)
 
-    def _read_line(self, cells: _Cells, filler: np.ndarray, groups: str) -> str | None:
-        """The line's text: fillers by shape, every other run of characters
-        read by Tesseract one group at a time (see LINE2_GROUPS)."""
-        similarity = [float((cells.patch(i) * filler).sum()) for i in range(CELLS)]
-        if any(self.filler_similarity - AMBIGUOUS <= s < self.filler_similarity for s in similarity):
-            return None  # a cell that might be "<" or "K": not this frame
-        is_filler = [s >= self.filler_similarity for s in similarity]
-        out = ["<"] * CELLS
-        i = 0
-        while i < CELLS:
-            if is_filler[i]:
-                i += 1
-                continue
-            j = i
-            while j + 1 < CELLS and not is_filler[j + 1] and groups[j + 1] == groups[i]:
-                j += 1
-            image, whitelist, single = cells.span(i, j), WHITELISTS[groups[i]], i == j
-            text = self._ocr(image, whitelist, single)
-            if len(text) != j - i + 1:
+    def _candidates(self, cells: _Cells, filler: np.ndarray, fields: tuple[str, ...]) -> list[str] | None:
+        """Each cell's candidate characters as a string, or None if a cell
+        has no choice its field allows (or Tesseract's best is far from one)."""
+        allowed = []
+        for i, field in enumerate(fields):
+            likeness = float((cells.patch(i) * filler).sum())
+            if likeness >= FILLER:
+                if "<" not in field:
+                    return None  # a filler where the format has none
+                field = "<"
+            elif likeness < NOT_FILLER:
+                field = field.replace("<", "")
+            allowed.append(field)
+        candidates = [""] * CELLS
+        for height in READ_HEIGHTS:
+            choices = self._choices(cells, height)
+            if choices is None:
                 return None
-            if self._ocr(image, whitelist, single, self.second_height, binarize=False) != text:
-                return None
-            if groups[i] in READ_TWICE and not single:
-                # Letters and digits that weigh the same in a check digit
-                # (G and 6, S and 8): each character alone, out of the
-                # context of its neighbours, must read the same.
-                for k in range(i, j + 1):
-                    if self._ocr(cells.span(k, k), whitelist, True) != text[k - i]:
-                        return None
-            out[i:j + 1] = text
-            i = j + 1
-        return "".join(out)
+            for i, (cell, field) in enumerate(zip(choices, allowed)):
+                fitting = [(char, confidence) for char, confidence in cell if char in field]
+                if not fitting or cell[0][1] - fitting[0][1] > DISALLOWED_LEAD:
+                    return None
+                best = fitting[0][1]
+                for char, confidence in fitting:
+                    if best - confidence < MARGIN and char not in candidates[i]:
+                        candidates[i] += char
+        return candidates
 
-    def _ocr(self, image: np.ndarray, whitelist: str, single: bool, height: int | None = None,
-             binarize: bool = True) -> str:
+    def _choices(self, cells: _Cells, height: int) -> list[list[tuple[str, float]]] | None:
+        """Tesseract's choices (character, confidence; best first) for each
+        of the 44 cells, the line read at ``height`` pixels; None unless
+        every cell has exactly one character on it."""
         import cv2
         from PIL import Image
 
-        # Tesseract reads best with capitals about 30-40 pixels high.
-        scale = (height or self.height) / image.shape[0]
-        image = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC)
-        if binarize:
-            _, image = cv2.threshold(image, 0, 255, cv2.THRESH_BINARY | cv2.THRESH_OTSU)
-        if single:
-            # Tesseract's line model often finds nothing in one lone letter:
-            # it reads the letter three times over, and must agree with itself.
-            image = np.hstack([image] * 3)
+        scale = height / cells.strip.shape[0]
+        image = even_light(cv2.resize(cells.strip, None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC))
+        centres = cells.centres * scale
+        reach = cells.pitch * scale / 2
+        found: list[list[tuple[str, float]] | None] = [None] * CELLS
+        level = self._tesserocr.RIL.SYMBOL
         with self._lock:
-            self._api.SetVariable("tessedit_char_whitelist", whitelist)
             self._api.SetImage(Image.fromarray(image))
-            text = "".join(self._api.GetUTF8Text().split())
-        if single:
-            return text[0] if len(text) == 3 and len(set(text)) == 1 else ""
-        return text
+            self._api.Recognize()
+            for symbol in self._tesserocr.iterate_level(self._api.GetIterator(), level):
+                box = symbol.BoundingBox(level)
+                if box is None:
+                    continue
+                centre = (box[0] + box[2]) / 2
+                k = int(np.argmin(np.abs(centres - centre)))
+                if abs(centres[k] - centre) > reach or found[k] is not None:
+                    return None  # between two cells, or two characters on one
+                found[k] = [(choice.GetUTF8Text(), choice.Confidence()) for choice in symbol.GetChoiceIterator()]
+        if any(cell is None for cell in found):
+            return None
+        return found  # type: ignore[return-value]
+
+
+def _decide(first: list[str], second: list[str]) -> tuple[str, str, mrz.Passport] | None:
+    """The zone from each cell's candidates, or None: line 1 and line 2's
+    unchecked cells must have one candidate each; of the ways to fill line
+    2's other ambiguous cells exactly one must pass every check."""
+    if any(len(c) != 1 for c in first) or any(len(second[i]) != 1 for i in LINE2_UNCHECKED):
+        return None
+    line1 = "".join(first)
+    ambiguous = [i for i, c in enumerate(second) if len(c) > 1]
+    if len(ambiguous) > MAX_AMBIGUOUS:
+        return None
+    passing = []
+    for filling in itertools.product(*(second[i] for i in ambiguous)):
+        line2 = [c[0] for c in second]
+        for i, char in zip(ambiguous, filling):
+            line2[i] = char
+        passport = verified(line1, "".join(line2))
+        if passport is not None:
+            passing.append(("".join(line2), passport))
+    if len(passing) != 1:
+        return None
+    return line1, *passing[0]
 
 
 class AgreeingReads:

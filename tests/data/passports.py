@@ -123,7 +123,7 @@ def _mrz_font() -> ImageFont.FreeTypeFont:
     return _font(str(OCR_B), size)
 
 
-def _page(h: Holder, rng: np.random.Generator) -> Image.Image:
+def _page(h: Holder, rng: np.random.Generator, printed: tuple[str, str] | None = None) -> Image.Image:
     w, hgt = PAGE
     tint = tuple(int(v) for v in rng.integers(200, 245, 3))
     page = Image.new("RGB", PAGE, tint)
@@ -161,7 +161,7 @@ def _page(h: Holder, rng: np.random.Generator) -> Image.Image:
     sig = [(px + 20 + i * 6, 430 + 10 * math.sin(i / 2.3)) for i in range(35)]
     draw.line(sig, fill=(30, 30, 120), width=2)
     # The machine-readable zone on a plain band, 4.2 mm between baselines.
-    line1, line2 = zone(h)
+    line1, line2 = printed or zone(h)
     font = _mrz_font()
     band_top = hgt - int(23 * PX_PER_MM)
     draw.rectangle([0, band_top, w, hgt], fill=tuple(min(255, c + 8) for c in tint))
@@ -185,11 +185,13 @@ def _table(rng: np.random.Generator) -> np.ndarray:
     return table
 
 
-def camera_frame(h: Holder, index: int, take: int = 0) -> tuple[np.ndarray, dict]:
+def camera_frame(h: Holder, index: int, take: int = 0,
+                 printed: tuple[str, str] | None = None) -> tuple[np.ndarray, dict]:
     """``h``'s data page in a 1280 x 720 BGR camera frame, and how it was
     degraded. ``take`` > 0: another frame of the same page, as the camera's
-    next frames are (held a little differently, other light and noise)."""
-    page = cv2.cvtColor(np.asarray(_page(h, np.random.default_rng(1000 + index))), cv2.COLOR_RGB2BGR)
+    next frames are (held a little differently, other light and noise).
+    ``printed``: other zone lines than ``h``'s (a forged or misprinted page)."""
+    page = cv2.cvtColor(np.asarray(_page(h, np.random.default_rng(1000 + index), printed)), cv2.COLOR_RGB2BGR)
     rng = np.random.default_rng((1000 + index) * 100 + take)
     pw, ph = PAGE
     # Where the page lands: 78-90 % of the frame's height, tilted.
