@@ -19,6 +19,9 @@ TARGETS = [
     ("QR pipeline: codes read of 30", ("qr_read",), ">=", 30),
     ("QR pipeline: false positives", ("qr_false",), "<=", 0),
     ("scan to verdict p99, kiosk app to rendered verdict (ms)", ("verdict_p99",), "<", 300),
+    # The traveller app's passport reader: 90 % of the 24 pages, never a wrong zone.
+    ("passport zones: pages the app reads within 10 frames, of 24", ("mrz_reported",), ">=", 22),
+    ("passport zones: wrong zones accepted", ("mrz_wrong",), "<=", 0),
 ]
 
 
@@ -37,6 +40,10 @@ def _figure(results: dict, path: tuple):
             return results["qr"]["pipeline"]["read"]
         if kind == "qr_false":
             return results["qr"]["pipeline"]["false_positives"]
+        if kind == "mrz_reported":
+            return results["mrz"]["pages_reported"]
+        if kind == "mrz_wrong":
+            return results["mrz"]["wrong_accepted"] + results["mrz"]["pages_reported_wrong"]
         if kind == "verdict_p99":  # the kiosk app's path, screen included
             return results["scan_to_verdict"]["kiosk"]["p99_ms"]["median"]
     except (KeyError, TypeError):
@@ -103,7 +110,8 @@ def _num(value, digits=2) -> str:
 
 
 SECTION_LABELS = {"api": "1. API", "growth": "2. growth", "qr": "3. QR decoding",
-                  "scan_to_verdict": "4. scan to verdict", "bulk": "5. bulk", "profile": "where the time goes"}
+                  "scan_to_verdict": "4. scan to verdict", "bulk": "5. bulk", "mrz": "6. passport zones",
+                  "profile": "where the time goes"}
 
 
 def _runs(results: dict) -> list[tuple[dict, list[str]]]:
@@ -187,6 +195,27 @@ def _scan_to_verdict(v: dict) -> list[str]:
     lines += ["", "No-screen parts, ms, median / p99 over every scan: "
               + _median_p99(d["parts_median_ms"], d["parts_p99_ms"])
               + f". Decoder: {v['decoder']}; client: {v['client']}. Verdicts: {d['verdicts']}.", ""]
+    return lines
+
+
+def _mrz(z: dict) -> list[str]:
+    frames = z["frames_per_page"]
+    lines = ["## 6. Passport zones from camera frames (tests/data/passports.py)", "",
+             f"{z['reader']}. {z['pages']} generated data pages, {frames} camera frames each "
+             f"({z['frames']} reads, every frame read; drawing the frames is not timed).", "",
+             "| figure | value |", "|---|---|",
+             f"| median ms per frame (p90, p99) | {_num(z['median_ms'], 1)} ({_num(z['p90_ms'], 1)}, "
+             f"{_num(z['p99_ms'], 1)}) |",
+             f"| median ms per accepted frame | {_num(z['median_ms_accepted'], 1)} |",
+             f"| frames accepted | {z['frames_accepted']}/{z['frames']} |",
+             f"| zones accepted that are not the printed one | {z['wrong_accepted']} |",
+             f"| pages read on their first frame | {z['pages_first_frame']}/{z['pages']} |",
+             f"| pages the app reports (two frames agreeing) within {frames} frames | "
+             f"{z['pages_reported']}/{z['pages']} (wrong: {z['pages_reported_wrong']}) |",
+             f"| frames until the app reports, median (max) | {_num(z['frames_to_report_median'], 1)} "
+             f"({_num(z['frames_to_report_max'])}) |", ""]
+    if z["wrong_frames"]:
+        lines += ["Wrong zones on: " + ", ".join(z["wrong_frames"]), ""]
     return lines
 
 
@@ -304,6 +333,9 @@ def markdown(results: dict) -> str:
         else:
             lines.append(b["note"])
         lines.append("")
+
+    if "mrz" in results:
+        lines += _mrz(results["mrz"])
 
     p = results.get("profile")
     if p:

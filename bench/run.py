@@ -1,7 +1,7 @@
 """make bench: run every benchmark, write bench/results/latest.md and
 latest.json, print the table.
 
-    .venv/bin/python bench/run.py [--quick] [--only api,growth,qr,verdict,bulk] [--clients 32]
+    .venv/bin/python bench/run.py [--quick] [--only api,growth,qr,verdict,bulk,mrz] [--clients 32]
 
 --quick shortens every run (a smoke test of the suite, not figures to
 keep: its results go to bench/results/quick.md and quick.json).
@@ -11,7 +11,8 @@ the other sections are kept from the run that wrote them, and the results
 say which run each section comes from.
 --clients runs the API benchmark at fewer client counts (its section then
 has only those rows).
-Needs wrk and PostgreSQL (bench/system-packages.sh installs them).
+The API benchmarks need wrk and PostgreSQL (bench/system-packages.sh
+installs them); qr and mrz need neither.
 """
 from __future__ import annotations
 
@@ -37,13 +38,14 @@ import bulk  # noqa: E402
 import fixture  # noqa: E402
 import growth  # noqa: E402
 import hotspots  # noqa: E402
+import mrz_read  # noqa: E402
 import qr_decode  # noqa: E402
 import report  # noqa: E402
 import scan_to_verdict  # noqa: E402
 
 # --only names -> the results' top-level keys each one writes.
 SECTIONS = {"api": ("api", "profile"), "growth": ("growth",), "qr": ("qr",),
-            "verdict": ("scan_to_verdict",), "bulk": ("bulk",)}
+            "verdict": ("scan_to_verdict",), "bulk": ("bulk",), "mrz": ("mrz",)}
 ALIASES = {"scan_to_verdict": "verdict"}
 
 # Fresh forms for the API benchmark, per backend: enough for the fastest
@@ -101,7 +103,8 @@ def main() -> None:
     if only - set(SECTIONS):
         parser.error(f"unknown --only {', '.join(sorted(only - set(SECTIONS)))} (known: {', '.join(SECTIONS)})")
     seconds, repeats = (1, 1) if args.quick else (2, 3)
-    harness.need("wrk")
+    if only & {"api", "growth"}:  # the ones that load the API with wrk
+        harness.need("wrk")
     harness.WORK.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     results = {"machine": harness.machine(), "gunicorn": gunicorn_settings(), "quick": args.quick,
@@ -173,7 +176,8 @@ def merge_into(path: Path, results: dict, only: set) -> dict:
     return merged
 
 
-def run_all(args, only: set, seconds: int, repeats: int, instance: Path, results: dict) -> None:
+def run_server_benchmarks(args, only: set, seconds: int, repeats: int, instance: Path, results: dict) -> None:
+    """The benchmarks that need the API and a PostgreSQL fixture."""
     with postgres() as (pg_url, pg_pid):
         world = fixture.build_world(pg_url, instance)
         pool = SCAN_POOL // (8 if args.quick else 1)
@@ -208,6 +212,11 @@ def run_all(args, only: set, seconds: int, repeats: int, instance: Path, results
                     log("bulk")
                     attempt(results, "bulk", lambda: bulk.run(api.base, world, batches=2 if args.quick else 5))
 
+
+def run_all(args, only: set, seconds: int, repeats: int, instance: Path, results: dict) -> None:
+    if only & {"api", "verdict", "bulk"}:
+        run_server_benchmarks(args, only, seconds, repeats, instance, results)
+
     if "growth" in only:
         if args.quick:
             growth.LARGE = 100_000
@@ -222,6 +231,10 @@ def run_all(args, only: set, seconds: int, repeats: int, instance: Path, results
     if "qr" in only:
         log("QR decoding")
         attempt(results, "qr", lambda: qr_decode.run(passes=2 if args.quick else 5))
+
+    if "mrz" in only:
+        log("passport zones from camera frames")
+        attempt(results, "mrz", lambda: mrz_read.run(frames=3 if args.quick else mrz_read.FRAMES))
 
 
 if __name__ == "__main__":
