@@ -102,6 +102,27 @@ def test_a_page_printed_with_a_wrong_check_digit_is_never_read():
     reader.close()
 
 
+def test_a_doubtful_character_is_settled_by_the_check_digits_or_not_at_all():
+    """Per cell, the reader keeps every character Tesseract nearly chose;
+    check digits must leave exactly one zone, names need no doubt at all."""
+    line1, line2 = passports.zone(passports.HOLDERS[0])  # E12345678, CHEN MEI
+    first, second = list(line1), list(line2)
+
+    def decide(first, second):
+        found = mrz_ocr._decide(first, second)
+        return found and found[:2]
+
+    assert decide(first, second) == (line1, line2)
+    # 1 or I in the document number: only 1 passes its check digit.
+    assert decide(first, second[:1] + ["1I"] + second[2:]) == (line1, line2)
+    # 3 or D weigh the same (D is 13): both pass, so no read.
+    assert decide(first, second[:3] + ["3D"] + second[4:]) is None
+    # C or H in the surname: no check digit covers it, so no read.
+    assert decide(first[:5] + ["CH"] + first[6:], second) is None
+    # Neither fits: no read either.
+    assert decide(first, second[:1] + ["7"] + second[2:]) is None
+
+
 def test_a_typed_zone_with_a_wrong_check_digit_is_refused_naming_the_field():
     line1 = "P<CHNCHEN<<MEI<<<<<<<<<<<<<<<<<<<<<<<<<<<<<<"
     good = "E123456782CHN8803148F3401011<<<<<<<<<<<<<<<6"
