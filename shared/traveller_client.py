@@ -96,6 +96,29 @@ class Zone:
 
 
 @dataclass(frozen=True)
+class Sailing:
+    """A ferry leaving a seaport today; ``id`` is what a ferry trip names."""
+
+    id: str  # "HVH-HAR-2026-12-03T22:00"
+    operator: str
+    route: str
+    destination_port: str
+    destination_country: str  # ISO 3166-1 alpha-2
+    departs_at: datetime  # timezone-aware
+
+    @classmethod
+    def from_json(cls, body: dict) -> "Sailing":
+        return cls(id=body["id"], operator=body.get("operator") or "", route=body.get("route") or "",
+                   destination_port=body["destination_port"], destination_country=body["destination_country"],
+                   departs_at=datetime.fromisoformat(body["departs_at"]))
+
+    def to_json(self) -> dict:
+        return {"id": self.id, "operator": self.operator, "route": self.route,
+                "destination_port": self.destination_port, "destination_country": self.destination_country,
+                "departs_at": self.departs_at.isoformat()}
+
+
+@dataclass(frozen=True)
 class ExitPoint:
     code: str
     name: str
@@ -103,18 +126,20 @@ class ExitPoint:
     desk_location: str
     zones: tuple[Zone, ...]
     posts: tuple[str, ...]
+    sailings: tuple[Sailing, ...] = ()  # seaports: today's sailings still to leave, when the list was fetched
 
     @classmethod
     def from_json(cls, body: dict) -> "ExitPoint":
         return cls(code=body["code"], name=body["name"], kind=body.get("kind", "airport"),
                    desk_location=body.get("desk_location") or "",
                    zones=tuple(Zone(z.get("name", ""), z["polygon"]) for z in body.get("zones") or ()),
-                   posts=tuple(body.get("posts") or ()))
+                   posts=tuple(body.get("posts") or ()),
+                   sailings=tuple(Sailing.from_json(s) for s in body.get("sailings") or ()))
 
     def to_json(self) -> dict:
         return {"code": self.code, "name": self.name, "kind": self.kind, "desk_location": self.desk_location,
                 "zones": [{"name": z.name, "polygon": z.polygon} for z in self.zones],
-                "posts": list(self.posts)}
+                "posts": list(self.posts), "sailings": [s.to_json() for s in self.sailings]}
 
 
 @dataclass(frozen=True)

@@ -193,9 +193,9 @@ class TravellerApp(App):
                                                title=w(_("Check your trip")), body=text))
         sailings = screen.ids.sailings
         sailings.clear_widgets()  # today's sailings, named in the current language
-        for sailing in trips.sailings(date.today()):
-            button = Factory.TButton(source_text=w.sailing(sailing), tone="light")
-            button.bind(on_release=lambda _b, s=sailing: self.choose_sailing(s))
+        for port, sailing in trips.sailings(self.wallet.exit_points, now()):
+            button = Factory.TButton(source_text=w.sailing(port, sailing), tone="light")
+            button.bind(on_release=lambda _b, p=port, s=sailing: self.choose_sailing(p, s))
             sailings.add_widget(button)
 
     # --- passport ----------------------------------------------------------------------
@@ -276,9 +276,9 @@ class TravellerApp(App):
         self.session.keep_trip(trip)
         self.show_state()
 
-    def choose_sailing(self, sailing: str) -> None:
+    def choose_sailing(self, port, sailing) -> None:
         self.screens["trip"].error = ""
-        self.session.keep_trip(trips.ferry(sailing, date.today()))
+        self.session.keep_trip(trips.ferry(port, sailing, trips.local_today()))
         self.show_state()
 
     # --- validating ---------------------------------------------------------------------

@@ -51,6 +51,20 @@ def _schiphol():
                      (Zone("Departures 1", departures),), ("AMS-D1-01",))
 
 
+def _hook_of_holland():
+    from datetime import datetime, timezone
+
+    from shared.traveller_client import ExitPoint, Sailing, Zone
+
+    terminal = {"type": "Polygon", "coordinates": [[[4.1290, 51.9775], [4.1335, 51.9775], [4.1335, 51.9800],
+                                                    [4.1290, 51.9800], [4.1290, 51.9775]]]}
+    departs = (datetime.now(timezone.utc) + timedelta(hours=3)).replace(second=0, microsecond=0)
+    sailing = Sailing("HVH-HAR-" + departs.strftime("%Y-%m-%dT%H:%M"), "Stena Line", "Hook of Holland - Harwich",
+                      "Harwich", "GB", departs)
+    return ExitPoint("HVH", "Hook of Holland, Stena Line ferry terminal", "seaport", "Terminal hall",
+                     (Zone("Stena Line terminal", terminal),), ("HVH-T1-01",), (sailing,))
+
+
 def capture(out_dir: Path, languages=LANGUAGES, sizes=SIZES) -> list[Path]:
     _prepare_environment()
     from kivy.config import Config
@@ -77,7 +91,7 @@ def capture(out_dir: Path, languages=LANGUAGES, sizes=SIZES) -> list[Path]:
         # A phone in Schiphol's departures that does not see a sensor post yet.
         app = TravellerApp(TravellerConfig(api_url="http://127.0.0.1:9", data_dir=Path(data), camera="none"),
                            presence=SimulatedPresence(lat=52.3105, lon=4.7683))
-        app.wallet.keep_exit_points([SCHIPHOL])
+        app.wallet.keep_exit_points([SCHIPHOL, _hook_of_holland()])
         app.wallet.keep_passport(Passport("E12345678", "CN", date(1988, 3, 14), date(2034, 1, 1), "MEI CHEN"))
         app.wallet.keep_forms(sample_forms())
         app.client.use(app.wallet.passport.credentials)

@@ -2,21 +2,22 @@
 and what to warn about (not the last EU exit, not today, a transfer).
 
 Boarding passes are read by :mod:`shared.bcbp`; airports by
-:mod:`shared.airports`. Ferry sailings are a short list of the Dutch
-routes that leave the EU (to the United Kingdom).
+:mod:`shared.airports`. Ferry sailings are the ones the API lists for each
+seaport (``GET /traveller/exit-points``): a ferry trip names one of them.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timezone
+from zoneinfo import ZoneInfo
 
 from shared import bcbp
+from shared.countries import country_name
+from shared.traveller_client import ExitPoint, Sailing
 
-# Sailings from Dutch ports to outside the EU: (id prefix, port code, port, destination).
-FERRY_ROUTES = [
-    ("HVH-HAR", "HVH", "Hook of Holland", "Harwich (United Kingdom)"),
-    ("RTM-HUL", "RTM", "Rotterdam Europoort", "Hull (United Kingdom)"),
-]
+# The exit points' calendar: "today" for a flight or a sailing is the day
+# in the Netherlands, as the API judges it, whatever the phone's time zone.
+EXIT_TIMEZONE = ZoneInfo("Europe/Amsterdam")
 
 # Warnings, one screen treatment each.
 NOT_LAST_EXIT = "not_last_exit"  # the next leg lands inside the EU
@@ -81,25 +82,28 @@ def from_boarding_pass(text: str, today: date, here: str | None = None) -> Trip:
                 validate_at, boarding_pass=text.strip("\r\n"))
 
 
-def ferry(sailing: str, today: date) -> Trip:
-    """A chosen sailing, e.g. ``HVH-HAR-2026-12-03T22:00``."""
-    for prefix, port, _name, destination in FERRY_ROUTES:
-        if sailing.startswith(prefix + "-"):
-            day = date.fromisoformat(sailing[len(prefix) + 1:][:10])
-            warnings = () if day == today else (NOT_TODAY,)
-            return Trip("ferry", port, destination, day, warnings, sailing=sailing)
-    raise TripError(f"unknown sailing {sailing!r}")
+def ferry(port: ExitPoint, sailing: Sailing, today: date) -> Trip:
+    """A sailing chosen from those the API listed for seaport ``port``."""
+    day = sailing.departs_at.astimezone(EXIT_TIMEZONE).date()
+    warnings = () if day == today else (NOT_TODAY,)
+    return Trip("ferry", port.code, destination(sailing), day, warnings, sailing=sailing.id)
 
 
-def sailing_parts(sailing: str) -> tuple[str, str, datetime]:
-    """A sailing id's port of departure, destination and departure time."""
-    for prefix, _port, name, destination in FERRY_ROUTES:
-        if sailing.startswith(prefix + "-"):
-            return name, destination, datetime.fromisoformat(sailing[len(prefix) + 1:])
-    raise TripError(f"unknown sailing {sailing!r}")
+def destination(sailing: Sailing) -> str:
+    """"Harwich (United Kingdom)"."""
+    try:
+        return f"{sailing.destination_port} ({country_name(sailing.destination_country)})"
+    except ValueError:
+        return sailing.destination_port
 
 
-def sailings(today: date) -> list[str]:
-    """Today's evening sailings of each route (the ferries that leave the EU)."""
-    times = {"HVH-HAR": "22:00", "RTM-HUL": "21:00"}
-    return [f"{prefix}-{today.isoformat()}T{times[prefix]}" for prefix, *_ in FERRY_ROUTES]
+def sailings(exit_points: list[ExitPoint], now: datetime) -> list[tuple[ExitPoint, Sailing]]:
+    """The sailings the API listed that have not left yet, soonest first,
+    each with its seaport."""
+    found = [(port, s) for port in exit_points for s in port.sailings if s.departs_at > now]
+    return sorted(found, key=lambda pair: pair[1].departs_at)
+
+
+def local_today(now: datetime | None = None) -> date:
+    """Today at the exit points (Europe/Amsterdam)."""
+    return (now or datetime.now(timezone.utc)).astimezone(EXIT_TIMEZONE).date()

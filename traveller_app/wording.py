@@ -110,11 +110,10 @@ class Wording:
                 else _("Ferry from {origin} to {destination} on {day}"))
         return self(text, origin=trip.departs_from, destination=trip.destination, day=trip.day.isoformat())
 
-    def sailing(self, sailing: str) -> str:
-        """A ferry sailing as a button says it: "Hook of Holland to Harwich (United Kingdom), 22:00"."""
-        port, destination, departs = trip.sailing_parts(sailing)
-        return self(_("{port} to {destination}, {time}"), port=port, destination=destination,
-                    time=departs.strftime("%H:%M"))
+    def sailing(self, port, sailing) -> str:
+        """A ferry sailing as a button says it: "Hook of Holland ... to Harwich (United Kingdom), 22:00"."""
+        return self(_("{port} to {destination}, {time}"), port=port.name, destination=trip.destination(sailing),
+                    time=sailing.departs_at.astimezone(trip.EXIT_TIMEZONE).strftime("%H:%M"))
 
     def refusal(self, verdict) -> str:
         """Why a form was not validated, in the traveller's language when the reason is known."""

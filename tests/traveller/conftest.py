@@ -61,14 +61,31 @@ SCHIPHOL = ExitPoint("AMS", "Amsterdam Airport Schiphol", "airport", "Departures
                      (POST,))
 
 
+def hook_of_holland():
+    """A seaport as the API lists it, with today's sailing still to leave
+    (three hours from now, so it has not left while a test runs)."""
+    from datetime import datetime, timedelta, timezone
+
+    from shared.traveller_client import Sailing
+
+    departs = (datetime.now(timezone.utc) + timedelta(hours=3)).replace(second=0, microsecond=0)
+    return ExitPoint("HVH", "Hook of Holland, Stena Line ferry terminal", "seaport", "Terminal hall",
+                     (Zone("Stena Line terminal", {"type": "Polygon", "coordinates": [[
+                         [4.1290, 51.9775], [4.1335, 51.9775], [4.1335, 51.9800], [4.1290, 51.9800],
+                         [4.1290, 51.9775]]]}),), ("HVH-T1-01",),
+                     (Sailing("HVH-HAR-" + departs.strftime("%Y-%m-%dT%H:%M"), "Stena Line",
+                              "Hook of Holland - Harwich", "Harwich", "GB", departs),))
+
+
 def pytest_sessionfinish(session, exitstatus):
     if _OWN_KIVY_HOME:
         shutil.rmtree(_OWN_KIVY_HOME, ignore_errors=True)
 
 
-def fill_wallet(data_dir: Path, *, with_passport=True, forms=(), exit_points=(SCHIPHOL,), trip=None,
+def fill_wallet(data_dir: Path, *, with_passport=True, forms=(), exit_points=None, trip=None,
                 language=None) -> None:
-    """What a phone would hold after an earlier visit with the API reachable."""
+    """What a phone would hold after an earlier visit with the API reachable
+    (by default Schiphol and Hook of Holland, with a sailing)."""
     from traveller_app.wallet import Wallet
 
     wallet = Wallet(data_dir)
@@ -76,7 +93,7 @@ def fill_wallet(data_dir: Path, *, with_passport=True, forms=(), exit_points=(SC
         if with_passport:
             wallet.keep_passport(passport())
         wallet.keep_forms(list(forms))
-        wallet.keep_exit_points(list(exit_points))
+        wallet.keep_exit_points(list(exit_points) if exit_points is not None else [SCHIPHOL, hook_of_holland()])
         if trip is not None:
             wallet.keep_trip(trip)
         if language:

@@ -228,6 +228,21 @@ def test_validate_now_opens_inside_the_zone_with_a_fresh_token_and_closes_on_lea
     assert send.disabled
 
 
+def test_the_trip_screen_offers_the_sailings_the_api_listed_and_a_tap_makes_the_ferry_trip(phone_with_forms):
+    phone = phone_with_forms("en")
+    phone.go("trip")
+    [port] = [p for p in phone.app.wallet.exit_points if p.sailings]
+    [sailing] = port.sailings
+    local = sailing.departs_at.astimezone(trip.EXIT_TIMEZONE)
+    [button] = phone.screen().ids.sailings.children
+    assert button.source_text == f"Hook of Holland, Stena Line ferry terminal to Harwich (United Kingdom), {local:%H:%M}"
+    phone.tap(button)
+    chosen = phone.app.wallet.trip
+    assert (chosen["kind"], chosen["departs_from"], chosen["sailing"]) == ("ferry", "HVH", sailing.id)
+    assert chosen["day"] == local.date().isoformat()
+    assert phone.screen().summary.startswith("Ferry from HVH to Harwich (United Kingdom)")
+
+
 def test_brackets_in_arabic_are_drawn_mirrored_and_values_stay_as_they_are():
     from kivy_common.text import visual_line
 
