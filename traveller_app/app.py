@@ -268,7 +268,7 @@ class TravellerApp(App):
         points = self.wallet.exit_points
         here = points[0].code if len(points) == 1 else None
         try:
-            trip = trips.from_boarding_pass(text, date.today(), here)
+            trip = trips.from_boarding_pass(text, trips.local_today(), here)
         except trips.TripError:
             self.screens["trip"].error = self.tr(_("Could not read this boarding pass."))
             return

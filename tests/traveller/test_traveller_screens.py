@@ -243,6 +243,32 @@ def test_the_trip_screen_offers_the_sailings_the_api_listed_and_a_tap_makes_the_
     assert phone.screen().summary.startswith("Ferry from HVH to Harwich (United Kingdom)")
 
 
+@pytest.fixture
+def phone_clock_on_another_day(monkeypatch):
+    """The phone's clock still on a time zone where the date is not
+    Amsterdam's (a traveller who never changed it from home)."""
+    import time
+    from datetime import datetime
+
+    amsterdam = datetime.now(trip.EXIT_TIMEZONE)
+    monkeypatch.setenv("TZ", "Etc/GMT+11" if amsterdam.hour < 12 else "Etc/GMT-14")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+def test_todays_flight_is_today_by_amsterdams_calendar_whatever_the_phones_clock_says(
+        phone_with_forms, phone_clock_on_another_day):
+    assert date.today() != trip.local_today()
+    phone = phone_with_forms("en")
+    julian = trip.local_today().timetuple().tm_yday
+    phone.app.give_boarding_pass(f"M1CHEN/MEI            EXYZ789 AMSPEKKL 0897 {julian:03d}Y023C0042 100")
+    kept = phone.app.wallet.trip
+    assert kept["destination"].startswith("Beijing")
+    assert (kept["day"], kept["warnings"]) == (trip.local_today().isoformat(), [])
+
+
 def test_brackets_in_arabic_are_drawn_mirrored_and_values_stay_as_they_are():
     from kivy_common.text import visual_line
 
