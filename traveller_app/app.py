@@ -331,6 +331,32 @@ class TravellerApp(App):
         self.show_state()
         self.go("result")
 
+    def show_desk_pass(self) -> None:
+        """The "show this to the officer" QR code again, freshly signed (a
+        desk pass lasts 15 minutes; the traveller may reach the desk later)."""
+        if self.busy:
+            return
+        self.busy = True
+
+        def shown(desk_pass: str) -> None:
+            from kivy.factory import Factory
+
+            self.busy = False
+            self.online = True
+            w = self.wording
+            lines = [w(_("Take your goods, passport and this phone to the customs desk."))]
+            desks = {p.code: p.desk_location for p in self.wallet.exit_points}
+            for desk in dict.fromkeys(desks.get(f.exit_point) for f in self.wallet.forms
+                                      if f.status == "check_required"):
+                if desk:
+                    lines.append(w(_("The customs desk is at: {desk}."), desk=desk))
+            card = Factory.VerdictCard(kind="check_required", tone="warning", title=w(_("Show this to the officer")),
+                                       body="\n".join(lines))
+            self.screens["result"].show([card], qr_texture(desk_pass))
+            self.go("result")
+
+        self.background.run(self.session.desk_pass, done=shown, failed=self._failed)
+
     def _validation_failed(self, exc) -> None:
         from kivy.factory import Factory
 

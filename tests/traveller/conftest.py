@@ -278,6 +278,20 @@ class Phone:
         field.focus = False
 
 
+def drawn_qr_png(texture, path):
+    """The texture the phone put on its result screen, as a picture. A
+    texture made from an image keeps its rows top first and says so by
+    flipped texture coordinates; one drawn by OpenGL starts at the bottom."""
+    import numpy as np
+    from PIL import Image
+
+    rgba = np.frombuffer(texture.pixels, np.uint8).reshape(texture.height, texture.width, 4)
+    if texture.tex_coords[1] == 0:  # the bottom left corner is the texture's first row
+        rgba = np.flipud(rgba)
+    Image.fromarray(rgba[:, :, :3].copy()).save(path)
+    return path
+
+
 def visible(widget) -> bool:
     """Drawn with some size and not faded out, nor inside something that is."""
     w = widget

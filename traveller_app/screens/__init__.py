@@ -73,6 +73,7 @@ class PassportScreen(TravellerScreen):
 
 class FormsScreen(TravellerScreen):
     camera_purpose = "form"
+    waiting = BooleanProperty(False)  # a form waits for a check at the desk
 
     def scan_form(self) -> None:
         self.toggle_camera()
@@ -80,6 +81,7 @@ class FormsScreen(TravellerScreen):
     def show(self, forms, wording) -> None:
         rows = self.ids.rows
         rows.clear_widgets()
+        self.waiting = any(form.status == "check_required" for form in forms)
         for form in forms:
             if not form.open:
                 continue
