@@ -114,10 +114,13 @@ screenshots-officer: system-packages venv
 		$(VENV)/bin/python -m pytest -q -p no:cacheprovider tests/officer/test_officer_screenshots.py
 
 # The traveller's phone app in a phone-sized window against the API of
-# `make run`, with a simulated phone standing in Schiphol's departures.
+# `make run`, with a simulated phone standing in Schiphol's departures
+# beside the demo sensor post AMS-D2-01 (its secret from the file
+# seed-demo writes), hearing its tokens.
 traveller: venv
 	$(VENV)/bin/taxfree-traveller --api-url http://127.0.0.1:5000 \
-		--simulate $${TRAVELLER_SIMULATE:-52.3105,4.7683} $(TRAVELLER_ARGS)
+		--sensor-posts instance/demo-sensor-posts.json \
+		--simulate $${TRAVELLER_SIMULATE:-AMS-D2-01} $(TRAVELLER_ARGS)
 
 clean:
 	rm -rf $(VENV) instance/ .pytest_cache/ *.egg-info/

@@ -62,6 +62,10 @@ SAILINGS = [
     ("RTM", "P&O Ferries", "Rotterdam Europoort - Hull", "Hull", "HUL", "GB", (21, 0)),
 ]
 SAILING_DAYS = 7
+# Whom to sign in as in the traveller's app (typed as number, country, birth
+# date and any expiry date to come): a book to validate, a watch waiting at the desk.
+DEMO_PHONE_TRAVELLER = ("John Smith's passport: number 568432190, issuing country US, "
+                        "born 1985-06-15, any expiry date to come")
 
 
 def seed(session: Session) -> list[str]:
@@ -92,6 +96,7 @@ def seed(session: Session) -> list[str]:
         f"  {token}",
         f"Traveller's app: zones at AMS, HVH and RTM; sensor posts {', '.join(p[0] for p in POSTS)}",
         f"  (their secrets, to simulate the posts: {posts_file}); sailings for the next {SAILING_DAYS} days.",
+        f"  `make traveller`: sign in with {DEMO_PHONE_TRAVELLER}.",
     ]
 
 

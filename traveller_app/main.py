@@ -6,9 +6,14 @@ import sys
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .config import load
+    from .config import SimulationError, load
 
     config = load(sys.argv[1:] if argv is None else argv)
+    try:
+        presence = config.presence()
+    except SimulationError as exc:
+        print(f"taxfree-traveller: {exc}", file=sys.stderr)
+        return 2
     os.environ.setdefault("KIVY_NO_ARGS", "1")
     os.environ.setdefault("KIVY_NO_FILELOG", "1")  # no log files with travellers' data
     from kivy.config import Config
@@ -17,7 +22,7 @@ def main(argv: list[str] | None = None) -> int:
     Config.set("graphics", "height", "640")
     from .app import TravellerApp
 
-    TravellerApp(config).run()
+    TravellerApp(config, presence=presence).run()
     return 0
 
 
