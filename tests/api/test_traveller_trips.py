@@ -120,27 +120,32 @@ def _sailing(app_world, departs: datetime, port="RTM", country="GB", code="HUL")
     return body["id"]
 
 
-def _at_rtm(phone):
+def _at_rtm(phone, at: datetime | None = None):
     secret = phone.w.secrets["RTM-T1-01"]
     from shared import presence
 
-    at = now()
+    at = at or now()
     beacon = {"post_id": "RTM-T1-01", "seen_at": at.isoformat(),
               "token": presence.token_for_step(bytes.fromhex(secret), "RTM-T1-01", presence.token_step(at))}
-    return phone.evidence(gps=phone.gps((51.9510, 4.1360)), beacons=[beacon])
+    return phone.evidence(gps=phone.gps((51.9510, 4.1360), at=at), beacons=[beacon])
 
 
-def test_todays_sailings_are_listed_and_one_in_the_window_validates(app_world):
+def test_todays_sailings_are_listed_and_one_in_the_window_validates(app_world, monkeypatch):
+    # The traveller API's clock at noon today in Amsterdam, so that a sailing
+    # in two hours is today's whenever this runs (at 23:55 it would not be).
+    from api.resources import traveller as traveller_resource
+
+    noon = datetime.combine(datetime.now(AMSTERDAM).date(), datetime.min.time().replace(hour=12), AMSTERDAM)
+    monkeypatch.setattr(traveller_resource, "utcnow", lambda: noon.astimezone(timezone.utc))
     form = app_world.issue_for(coat())
     phone = app_world.phone().signed_in()
-    # Late in the local day a sailing two hours ahead could fall tomorrow: take 10 minutes.
-    soon = now() + timedelta(minutes=10)
+    soon = noon + timedelta(hours=2)
     sailing = _sailing(app_world, soon)
     assert sailing == f"RTM-HUL-{soon.astimezone(AMSTERDAM):%Y-%m-%dT%H:%M}"
     points = {p["code"]: p for p in phone.get("/api/v1/traveller/exit-points").get_json()["items"]}
     assert [s["id"] for s in points["RTM"]["sailings"]] == [sailing]
 
-    item = one(phone.validate([form["id"]], exit_point="RTM", evidence=_at_rtm(phone),
+    item = one(phone.validate([form["id"]], exit_point="RTM", evidence=_at_rtm(phone, noon),
                               trip={"kind": "ferry", "sailing": sailing}))
     assert item["verdict"] == "validated" and item["reference"].startswith("RTM-")
 

@@ -97,9 +97,9 @@ class Phone:
         return {"post_id": post_id, "token": token, "seen_at": (at - timedelta(seconds=seen_seconds_ago)).isoformat(),
                 "rssi": -61}
 
-    def gps(self, where=IN_AMS, *, accuracy=12.0, mock=False, seconds_ago=3) -> dict:
+    def gps(self, where=IN_AMS, *, accuracy=12.0, mock=False, seconds_ago=3, at=None) -> dict:
         return {"lat": where[0], "lon": where[1], "accuracy_m": accuracy, "mock": mock,
-                "at": (now() - timedelta(seconds=seconds_ago)).isoformat()}
+                "at": ((at or now()) - timedelta(seconds=seconds_ago)).isoformat()}
 
     def evidence(self, *, gps="default", beacons="default") -> dict:
         return {"install_id": self.install_id,
