@@ -237,6 +237,10 @@ class Form(Base):
     vat_cents: Mapped[int] = mapped_column(BigInteger)
     fee_cents: Mapped[int] = mapped_column(BigInteger)
     refund_cents: Mapped[int] = mapped_column(BigInteger)
+    # The intermediary's fee in force when the form was issued (basis points
+    # of the VAT): a validation at the desk computes the refund with it, not
+    # with whatever fee the intermediary charges by then.
+    fee_bp: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     export_deadline: Mapped[date] = mapped_column(Date)
     qr_payload: Mapped[str] = mapped_column(Text)
     # The key that signed the QR payload: it must verify until the export
@@ -325,9 +329,33 @@ class Scan(Base):
     )
 
 
+class Duty(Base):
+    """An officer on duty at one exit point's desk, from signing on until
+    signing off, signing on elsewhere, or the longest shift
+    (DESK_DUTY_MAX_HOURS). Officers decide only the checks of the exit point
+    they are on duty at."""
+
+    __tablename__ = "duties"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    officer_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    exit_point_id: Mapped[int] = mapped_column(ForeignKey("exit_points.id"))
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    exit_point: Mapped[ExitPoint] = relationship()
+    __table_args__ = (
+        Index("ix_duties_officer_started", "officer_id", "started_at"),
+    )
+
+
+CHECK_STATUSES = ("pending", "decided", "expired")
+
+
 class Check(Base):
     """A physical check at the customs desk, opened when the risk engine sends
-    a traveller there; one per form."""
+    a traveller there; one per form. It stays in the queue of the exit point
+    where the traveller last scanned the form (``exit_point_id``), and is
+    closed by an officer's decision or, once the export deadline and the
+    desk's grace period are over, by expiry."""
 
     __tablename__ = "checks"
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
@@ -341,10 +369,13 @@ class Check(Base):
     outcome: Mapped[str | None] = mapped_column(String(24))
     reason_code: Mapped[str | None] = mapped_column(String(32))
     note: Mapped[str | None] = mapped_column(Text)
+    # The officer's duty the decision was made on: where (its exit point)
+    # and under which sign-on.
+    duty_id: Mapped[int | None] = mapped_column(ForeignKey("duties.id"))
     form: Mapped[Form] = relationship()
     exit_point: Mapped[ExitPoint] = relationship()
     __table_args__ = (
-        CheckConstraint("status IN ('pending', 'decided')", name="status"),
+        CheckConstraint("status IN (%s)" % ", ".join(f"'{s}'" for s in CHECK_STATUSES), name="status"),
         # The desk's queue reads pending checks oldest first; decided ones
         # pile up forever and must not slow it down.
         Index("ix_checks_pending_queue", "opened_at", "id",
