@@ -178,12 +178,16 @@ def rotate_keys(purpose):
 @click.command("expire-forms")
 @with_appcontext
 def expire_forms():
-    """Mark issued forms whose export deadline has passed as expired."""
+    """Mark forms whose export deadline has passed as expired: issued forms, and
+    forms still waiting at the customs desk once its grace period is over too."""
+    from datetime import timedelta
+
     from .services import forms
 
     session = database.session()
     with job("expire-forms") as line:
-        expired = forms.expire_overdue(session, current_app.config["RULESET"], utcnow())
+        expired = forms.expire_overdue(session, current_app.config["RULESET"], utcnow(),
+                                       grace=timedelta(minutes=current_app.config["DESK_DECISION_GRACE_MINUTES"]))
         session.commit()
         line["expired"] = len(expired)
     click.echo(f"{len(expired)} form(s) expired.")

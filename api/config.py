@@ -104,6 +104,18 @@ def load(instance_path: str) -> dict:
         # one).
         "SIGNING_KEY_ENCRYPTION_KEYS": env.get("SIGNING_KEY_ENCRYPTION_KEYS", ""),
         "MEMBER_STATE": env.get("MEMBER_STATE", "NL"),
+        # The customs desk (api/services/decisions.py). A check opened before
+        # the export deadline ended may still be validated this long after
+        # it: the traveller who reached the desk at 23:40 on the last day
+        # was in time, the queue was not. Two hours covers the desk's
+        # evening queue at a busy exit point without reopening the deadline
+        # for anyone who arrives after midnight. Validations later than that
+        # are refused and the check expires (expire-forms).
+        "DESK_DECISION_GRACE_MINUTES": int(env.get("DESK_DECISION_GRACE_MINUTES", "120")),
+        # An officer's duty at an exit point (POST /api/v1/duty) ends after
+        # this many hours without signing off: a shift, so a forgotten
+        # sign-on does not leave them on duty there for good.
+        "DESK_DUTY_MAX_HOURS": int(env.get("DESK_DUTY_MAX_HOURS", "12")),
         "RISK_POLICY": json.loads(env.get("RISK_POLICY", "{}")),
         # Keys the random check (shared/risk.py sample_point): whoever knows
         # it can tell which forms will be picked, so it is no part of

@@ -18,7 +18,7 @@ from shared import qrtoken, risk
 from . import auth
 from .auth import Principal
 from .models import Device, ExitPoint, Intermediary, Retailer, User, utcnow
-from .services import decisions, forms, scans
+from .services import decisions, duties, forms, scans
 
 PASSWORD = "tax-free-demo-2026"
 # Code, name, kind, where the desk is, opening hours (None: around the clock).
@@ -235,12 +235,15 @@ def _seed_forms(session, users, kiosk, ams) -> None:
         _item("Travel case", 120_00, "leather_goods"),
     ])
     scan(partial, strict)
+    # The demo officer is on duty at the Schiphol desk.
+    duties.sign_on(session, officer, "AMS", now)
+    desk = decisions.DeskRules.from_config(app.config)
     decisions.decide(session, officer, partial, "partially_validated",
-                     [{"line": 1, "present": True}, {"line": 2, "present": False}], None, None, now)
+                     [{"line": 1, "present": True}, {"line": 2, "present": False}], None, None, now, desk=desk)
     rejected = issue(shop, "AWH-2026-0005", okafor, [_item("Smartwatch", 450_00, "electronics")])
     scan(rejected, strict)
     decisions.decide(session, officer, rejected, "rejected", [{"line": 1, "present": False}],
-                     "goods_not_presented", None, now)
+                     "goods_not_presented", None, now, desk=desk)
     cancelled = issue(books, "BK-2026-0102", tanaka, [_item("Art book", 75_00, "books", rate_bp=900)])
     forms.cancel(session, books, cancelled, now)
     # Bought four months ago and never taken out of the EU.
@@ -248,4 +251,4 @@ def _seed_forms(session, users, kiosk, ams) -> None:
     forms.issue(session, shop, {
         "invoice_number": "AWH-2026-0000", "purchase_date": old.date(), "traveller": smith,
         "items": [_item("Pocket watch", 310_00, "watches")]}, issuer, old)
-    forms.expire_overdue(session, app.config["RULESET"], now)
+    forms.expire_overdue(session, app.config["RULESET"], now, grace=desk.grace)

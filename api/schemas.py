@@ -529,7 +529,7 @@ class CheckListArgs(PageArgs):
     officer = fields.String(validate=validate.OneOf(["me"]),
                             metadata={"description": "`me`: only checks the caller decided (history)"})
     decided_since = fields.AwareDateTime(metadata={"description": "Only checks decided since then"})
-    status = fields.String(load_default="pending", validate=validate.OneOf(["pending", "decided"]))
+    status = fields.String(load_default="pending", validate=validate.OneOf(["pending", "decided", "expired"]))
 
 
 class CheckSchema(Strict):
@@ -557,6 +557,22 @@ class CheckSchema(Strict):
                                     metadata={"description": "Groups a traveller's forms; " + REMOVED})
 
 
+class DutyRequest(Strict):
+    exit_point = fields.String(required=True, validate=validate.Length(1, 8),
+                               metadata={"description": "Code of the exit point whose desk you work at",
+                                         "example": "AMS"})
+
+
+class DutySchema(Strict):
+    """An officer on duty at an exit point's desk."""
+
+    id = fields.Integer()
+    exit_point = fields.Nested(ExitPointSchema)
+    started_at = fields.AwareDateTime()
+    ends_at = fields.AwareDateTime(metadata={
+        "description": "When the duty ends unless the officer signs off or on elsewhere first"})
+
+
 class DecisionLine(Strict):
     line = fields.Integer(required=True, strict=True, validate=validate.Range(1, 10_000))
     present = fields.Boolean(required=True)
@@ -567,6 +583,9 @@ class DecisionRequest(Strict):
     lines = fields.List(fields.Nested(DecisionLine), load_default=None, validate=validate.Length(0, 200))
     reason_code = fields.String(load_default=None, validate=validate.OneOf(REJECTION_REASONS))
     note = fields.String(load_default=None, validate=validate.Length(0, 2000))
+    decided_at = fields.AwareDateTime(load_default=None, metadata={
+        "description": "When a handheld that was offline made the decision (at most 14 days ago); "
+                       "the export deadline and the officer's duty are judged at that moment"})
 
 
 # --- pagination ---------------------------------------------------------------

@@ -128,7 +128,7 @@ FORM_COLUMNS = (
     "id", "retailer_id", "intermediary_id", "status", "invoice_number", "purchase_date",
     "payment_method", "refund_method", "first_name", "last_name", "passport_number",
     "passport_country", "passport_key", "nationality", "residence_country", "date_of_birth",
-    "email", "currency", "total_cents", "vat_cents", "fee_cents", "refund_cents",
+    "email", "currency", "total_cents", "vat_cents", "fee_cents", "refund_cents", "fee_bp",
     "export_deadline", "qr_payload", "qr_kid", "validated_at", "exit_point_id", "validated_total_cents",
     "validated_vat_cents", "validated_refund_cents", "refunded_cents", "refunded_at",
     "created_at", "updated_at",
@@ -192,7 +192,8 @@ def _form_rows(world: World, start: int, count: int, scannable: int, pending_che
             payload = "history." + fid
         validated = status in ("refunded", "validated")
         validated_at = created + timedelta(days=rng.randrange(0, 30)) if validated else None
-        exit_point = (ams if index % 3 else rtm) if validated or status == "rejected" else None
+        exit_point = ((ams if index % 3 else rtm) if validated or status == "rejected"
+                      else ams if status == "check_required" else None)  # where its check waits
         form = {
             "id": fid, "retailer_id": world.retailer_id, "intermediary_id": world.intermediary_id,
             "status": status, "invoice_number": f"FX-{index:09d}", "purchase_date": purchase,
@@ -202,8 +203,8 @@ def _form_rows(world: World, start: int, count: int, scannable: int, pending_che
             "nationality": "CN", "residence_country": "CN", "date_of_birth": date(1988, 3, 14),
             "email": None, "currency": "EUR", "total_cents": totals.total_cents,
             "vat_cents": totals.vat_cents, "fee_cents": totals.fee_cents,
-            "refund_cents": totals.refund_cents, "export_deadline": deadline, "qr_payload": payload,
-            "qr_kid": world.signing_kid if k < scannable else None,
+            "refund_cents": totals.refund_cents, "fee_bp": world.fee_bp, "export_deadline": deadline,
+            "qr_payload": payload, "qr_kid": world.signing_kid if k < scannable else None,
             "validated_at": validated_at, "exit_point_id": exit_point,
             "validated_total_cents": totals.total_cents if validated else None,
             "validated_vat_cents": totals.vat_cents if validated else None,

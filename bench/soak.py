@@ -278,8 +278,10 @@ def parties(base: str, world: fixture.World) -> tuple[soak_load.Parties, str]:
         kiosks.append((code, _post(base, "/api/v1/devices", root, {"name": name, "kind": "kiosk",
                                                                   "exit_point": code})["token"]))
     refunds = _login(base, "refunds")
-    return soak_load.Parties(shop=world.shop_token, intermediary=refunds,
-                             officers={"AMS": world.officer_token, "RTM": _login(base, "officer2")},
+    officers = {"AMS": world.officer_token, "RTM": _login(base, "officer2")}
+    for code, token in officers.items():  # each on duty at their desk
+        _post(base, "/api/v1/duty", token, {"exit_point": code})
+    return soak_load.Parties(shop=world.shop_token, intermediary=refunds, officers=officers,
                              kiosks=kiosks), refunds
 
 

@@ -162,6 +162,37 @@ def is_expired(deadline: date, now_utc: datetime, tz: str | tzinfo) -> bool:
     return local_today(now_utc, tz) > deadline
 
 
+# --- the customs desk after the deadline -------------------------------------
+# A traveller sent to the desk before the deadline ended may be standing in
+# the desk's queue when the day ends (the last flights leave around
+# midnight): the goods were presented in time, the officer had not yet
+# looked at them. A validation is therefore still accepted for a short grace
+# period after the deadline, but only for a check opened before it ended;
+# a traveller who first turns up after midnight gets none. The grace period
+# is a setting (DESK_DECISION_GRACE_MINUTES).
+
+def desk_closes_at(deadline: date, tz: str | tzinfo, grace: timedelta) -> datetime:
+    """The last instant (exclusive) a check on a form with this ``deadline``
+    may still be validated, if it was opened before the deadline ended;
+    after it the check expires."""
+    return deadline_end_utc(deadline, tz) + grace
+
+
+def desk_may_validate(deadline: date, opened_at: datetime, decided_at: datetime,
+                      tz: str | tzinfo, grace: timedelta) -> bool:
+    """Whether customs may still validate (fully or in part) a form with
+    this export ``deadline`` at a check opened at ``opened_at``, decided at
+    ``decided_at``. Before the deadline ends: yes. After it: only for a
+    check opened before the deadline ended, and only until ``grace`` after
+    it ended. A rejection needs no such window."""
+    _require_aware(opened_at)
+    _require_aware(decided_at)
+    ends = deadline_end_utc(deadline, tz)
+    if decided_at < ends:
+        return True
+    return opened_at < ends and decided_at < ends + grace
+
+
 # --- eligibility -----------------------------------------------------------
 
 @dataclass(frozen=True)

@@ -67,5 +67,11 @@ class World:
         assert r.status_code == 201, r.get_json()
         return r.get_json()
 
+    def sign_on(self, officer: str, exit_point: str) -> dict:
+        """The officer goes on duty at ``exit_point``'s desk."""
+        r = self.post(officer, "/api/v1/duty", {"exit_point": exit_point})
+        assert r.status_code == 201, r.get_json()
+        return r.get_json()
+
     def scan(self, device: str, qr_payload: str):
         return self.post(device, "/api/v1/scans", {"qr_payload": qr_payload})

@@ -201,4 +201,7 @@ def world(client, runner) -> World:
         device = admin_post("/api/v1/devices", {"name": name, "kind": "kiosk", "exit_point": exit_point})
         w.devices[name] = device["token"]
         w.ids[name] = device["id"]
+    # Both officers work at the Schiphol desk.
+    for officer in ("officer", "officer2"):
+        w.sign_on(officer, "AMS")
     return w

@@ -260,7 +260,7 @@ def _detail_page(form: Form, *, refund_errors=None, refund_values=None, status=2
     db = database.session()
     events = db.scalars(select(Event).where(Event.form_id == form.id).order_by(Event.id)).all()
     today = _today()
-    due = form.validated_refund_cents if form.validated_refund_cents is not None else form.refund_cents
+    due = forms.refund_due(form)
     return render_template(
         "portal/form_detail.html",
         form=form,
@@ -352,9 +352,8 @@ def refund_form(form_id):
             if refused.code != "refund_too_large":
                 flash(_("Only a validated form can be marked as refunded."), "error")
                 return redirect(url_for(".form_detail", form_id=form.id))
-            due = form.validated_vat_cents if form.validated_vat_cents is not None else form.vat_cents
-            errors["amount"] = [_("The refund cannot be more than the VAT of the validated goods ({due}).")
-                                .format(due=i18n.money(due))]
+            errors["amount"] = [_("The refund cannot be more than the refund due for the validated goods ({due}).")
+                                .format(due=i18n.money(forms.refund_due(form)))]
         else:
             flash(_("Refund of {amount} recorded.").format(amount=i18n.money(amount)), "success")
             return redirect(url_for(".form_detail", form_id=form.id))

@@ -35,12 +35,12 @@ class ProblemApi(Api):
 
 
 def register(app: Flask) -> None:
-    from . import admin, auth, checks, devices, forms, meta, metrics, scans, status, traveller, webhooks
+    from . import admin, auth, checks, devices, duty, forms, meta, metrics, scans, status, traveller, webhooks
 
     api = ProblemApi(app, spec_kwargs={"components": {"securitySchemes": {
         "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT or device token"},
     }}, "security": [{"bearer": []}]})
-    for blp in (auth.blp, admin.blp, devices.blp, forms.blp, scans.blp, checks.blp, meta.blp,
+    for blp in (auth.blp, admin.blp, devices.blp, forms.blp, scans.blp, checks.blp, duty.blp, meta.blp,
                 webhooks.blp, status.blp, traveller.blp, traveller.desk, metrics.blp):
         api.register_blueprint(blp)
     app.extensions["metrics_networks"] = metrics.allowed_networks(app.config["METRICS_ALLOWED_NETWORKS"])

@@ -44,14 +44,22 @@ def decide(body, form_id):
     """Record the outcome of a physical check: validated, partially validated
     (the lines shown) or rejected with a reason code. A second decision is 409;
     a decision resent with its Idempotency-Key (an officer's offline queue)
-    replays the first answer."""
+    replays the first answer.
+
+    Only an officer on duty at the exit point whose desk holds the check may
+    decide it (403 ``not_on_duty_here``; sign on with POST /duty). After the
+    export deadline a validation is refused (422 ``deadline_passed``), except
+    for a check opened before the deadline ended and decided within the
+    desk's grace period after it; a rejection stays possible."""
     def record():
         session = database.session()
         officer = current_principal()
         form = forms.get_visible(session, officer, form_id)
         check_if_match(form)
         form = decisions.decide(session, officer, form, body["outcome"], body["lines"],
-                                body["reason_code"], body["note"], utcnow())
+                                body["reason_code"], body["note"], utcnow(),
+                                desk=decisions.DeskRules.from_config(current_app.config),
+                                decided_at=body["decided_at"])
         return FormSchema().dump(form), 200
 
     response = idempotent(body, record, lambda form: {"ETag": form_etag(form)})
@@ -62,7 +70,7 @@ def decide(body, form_id):
 
 
 @blp.post("/forms/lookup")
-@require("officer", "admin")
+@require("officer")
 @blp.arguments(PassportLookup)
 @blp.response(200, page_of(FormSchema))
 def lookup(body):

@@ -1,15 +1,22 @@
 """Issuing forms and the lifecycle steps their owners take: cancel, refund.
 
 Who may see a form is decided here too: a retailer sees its own forms, an
-intermediary those of its linked retailers; anyone else meets a 404, so a
-form's existence never leaks.
+intermediary the forms it is the intermediary of (those issued while the
+retailer worked with it: it pays their refunds, and a retailer's next
+intermediary has no business with them); customs staff see every form;
+anyone else meets a 404, so a form's existence never leaks.
+
+Only the form's owners act on it as a shop does (issue, cancel, record the
+refund): a retailer's users and its intermediary's. Customs roles, the
+administrator included, never do: customs certify exports, they do not
+sell or refund.
 """
 from __future__ import annotations
 
 import hashlib
 import hmac
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import Select, select, update
 from sqlalchemy.orm import Session
@@ -17,13 +24,24 @@ from sqlalchemy.orm import Session
 from shared import formid, qrtoken, rules
 
 from ..auth import Principal
-from ..models import Form, FormLine, Retailer
+from ..models import Check, ExitPoint, Form, FormLine, Retailer
 from ..problems import Problem
 from . import audit
 
 # Roles that may read any form: customs staff.
 READ_ALL = ("admin", "officer")
+# Roles that act on a form as its owner: issue, cancel, record the refund.
+RETAIL_ROLES = ("retailer", "intermediary")
 VALIDATED = ("validated", "partially_validated")
+# A till's clock may run a little ahead of the API's.
+PAYMENT_CLOCK_SKEW = timedelta(minutes=5)
+
+
+def require_retail(principal: Principal) -> None:
+    """Refuse anyone but a retailer's or an intermediary's user (a second
+    line behind the views' role lists: the portal calls these services too)."""
+    if principal.role not in RETAIL_ROLES:
+        raise Problem(403, "forbidden", "Only the shop or its intermediary can do this.")
 
 
 @dataclass(frozen=True)
@@ -50,8 +68,7 @@ def visible_forms(principal: Principal) -> Select:
     if principal.role == "retailer":
         return query.where(Form.retailer_id == principal.retailer_id)
     if principal.role == "intermediary":
-        linked = select(Retailer.id).where(Retailer.intermediary_id == principal.intermediary_id)
-        return query.where(Form.retailer_id.in_(linked))
+        return query.where(Form.intermediary_id == principal.intermediary_id)
     return query.where(False)
 
 
@@ -71,6 +88,7 @@ def get_visible(session: Session, principal: Principal, form_id: str, *, for_upd
 
 def resolve_retailer(session: Session, principal: Principal, retailer_vat: str | None) -> Retailer:
     """The retailer a new form is issued for."""
+    require_retail(principal)
     if principal.role == "retailer":
         retailer = session.get(Retailer, principal.retailer_id)
         if retailer_vat and retailer_vat != retailer.vat_number:
@@ -154,6 +172,7 @@ def issue(session: Session, principal: Principal, data: dict, issuer: Issuer, no
         vat_cents=totals.vat_cents,
         fee_cents=totals.fee_cents,
         refund_cents=totals.refund_cents,
+        fee_bp=fee_bp,
         export_deadline=deadline,
         qr_payload=qrtoken.sign_form_token(
             form_id,
@@ -206,6 +225,7 @@ def _transition(session: Session, form: Form, allowed: tuple[str, ...], values: 
 
 def cancel(session: Session, principal: Principal, form: Form, now: datetime) -> Form:
     """Cancel a form that has not been used at an exit point yet."""
+    require_retail(principal)
     if not _transition(session, form, ("issued",), {"status": "cancelled", "updated_at": now}):
         session.refresh(form)
         raise Problem(
@@ -220,12 +240,17 @@ def refund(
     session: Session, principal: Principal, form: Form, amount_cents: int, paid_at: datetime, now: datetime
 ) -> Form:
     """Record that the traveller was paid: only once, only after validation,
-    never more than the VAT of the validated goods."""
-    due = form.validated_vat_cents if form.validated_vat_cents is not None else form.vat_cents
+    never more than the refund due for the validated goods (their VAT less
+    the intermediary's fee)."""
+    require_retail(principal)
+    if paid_at > now + PAYMENT_CLOCK_SKEW:
+        raise Problem(422, "invalid_request", "A refund cannot be paid in the future.",
+                      errors={"paid_at": ["Must not be in the future."]})
+    due = refund_due(form)
     if form.status in VALIDATED and amount_cents > due:
         raise Problem(
             422, "refund_too_large",
-            f"The refund cannot exceed the VAT of the validated goods ({due} cents).",
+            f"The refund cannot exceed the refund due for the validated goods ({due} cents).",
             errors={"amount_cents": [f"At most {due}."]},
         )
     if not _transition(
@@ -244,8 +269,17 @@ def refund(
     return form
 
 
-def expire_overdue(session: Session, ruleset: rules.RuleSet, now: datetime, actor: str = "system") -> list[str]:
-    """Mark issued forms whose export deadline has passed as expired."""
+def refund_due(form: Form) -> int:
+    """What the traveller is owed: for the validated goods once validated."""
+    return form.validated_refund_cents if form.validated_refund_cents is not None else form.refund_cents
+
+
+def expire_overdue(session: Session, ruleset: rules.RuleSet, now: datetime, actor: str = "system", *,
+                   grace: timedelta) -> list[str]:
+    """Mark forms whose export deadline has passed as expired: issued forms
+    once the deadline day is over, forms waiting at the customs desk once
+    the desk's ``grace`` period after it is over too (their check is closed
+    as expired)."""
     today = rules.local_today(now, ruleset.timezone)
     overdue = session.scalars(
         select(Form.id).where(Form.status == "issued", Form.export_deadline < today)
@@ -259,5 +293,26 @@ def expire_overdue(session: Session, ruleset: rules.RuleSet, now: datetime, acto
         )
         if result.rowcount == 1:
             audit.record(session, form_id, "form.expired", actor, at=now)
+            expired.append(form_id)
+    waiting = session.execute(
+        select(Form.id, Form.export_deadline, ExitPoint.code)
+        .join(Check, Check.form_id == Form.id)
+        .join(ExitPoint, Check.exit_point_id == ExitPoint.id)
+        .where(Form.status == "check_required", Check.status == "pending", Form.export_deadline < today)
+        .order_by(Form.id)
+    ).all()
+    for form_id, deadline, exit_point in waiting:
+        if now < rules.desk_closes_at(deadline, ruleset.timezone, grace):
+            continue
+        # The check first, then the form: the order a decision takes them in.
+        closed = session.execute(
+            update(Check).where(Check.form_id == form_id, Check.status == "pending")
+            .values(status="expired", outcome="expired")
+        ).rowcount == 1
+        if closed and session.execute(
+            update(Form).where(Form.id == form_id, Form.status == "check_required")
+            .values(status="expired", updated_at=now)
+        ).rowcount == 1:
+            audit.record(session, form_id, "form.expired", actor, at=now, exit_point=exit_point)
             expired.append(form_id)
     return expired

@@ -193,9 +193,11 @@ def verdict_of(form: FormFacts, device: Principal) -> ScanOutcome:
 def _awaits_verdict(form: FormFacts, now: datetime, at: datetime, ctx: ScanContext) -> bool:
     """An issued form; or one expired meanwhile that an offline device
     scanned (``at``, earlier than now) before its deadline ended: the goods
-    left in time. A live scan never revives an expired form."""
+    left in time. A live scan never revives an expired form, nor does any
+    scan revive one that expired waiting at the desk (it has an exit point):
+    customs wanted to see its goods and nobody did."""
     return form.status == "issued" or (
-        form.status == "expired" and at < now
+        form.status == "expired" and at < now and form.exit_point_id is None
         and not rules.is_expired(form.export_deadline, at, ctx.ruleset.timezone)
     )
 

@@ -3,8 +3,9 @@ changes the moment they commit, following the Standard Webhooks
 specification (standardwebhooks.com).
 
 A webhook belongs to a retailer or an intermediary; a form's events go to
-its retailer's webhooks and to those of the intermediary the retailer works
-with (the same parties that can see the form). ``enqueue`` writes the
+its retailer's webhooks and to those of the form's intermediary (the one
+the retailer worked with when the form was issued: the same parties that
+can see the form). ``enqueue`` writes the
 outbox rows in the transaction of the status change, so a committed change
 always produces its deliveries and a rolled-back one never does; the
 delivery worker (``deliveries.py``) sends them afterwards.
@@ -237,7 +238,7 @@ def enqueue(session: Session, event: Event) -> list[WebhookDelivery]:
     session.flush()
     form = session.execute(
         select(
-            Form.id, Form.status, Form.retailer_id, Retailer.intermediary_id,
+            Form.id, Form.status, Form.retailer_id, Form.intermediary_id,
             Retailer.vat_number.label("retailer_vat"), Form.invoice_number, Form.currency,
             Form.total_cents, Form.vat_cents, Form.refund_cents, Form.export_deadline,
             Form.validated_at, Form.validated_total_cents, Form.validated_vat_cents,

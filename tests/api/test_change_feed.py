@@ -112,7 +112,8 @@ def test_every_kind_of_change_moves_the_form_in_the_feed(app, world):
     issued = world.issue("shop")
     with app.app_context():
         session = database.session()
-        expired = forms.expire_overdue(session, app.config["RULESET"], utcnow() + timedelta(days=130))
+        expired = forms.expire_overdue(session, app.config["RULESET"], utcnow() + timedelta(days=130),
+                                         grace=timedelta(0))
         session.commit()
     assert sorted(expired) == sorted([issued["id"], batch[0]["body"]["id"], batch[1]["body"]["id"]])
     everything, _ = walk(world, who="officer", limit=50)

@@ -286,7 +286,7 @@ def _overdue_form(app, world) -> str:
         body["items"] = [{**item(), "vat_rate_bp": 2100}]
         form = forms.issue(session, shop, body, issuer, then)
         session.commit()
-        assert forms.expire_overdue(session, app.config["RULESET"], utcnow()) == [form.id]
+        assert forms.expire_overdue(session, app.config["RULESET"], utcnow(), grace=timedelta(0)) == [form.id]
         session.commit()
         return form.id
 
@@ -305,7 +305,8 @@ def test_every_status_change_reaches_the_retailer_and_its_intermediary_signed(ap
     assert world.post("refunds", f"/api/v1/forms/{refunded['id']}/refund", pay).status_code == 200
     partial = world.issue("shop", item(60500, category="watches"), item(12100))
     world.scan("rtm-kiosk", partial["qr_payload"])
-    r = world.post("officer", f"/api/v1/forms/{partial['id']}/decision", {
+    world.sign_on("officer2", "RTM")
+    r = world.post("officer2", f"/api/v1/forms/{partial['id']}/decision", {
         "outcome": "partially_validated", "lines": [{"line": 1, "present": True}, {"line": 2, "present": False}]})
     assert r.status_code == 200, r.get_json()
     rejected = world.issue("shop", item(60500, category="watches"))

@@ -26,8 +26,10 @@ def test_scans_verdicts_queue_and_rules_per_exit_point(client, world):
     world.scan("kiosk", ok["qr_payload"])  # scanned twice: two scans, one form
     world.scan("kiosk", watch["qr_payload"])
     world.scan("rtm-kiosk", phone["qr_payload"])
-    world.post("officer", f"/api/v1/forms/{phone['id']}/decision",
-               {"outcome": "validated", "lines": [{"line": 1, "present": True}]})
+    world.sign_on("officer2", "RTM")
+    decided = world.post("officer2", f"/api/v1/forms/{phone['id']}/decision",
+                         {"outcome": "validated", "lines": [{"line": 1, "present": True}]})
+    assert decided.status_code == 200, decided.get_json()
     world.scan("kiosk", "not-a-form")
     portal_login(client, "officer")
     html = client.get("/dashboard").get_data(as_text=True)

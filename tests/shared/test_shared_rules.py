@@ -447,3 +447,22 @@ def test_fee_outside_0_to_100_percent_is_refused():
         compute_totals([shirt()], fee_bp=10_001)
     with pytest.raises(ValueError):
         compute_totals([shirt()], fee_bp=-1)
+
+
+# A validation at the desk computes the refund of the goods shown with the
+# fee of the form: whatever part of the goods, it is never more than the
+# refund due on the whole form, and never more than the VAT of that part.
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+_LINES = st.lists(st.tuples(st.integers(1, 20), st.integers(1, 500_000), st.sampled_from([2100, 900])),
+                  min_size=1, max_size=8)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_LINES, st.integers(0, 10_000), st.data())
+def test_the_refund_of_any_part_of_the_goods_never_exceeds_the_refund_due_on_the_form(lines, fee_bp, data):
+    goods = [Line(q, price, rate, "other") for q, price, rate in lines]
+    kept = [line for line in goods if data.draw(st.booleans())]
+    whole, part = compute_totals(goods, fee_bp), compute_totals(kept, fee_bp)
+    assert 0 <= part.refund_cents <= whole.refund_cents
+    assert part.refund_cents <= part.vat_cents

@@ -245,8 +245,8 @@ MESSAGES = {
         "Alleen een gevalideerd formulier kan als terugbetaald worden gemarkeerd.",
     "Refund of {amount} recorded.": "Teruggaaf van {amount} vastgelegd.",
     "QR code of form {form_id}": "QR-code van formulier {form_id}",
-    "The refund cannot be more than the VAT of the validated goods ({due}).":
-        "De teruggaaf kan niet hoger zijn dan de btw van de gevalideerde goederen ({due}).",
+    "The refund cannot be more than the refund due for the validated goods ({due}).":
+        "De teruggaaf kan niet hoger zijn dan de verschuldigde teruggaaf voor de gevalideerde goederen ({due}).",
     # categories
     "Clothing": "Kleding",
     "Shoes": "Schoenen",
