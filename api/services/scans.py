@@ -7,6 +7,11 @@ validated here, with a reason the kiosk can say in the traveller's language.
 A form leaves ``issued`` through one atomic compare-and-set, so two devices
 scanning the same form at the same moment still produce one outcome, and a
 re-scan returns the verdict already given.
+
+A form waiting for a check that is scanned at another exit point follows
+the traveller: its check moves to that exit point's desk (the desk the
+verdict sends the traveller to), once, by compare-and-set, with an event in
+the audit trail.
 """
 from __future__ import annotations
 
@@ -105,6 +110,7 @@ class FormFacts:
     forms_by_traveller_recent: int
     desk_here: str  # the desk of the scanning device's exit point
     created_at: datetime  # when the form was issued
+    updated_at: datetime  # for a form at the desk: when its check was opened or last moved
 
 
 # Tables, not the ORM classes: a plain Core statement skips the ORM's
@@ -123,7 +129,7 @@ _FACTS = (
         select(func.count()).select_from(_RECENT)
         .where(_RECENT.c.passport_key == _F.c.passport_key, _RECENT.c.created_at >= bindparam("since"))
         .scalar_subquery(),
-        _HERE.c.desk_location, _F.c.created_at,
+        _HERE.c.desk_location, _F.c.created_at, _F.c.updated_at,
     )
     .join(_SHOP, _F.c.retailer_id == _SHOP.c.id)
     .outerjoin(_PAYER, _SHOP.c.intermediary_id == _PAYER.c.id)
@@ -142,11 +148,11 @@ def _form_facts(session: Session, form_id: str, device: Principal, ctx: ScanCont
     if row is None:
         return None
     (id_, status, deadline, total, vat, refund, validated_total, exit_point_id, passport_key,
-     passport_country, retailer_vat, payer, categories, recent, desk, created_at) = row
+     passport_country, retailer_vat, payer, categories, recent, desk, created_at, updated_at) = row
     return FormFacts(id_, status, deadline, total, vat, refund, validated_total, exit_point_id,
                      passport_key, passport_country, retailer_vat, payer,
                      frozenset(categories.split(",")) if categories else frozenset(), recent, desk or "",
-                     created_at)
+                     created_at, updated_at)
 
 
 def verdict_of(form: FormFacts, device: Principal) -> ScanOutcome:
@@ -382,10 +388,50 @@ def _judge(session: Session, device: Principal, form_id: str, ctx: ScanContext,
                               "This queued scan claims a time before the form was issued.",
                               errors={"scanned_at": ["Before the form was issued."]})
             at = form.created_at
-        if not _awaits_verdict(form, now, at, ctx) or _decide_issued(session, form, device, ctx, now, at):
+        if (not _awaits_verdict(form, now, at, ctx) or _decide_issued(session, form, device, ctx, now, at)) \
+                and _check_follows_traveller(session, form, device, now, at):
             return _record(session, device, verdict_of(form, device), form, now, at, queued)
-        session.rollback()  # another device decided first: read its verdict
+        session.rollback()  # another device or an officer changed it first: read it again
     raise RuntimeError("form status kept changing during a scan")
+
+
+# Moving a check: the check first, then the form, the order in which a
+# decision takes them (so the two never wait on each other's locks). Each
+# only as read: pending and still at the exit point it was at.
+_CHECKS = Check.__table__
+_MOVE_CHECK = _CHECKS.update().where(
+    (_CHECKS.c.form_id == bindparam("moving")) & (_CHECKS.c.status == "pending")
+    & (_CHECKS.c.exit_point_id == bindparam("was"))
+).values(exit_point_id=bindparam("here"))
+_MOVE_FORM = _F.update().where(
+    (_F.c.id == bindparam("moving")) & (_F.c.status == "check_required") & (_F.c.exit_point_id == bindparam("was"))
+).values(exit_point_id=bindparam("here"), updated_at=bindparam("moved_at"))
+_EXIT_POINT_CODE = select(ExitPoint.__table__.c.code).where(ExitPoint.__table__.c.id == bindparam("id"))
+
+
+def _check_follows_traveller(session: Session, form: FormFacts, device: Principal, now: datetime,
+                             at: datetime) -> bool:
+    """A form waiting at another exit point's desk, scanned here: the
+    traveller is here now and the verdict sends them to this desk, so the
+    check moves to this desk's queue. Not for a scan an offline device made
+    before the check was opened or last moved (the traveller has moved on
+    since). False if another request moved or decided the check first."""
+    if form.status != "check_required" or form.exit_point_id in (None, device.exit_point_id) \
+            or at < form.updated_at:
+        return True
+    moving = {"moving": form.id, "was": form.exit_point_id, "here": device.exit_point_id}
+    if session.execute(_MOVE_CHECK, moving).rowcount != 1 or \
+            session.execute(_MOVE_FORM, {**moving, "moved_at": now}).rowcount != 1:
+        return False
+    came_from = session.execute(_EXIT_POINT_CODE, {"id": form.exit_point_id}).scalar_one()
+    form.exit_point_id = device.exit_point_id
+    loaded = session.identity_map.get(session.identity_key(Form, form.id))
+    if loaded is not None:
+        set_committed_value(loaded, "exit_point_id", device.exit_point_id)
+        set_committed_value(loaded, "updated_at", now)
+    audit.record(session, form.id, "form.check_moved", device.actor, at=now,
+                 exit_point=device.exit_point_code, from_exit_point=came_from)
+    return True
 
 
 _INSERT_SCAN = Scan.__table__.insert()
