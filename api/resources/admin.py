@@ -1,5 +1,9 @@
 """Administration: exit points (with the validation zones, sensor posts and
-sailings of the traveller's app), intermediaries, retailers, users, devices."""
+sailings of the traveller's app), intermediaries, retailers, users, devices.
+
+Each addition is in the audit trail, naming the administrator: an account
+made for a shop (or an intermediary with its fee) is where an administrator
+could otherwise act as a shop unseen."""
 from __future__ import annotations
 
 from flask.views import MethodView
@@ -25,16 +29,19 @@ from ..schemas import (
     UserSchema,
     ZoneCreate,
 )
-from ..services import exit_point_presence, users
+from ..services import audit, exit_point_presence, users
 
 blp = Blueprint("admin", __name__, url_prefix="/api/v1", description="Administration (admin role)")
 
 
-def _add(row, what: str):
-    """Insert ``row``; a clash with a unique column is a 409, not a 500."""
+def _add(row, what: str, event: str, describe):
+    """Insert ``row`` and its ``event`` in the audit trail (``describe(row)``
+    gives the event's data); a clash with a unique column is a 409, not a 500."""
     session = database.session()
     session.add(row)
     try:
+        session.flush()
+        audit.record(session, None, event, current_principal().actor, at=utcnow(), **describe(row))
         session.commit()
     except IntegrityError:
         session.rollback()
@@ -61,7 +68,8 @@ class ExitPoints(MethodView):
     @blp.response(201, ExitPointSchema)
     def post(self, body):
         """Add an exit point (airport, seaport or land border)."""
-        return _add(ExitPoint(**body), "exit point")
+        return _add(ExitPoint(**body), "exit point", "exit_point.created",
+                    lambda p: {"exit_point": p.code})
 
 
 @blp.route("/intermediaries")
@@ -77,7 +85,8 @@ class Intermediaries(MethodView):
     @blp.response(201, IntermediarySchema)
     def post(self, body):
         """Add a tax-free intermediary."""
-        return _add(Intermediary(**body), "intermediary")
+        return _add(Intermediary(**body), "intermediary", "intermediary.created",
+                    lambda i: {"intermediary": i.id, "fee_bp": i.fee_bp})
 
 
 @blp.route("/retailers")
@@ -94,7 +103,8 @@ class Retailers(MethodView):
     def post(self, body):
         """Add a retailer, optionally linked to its intermediary."""
         _exists(Intermediary, body.get("intermediary_id"), "intermediary_id")
-        return _add(Retailer(**body), "retailer")
+        return _add(Retailer(**body), "retailer", "retailer.created",
+                    lambda r: {"retailer": r.id, "vat_number": r.vat_number, "intermediary": r.intermediary_id})
 
 
 @blp.post("/users")
@@ -106,7 +116,9 @@ def create_user(body):
     _exists(Retailer, body.get("retailer_id"), "retailer_id")
     _exists(Intermediary, body.get("intermediary_id"), "intermediary_id")
     password = body.pop("password")
-    return _add(User(**body, password_hash=auth.hash_password(password)), "user")
+    return _add(User(**body, password_hash=auth.hash_password(password)), "user", "user.created",
+                lambda u: {"user": u.id, "role": u.role, "retailer": u.retailer_id,
+                           "intermediary": u.intermediary_id})
 
 
 # --- where the traveller's app may validate ---------------------------------------
@@ -205,6 +217,8 @@ class Sailings(MethodView):
             zone=ZoneInfo(current_app.config["RULESET"].timezone), **body)
         session.commit()
         return sailing
+
+
 def _user(user_id: int) -> User:
     # Ids are 32-bit in the database: a larger number names nobody.
     user = database.session().get(User, user_id) if user_id <= 2**31 - 1 else None

@@ -33,8 +33,11 @@ from .common import IDEMPOTENCY_HEADER, check_if_match, idempotent, keyring, wit
 
 blp = Blueprint("forms", __name__, url_prefix="/api/v1/forms", description="Tax-free forms")
 
-ISSUERS = ("retailer", "intermediary", "admin")
-OWNERS = ("retailer", "intermediary", "admin", "officer")
+# A form's owners act on it (issue, cancel, record the refund); customs
+# staff read it. The administrator manages exit points, users and devices
+# and is not a shop: it never issues, cancels or refunds.
+ISSUERS = forms.RETAIL_ROLES
+OWNERS = forms.RETAIL_ROLES + forms.READ_ALL
 
 
 def _issuer() -> forms.Issuer:
@@ -150,7 +153,7 @@ def get_form(form_id):
 
 
 @blp.post("/<form_id>/cancel")
-@require("retailer", "intermediary", "admin")
+@require(*ISSUERS)
 @blp.response(200, FormSchema)
 def cancel(form_id):
     """Cancel a form that has not been used at an exit point yet."""
@@ -164,7 +167,7 @@ def cancel(form_id):
 
 
 @blp.post("/<form_id>/refund")
-@require("retailer", "intermediary", "admin")
+@require(*ISSUERS)
 @blp.arguments(RefundRequest)
 @blp.response(200, FormSchema)
 def refund(body, form_id):
