@@ -34,5 +34,8 @@ def test_the_readme_walkthrough_runs_as_written(tmp_path):
     assert re.search(r'"verdict": "(validated|check_required)"', out)
     assert '"verdict": "check_required"' in out  # the watch
     assert '"status": "validated"' in out        # the officer's decision
-    assert "form.validated  user:" in out         # ... in the audit trail
+    assert '{"exit_point":"AMS","ends_at":' in out  # on duty at the desk
+    assert "form.validated  customs  AMS" in out   # ... in the audit trail, as the shop sees it
+    assert "form.check_required  kiosk  AMS" in out
+    assert "watched_category" not in out.split("form.issued", 1)[1]
     assert (tmp_path / "form-qr.png").read_bytes()[:4] == b"\x89PNG"

@@ -265,7 +265,7 @@ def _detail_page(form: Form, *, refund_errors=None, refund_values=None, status=2
         "portal/form_detail.html",
         form=form,
         version=version_of(form),
-        timeline=[timeline.entry(db, e) for e in events],
+        timeline=timeline.entries(db, list(events)),
         qr=qr_svg(form.qr_payload, _("QR code of form {form_id}").format(form_id=form.id)),
         status_labels=labels.status_labels(),
         category_labels=labels.category_labels(),

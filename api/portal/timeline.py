@@ -1,34 +1,42 @@
-"""A form's audit trail (the events table) as the timeline people read:
-what happened, when, and who did it, without naming customs officers."""
+"""A form's audit trail (the events table) as the timeline a shop reads:
+what happened, when, where and who did it, as the shop may see it
+(``api.services.shop_view``): not why customs checked the form, and no
+officer named."""
 from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
-from ..models import Device, Event, User
+from ..models import Event, User
+from ..services import shop_view
 from . import i18n
 from .i18n import gettext as _
-from .labels import REASON_TEXT, rule_label
+from .labels import REASON_TEXT
 
 
-def _actor(db: Session, actor: str) -> str:
-    kind, _sep, ident = actor.partition(":")
-    if kind == "device":
-        device = db.get(Device, ident)
-        return _("Kiosk at {exit_point}").format(exit_point=device.exit_point.code) if device else _("Kiosk")
-    if kind == "user" and ident.isdigit():
-        user = db.get(User, int(ident))
-        if user is None:
-            return actor
-        # Officers are not named to shops.
-        return _("Customs officer") if user.role == "officer" else user.username
-    if kind == "system":  # "system", or a system job such as "system:retention"
+def _actor(db: Session, actor: str, exit_point: str | None) -> str:
+    if actor == shop_view.KIOSK:
+        return _("Kiosk at {exit_point}").format(exit_point=exit_point) if exit_point else _("Kiosk")
+    if actor == shop_view.CUSTOMS:
+        return _("Customs")
+    if actor == shop_view.SYSTEM:
         return _("System")
-    return actor
+    kind, _sep, ident = actor.partition(":")
+    user = db.get(User, int(ident)) if kind == "user" and ident.isdigit() else None
+    return user.username if user is not None else actor
 
 
-def entry(db: Session, event: Event) -> dict:
+def _at(text: str, exit_point: str | None) -> str:
+    return text.format(exit_point=exit_point) if exit_point else ""
+
+
+def entries(db: Session, events: list[Event]) -> list[dict]:
+    """The timeline of ``events``, oldest first."""
+    return [entry(db, e) for e in shop_view.for_shops(db, events)]
+
+
+def entry(db: Session, event: shop_view.EventView) -> dict:
     """One event: its time, a sentence, and who did it."""
-    data = event.data or {}
+    data = event.data
     kind = event.type
     if kind == "form.issued":
         text = _("Form issued")
@@ -37,8 +45,9 @@ def entry(db: Session, event: Event) -> dict:
                     "refused": _("refused")}
         text = _("Scanned: {verdict}").format(verdict=verdicts.get(data.get("verdict"), data.get("verdict", "")))
     elif kind == "form.check_required":
-        reasons = ", ".join(rule_label(r.get("code", "")) for r in data.get("fired_rules", []))
-        text = _("Customs check required") + (f" ({reasons})" if reasons else "")
+        text = _at(_("Customs check required at {exit_point}"), event.exit_point) or _("Customs check required")
+    elif kind == "form.check_moved":
+        text = _at(_("Customs check moved to the desk at {exit_point}"), event.exit_point)
     elif kind == "form.validated":
         text = _("Export validated")
     elif kind == "form.partially_validated":
@@ -58,6 +67,6 @@ def entry(db: Session, event: Event) -> dict:
     else:
         text = kind
     # A kiosk's name already says where it stands.
-    exit_point = None if event.actor.startswith("device:") else event.exit_point
-    return {"at": event.at, "text": text, "who": _actor(db, event.actor), "exit_point": exit_point, "type": kind}
-
+    exit_point = None if event.actor == shop_view.KIOSK else event.exit_point
+    return {"at": event.at, "text": text, "who": _actor(db, event.actor, event.exit_point),
+            "exit_point": exit_point, "type": kind}

@@ -28,7 +28,7 @@ from ..schemas import (
     RefundRequest,
     page_of,
 )
-from ..services import batch, forms
+from ..services import batch, forms, shop_view
 from .common import IDEMPOTENCY_HEADER, check_if_match, idempotent, keyring, with_etag
 
 blp = Blueprint("forms", __name__, url_prefix="/api/v1/forms", description="Tax-free forms")
@@ -185,11 +185,17 @@ def refund(body, form_id):
 @require(*OWNERS)
 @blp.response(200, page_of(EventSchema))
 def events(form_id):
-    """The form's audit trail, oldest first."""
+    """The form's audit trail, oldest first.
+
+    Customs staff read it as written. Retailers and intermediaries see what
+    happened and where, but not why customs checked the form (the risk
+    rules) nor which officer did something (``customs``; devices are
+    ``kiosk``)."""
     session = database.session()
-    form = forms.get_visible(session, current_principal(), form_id)
+    principal = current_principal()
+    form = forms.get_visible(session, principal, form_id)
     rows = session.scalars(select(Event).where(Event.form_id == form.id).order_by(Event.id)).all()
-    return {"items": rows, "next_cursor": None}
+    return {"items": shop_view.for_reader(session, principal, list(rows)), "next_cursor": None}
 
 
 def _qr(form_id):

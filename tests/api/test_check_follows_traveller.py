@@ -51,6 +51,9 @@ def test_the_check_moves_to_the_desk_the_traveller_is_sent_to(world):
     [moved] = [e for e in trail(world, form["id"]) if e["type"] == "form.check_moved"]
     assert (moved["actor"], moved["exit_point"], moved["data"]) == (
         f"device:{world.ids['rtm-kiosk']}", "RTM", {"from_exit_point": "AMS"})
+    # The shop may know where its traveller is checked, not who moved it.
+    [seen] = [e for e in trail(world, form["id"], who="shop") if e["type"] == "form.check_moved"]
+    assert (seen["actor"], seen["exit_point"], seen["data"]) == ("kiosk", "RTM", {"from_exit_point": "AMS"})
 
 
 def test_rotterdam_s_officer_decides_it_and_schiphol_s_cannot(world):

@@ -97,13 +97,23 @@ def test_an_officer_validates_every_line(world):
     assert presence(body) == [(1, True), (2, True)]
     assert body["exit_point"] == "AMS"
     assert body["validated_at"] is not None
-    last = events(world, form["id"])[-1]
+    # Customs read the trail as written: which officer, on which duty.
+    last = events(world, form["id"], who="officer")[-1]
+    duty = world.get("officer", "/api/v1/duty").get_json()
     assert (last["type"], last["actor"], last["exit_point"]) == (
         "form.validated", user_id(world, "officer"), "AMS")
     assert last["data"] == {
         "by": "officer", "reason_code": None, "has_note": False,
         "lines": [{"line": 1, "present": True}, {"line": 2, "present": True}],
-        "validated_total_cents": 53997, "duty": world.get("officer", "/api/v1/duty").get_json()["id"],
+        "validated_total_cents": 53997, "duty": duty["id"],
+    }
+    # The shop learns what customs decided and where, not which officer.
+    seen = events(world, form["id"])[-1]
+    assert (seen["type"], seen["actor"], seen["exit_point"]) == ("form.validated", "customs", "AMS")
+    assert seen["data"] == {
+        "by": "officer", "reason_code": None,
+        "lines": [{"line": 1, "present": True}, {"line": 2, "present": True}],
+        "validated_total_cents": 53997,
     }
     r = world.scan("kiosk", form["qr_payload"])
     assert (r.get_json()["verdict"], r.get_json()["reason_code"]) == ("validated", None)
@@ -165,11 +175,14 @@ def test_an_officer_rejects_with_a_reason_code(world):
     assert body["status"] == "rejected"
     assert money(body) == (None, None, None)
     assert body["validated_at"] is None
-    last = events(world, form["id"])[-1]
+    last = events(world, form["id"], who="officer")[-1]
     assert last["type"] == "form.rejected"
     # The note may name the traveller: the unchangeable trail only says there was one.
     assert (last["data"]["reason_code"], last["data"]["has_note"]) == ("goods_used", True)
     assert "Watch worn" not in str(last["data"])
+    # The shop learns the reason code, not that customs noted something.
+    assert events(world, form["id"])[-1]["data"]["reason_code"] == "goods_used"
+    assert "has_note" not in events(world, form["id"])[-1]["data"]
     [check] = checks(world, "exit_point=AMS&status=decided")["items"]
     assert (check["form_id"], check["outcome"], check["status"]) == (form["id"], "rejected", "decided")
     assert check["note"] == "Watch worn, strap scratched"

@@ -26,11 +26,14 @@ def test_the_timeline_tells_the_form_s_story_from_the_audit_trail(shop, world):
     html = shop.get(f"/portal/forms/{form['id']}").get_data(as_text=True)
     assert _timeline(html) == [
         "Form issued",
-        "Customs check required (High value, Watched goods)",
+        "Customs check required at AMS",
         "Scanned: sent to the customs desk",
         "Export validated",
     ]
-    assert "Kiosk at AMS" in html and "Customs officer" in html and "officer</span>" not in html
+    # Why customs checked the form is theirs: no rule, threshold or detail.
+    for why in ("High value", "Watched goods", "1.000,00", "1,000.00", "above", "watches."):
+        assert why not in html, why
+    assert "Kiosk at AMS" in html and "<span class=\"who\">Customs" in html and "officer</span>" not in html
     assert "******" not in html and "•••••" in html  # the passport number is masked
     assert "<svg class=\"qr\"" in html
 

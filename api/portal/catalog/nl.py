@@ -209,7 +209,7 @@ MESSAGES = {
     "Other": "Anders",
     "System": "Systeem",
     "Kiosk": "Zuil",
-    "Customs officer": "Douanemedewerker",
+    "Customs": "Douane",
     "Kiosk at {exit_point}": "Zuil op {exit_point}",
     # timeline
     "Form issued": "Formulier uitgegeven",
@@ -218,6 +218,8 @@ MESSAGES = {
     "sent to the customs desk": "naar de douanebalie verwezen",
     "refused": "geweigerd",
     "Customs check required": "Douanecontrole nodig",
+    "Customs check required at {exit_point}": "Douanecontrole nodig op {exit_point}",
+    "Customs check moved to the desk at {exit_point}": "Douanecontrole verplaatst naar de balie op {exit_point}",
     "Export validated": "Uitvoer gevalideerd",
     "Export validated for part of the goods": "Uitvoer gevalideerd voor een deel van de goederen",
     "Export refused by customs": "Uitvoer geweigerd door de douane",
