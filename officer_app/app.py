@@ -212,7 +212,11 @@ class OfficerApp(App):
 
     def sign_out(self) -> None:
         self.screen("find").stop_camera()
-        self.desk.sign_out()
+        leave = self.desk.sign_out()
+        if leave is not None:
+            # Off duty at the desk too, when the network allows; if not, the
+            # duty ends with the shift or at the next sign-on anyway.
+            self.background.run(leave, done=lambda _r: None, failed=lambda _exc: None)
         self.officer_name = ""
         self.exit_point_name = ""
         self.travellers = []
@@ -244,12 +248,30 @@ class OfficerApp(App):
         self.background.run(self.desk.exit_points, done=screen.show, failed=self.show_error)
 
     def choose_exit_point(self, exit_point: dict) -> None:
-        self.desk.choose_exit_point(exit_point)
-        self.exit_point_name = f"{exit_point['code']} {exit_point['name']}"
-        self.travellers = []
-        self.screen("queue").show(self.travellers)
-        self.go("queue")
-        self.refresh_queue()
+        """Go on duty at the exit point's desk (the API records it), then
+        show its queue."""
+        screen = self.screen("exit_point")
+        self.busy = True
+
+        def on_duty(_duty):
+            self.busy = False
+            self._note_online()
+            self.exit_point_name = f"{exit_point['code']} {exit_point['name']}"
+            self.travellers = []
+            self.screen("queue").show(self.travellers)
+            self.go("queue")
+            self.refresh_queue()
+
+        def refused(exc):
+            self.busy = False
+            if isinstance(exc, Offline):
+                screen.error = "The tax-free system cannot be reached: you can go on duty once it can."
+            elif isinstance(exc, ApiError) and not isinstance(exc, NotSignedIn):
+                screen.error = exc.detail or str(exc)
+            else:
+                self.show_error(exc)
+
+        self.background.run(self.desk.choose_exit_point, exit_point, done=on_duty, failed=refused)
 
     # --- the queue ------------------------------------------------------------------------------
 

@@ -23,7 +23,7 @@ import threading
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
 from pathlib import Path
-
+from typing import Callable
 
 from shared import countries, formid, mrz, qrtoken
 from shared.client import ApiError, Offline
@@ -340,9 +340,13 @@ class Desk:
         self.online = True
         return True
 
-    def sign_out(self) -> None:
-        """Forget the officer, the token and every form held in memory.
-        Their waiting decisions stay on disk and are sent at their next login."""
+    def sign_out(self) -> Callable[[], None] | None:
+        """Forget the officer, the token and every form held in memory, at
+        once. Their waiting decisions stay on disk and are sent at their next
+        login. Returns the call that ends their duty at the desk on the API
+        (to run in the background; it needs the network), or None if they
+        were on duty nowhere."""
+        leave = self.client.detached().sign_off if self.exit_point is not None else None
         self.client.logout()
         self._password = None
         self.exit_point = None
@@ -350,12 +354,17 @@ class Desk:
             self._forms.clear()
             self._results.clear()
             self._fired.clear()
+        return leave
 
     def exit_points(self) -> list[dict]:
         return self._online(self.client.exit_points)
 
-    def choose_exit_point(self, exit_point: dict) -> None:
+    def choose_exit_point(self, exit_point: dict) -> dict:
+        """Go on duty at ``exit_point``'s desk: the API records it, and takes
+        this officer's decisions only on the checks of that exit point."""
+        duty = self._online(self.client.sign_on, exit_point["code"])
         self.exit_point = exit_point
+        return duty
 
     # --- the queue -------------------------------------------------------------------
 

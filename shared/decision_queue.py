@@ -143,9 +143,14 @@ class DecisionQueue(DurableStore):
 
     def add(self, officer: str, form_id: str, body: dict,
             idempotency_key: str | None = None) -> PendingDecision:
-        """Store one decision durably; returns once it is committed to disk."""
+        """Store one decision durably; returns once it is committed to disk.
+
+        The decision is dated now (``decided_at``, sent with it): the API
+        judges it at the moment the officer made it, so one made before the
+        export deadline ended is not refused for reaching the API later."""
         key = idempotency_key or new_idempotency_key()
         queued_at = _now()
+        body = {**body, "decided_at": body.get("decided_at") or queued_at}
         with self._lock:
             cursor = self._db.execute(
                 "INSERT INTO pending_decisions (idempotency_key, officer, form_id, body, queued_at)"

@@ -1,8 +1,9 @@
 """The API as a customs officer's handheld sees it.
 
 Sign-in with a username and password (a JWT access token, refreshed before
-it expires), the desk's queue of checks, the officer's history, forms by id
-or by passport, their audit trail, and decisions with an Idempotency-Key.
+it expires), going on duty at an exit point's desk, the desk's queue of
+checks, the officer's history, forms by id or by passport, their audit
+trail, and decisions with an Idempotency-Key.
 
 Errors follow :mod:`shared.client`: the API out of reach (no route, refused,
 timeout, 5xx, 429) is :class:`~shared.client.Offline`; an answer that will
@@ -139,10 +140,29 @@ class OfficerClient:
             self.officer = officer
         return officer
 
+    def detached(self) -> "OfficerClient":
+        """A client holding the current token that this one's logout does not
+        clear: for a last call (signing off the desk) sent in the background
+        after the officer has been logged out on the handheld."""
+        copy = OfficerClient(self.base_url, timeout=self.timeout, session=self._http, clock=self._clock)
+        with self._lock:
+            copy._token, copy._issued_at, copy._expires_at = self._token, self._issued_at, self._expires_at
+            copy.officer = self.officer
+        return copy
+
     # --- the desk ----------------------------------------------------------------
 
     def exit_points(self) -> list[dict]:
         return self._request("GET", "/api/v1/exit-points").json()
+
+    def sign_on(self, exit_point: str) -> dict:
+        """Go on duty at ``exit_point``'s desk: the API takes decisions only on
+        the checks of the exit point the officer is on duty at."""
+        return self._request("POST", "/api/v1/duty", json={"exit_point": exit_point}).json()
+
+    def sign_off(self) -> None:
+        """End the officer's duty at the desk."""
+        self._request("DELETE", "/api/v1/duty")
 
     def checks(self, *, exit_point: str | None = None, status: str = "pending",
                mine: bool = False, decided_since: datetime | None = None,

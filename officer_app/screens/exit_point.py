@@ -1,4 +1,6 @@
-"""Choose the exit point whose desk this handheld serves today."""
+"""Choose the exit point whose desk the officer is on duty at: the API
+records the duty and takes the officer's decisions only on that exit
+point's checks."""
 from __future__ import annotations
 
 from kivy.factory import Factory

@@ -305,6 +305,8 @@ class Handheld:
         self.wait(lambda: self.find_all("DeskButton", self.screen("exit_point").ids.points), "exit points")
         self.tap(self.button(exit_point, self.screen("exit_point").ids.points))
         self.wait(lambda: self.current == "queue", "the queue")
+        # Signed on at the desk; the queue's first refresh has reached the screen.
+        self.settle()
 
     def screenshot(self, path: Path) -> Path:
         from kivy.core.window import Window

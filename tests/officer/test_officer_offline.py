@@ -111,7 +111,9 @@ def test_a_resent_decision_is_replayed_not_recorded_twice(desk_world, desk_serve
     body = {"outcome": "validated", "lines": [{"line": 1, "present": True}, {"line": 2, "present": True}]}
     with DecisionQueue(tmp_path / "decisions.sqlite3") as queue:
         item = queue.add("officer", form["id"], body)
-        first = client.decide(form["id"], body, item.idempotency_key)  # answer "lost"
+        # Exactly what the queue sends (the decision dated when it was made).
+        assert item.body == {**body, "decided_at": item.queued_at}
+        first = client.decide(form["id"], item.body, item.idempotency_key)  # answer "lost"
         assert not first.replayed
         report = queue.sync(client, "officer")
     [(sent, answer)] = report.sent
