@@ -20,6 +20,8 @@ def _actor(db: Session, actor: str, exit_point: str | None) -> str:
         return _("Customs")
     if actor == shop_view.SYSTEM:
         return _("System")
+    if actor == shop_view.TRAVELLER:
+        return _("Traveller's app")
     kind, _sep, ident = actor.partition(":")
     user = db.get(User, int(ident)) if kind == "user" and ident.isdigit() else None
     return user.username if user is not None else actor
@@ -49,7 +51,8 @@ def entry(db: Session, event: shop_view.EventView) -> dict:
     elif kind == "form.check_moved":
         text = _at(_("Customs check moved to the desk at {exit_point}"), event.exit_point)
     elif kind == "form.validated":
-        text = _("Export validated")
+        text = _("Export validated in the traveller's app") if data.get("channel") == "app" \
+            else _("Export validated")
     elif kind == "form.partially_validated":
         text = _("Export validated for part of the goods")
     elif kind == "form.rejected":

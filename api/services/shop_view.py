@@ -14,6 +14,13 @@ the change feed, the CSV export and the form itself carry no check data.
 Data is shown by allow-list: a field, or an event type, not listed here is
 not shown to shops, so a new detail added to the trail stays with customs
 until someone decides otherwise.
+
+The traveller's app: a shop may learn that its traveller validated the
+export in the app ("validated via the app"), nothing more. The app's
+evidence (install, location, sensor posts), the app's risk rules and why
+the app refused to validate somewhere (the traveller was not in the zone,
+the trip did not fit) stay with customs, as the kiosk's risk rules do; the
+traveller's install is shown as ``traveller``.
 """
 from __future__ import annotations
 
@@ -26,20 +33,29 @@ from sqlalchemy.orm import Session
 from ..auth import Principal
 from ..models import Event, User
 from .forms import READ_ALL, RETAIL_ROLES
+from .scans import REFUSALS
 
 # How shops see who did something that is not one of their own users.
 CUSTOMS = "customs"  # an officer or an administrator
 KIOSK = "kiosk"  # a device at an exit point (its exit point is on the event)
 SYSTEM = "system"  # a scheduled job (expiry, retention)
+TRAVELLER = "traveller"  # the traveller, in their own app
+
+# The reasons a scan gives that shops may read: the kiosk's, which say
+# what became of the form (cancelled, deadline passed, validated
+# elsewhere ...). The app's reasons for not validating where the phone
+# was (outside the zone, wrong day or airport) are the traveller's
+# evidence, not the form's state: not listed, not shown.
+SCAN_REASONS_SHOWN = frozenset(REFUSALS) | {"selected_for_check", "partially_validated"}
 
 _DECISION = ("by", "reason_code", "lines", "validated_total_cents", "decided_at")
 SHOWN_TO_SHOPS: dict[str, tuple[str, ...]] = {
     "form.issued": ("total_cents", "refund_cents"),
-    "form.scanned": ("verdict", "reason_code", "scanned_at"),
+    "form.scanned": ("verdict", "reason_code", "scanned_at", "queued", "channel"),
     # Where the traveller was sent (the event's exit point), not why.
     "form.check_required": (),
     "form.check_moved": ("from_exit_point",),
-    "form.validated": _DECISION,
+    "form.validated": _DECISION + ("channel",),
     "form.partially_validated": _DECISION,
     "form.rejected": _DECISION,
     "form.expired": (),
@@ -77,17 +93,29 @@ def for_shops(session: Session, events: list[Event]) -> list[EventView]:
     """``events`` as a form's retailer or intermediary may see them."""
     roles = _user_roles(session, events)
     return [
-        EventView(
-            e.id, e.type, e.at, actor_for_shops(e.actor, roles), e.exit_point,
-            {k: v for k, v in (e.data or {}).items() if k in SHOWN_TO_SHOPS.get(e.type, ())},
-        )
+        EventView(e.id, e.type, e.at, actor_for_shops(e.actor, roles), e.exit_point,
+                  data_for_shops(e.type, e.data or {}))
         for e in events
     ]
 
 
+def data_for_shops(event_type: str, data: dict) -> dict:
+    """An event's data as shops may see it: the fields allowed for its type,
+    a scan's reason only when it is one of the form's (``SCAN_REASONS_SHOWN``),
+    and how the traveller came (``channel``) only with a validation."""
+    shown = {k: v for k, v in data.items() if k in SHOWN_TO_SHOPS.get(event_type, ())}
+    if event_type == "form.scanned":
+        if shown.get("reason_code") is not None and shown["reason_code"] not in SCAN_REASONS_SHOWN:
+            shown["reason_code"] = None
+        if shown.get("verdict") != "validated":
+            shown.pop("channel", None)
+    return shown
+
+
 def actor_for_shops(actor: str, roles: dict[str, str]) -> str:
     """A retail user stays named; customs' people are ``customs``, devices
-    ``kiosk``, scheduled jobs ``system``. ``roles`` maps user ids to roles."""
+    ``kiosk``, the traveller's app ``traveller``, scheduled jobs ``system``.
+    ``roles`` maps user ids to roles."""
     kind, _sep, ident = actor.partition(":")
     if kind == "user" and roles.get(ident) in RETAIL_ROLES:
         return actor
@@ -95,6 +123,8 @@ def actor_for_shops(actor: str, roles: dict[str, str]) -> str:
         return KIOSK
     if kind == "system":
         return SYSTEM
+    if kind == "traveller":
+        return TRAVELLER
     return CUSTOMS
 
 

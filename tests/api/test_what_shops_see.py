@@ -11,6 +11,7 @@ import json
 import pytest
 
 from shared import risk
+from tests.api.traveller_support import app_world, coat  # noqa: F401
 from tests.builders import item, traveller
 
 # A watched watch over the high-value threshold, from a shop on the watch
@@ -29,7 +30,7 @@ def watchful(app, world):
 
         key = database.session().get(Form, form["id"]).passport_key
     app.config["RISK"] = risk.policy_from_dict({
-        "sample_rate": 1.0, "seed": "tests", "retailer_watchlist": ["NL859559001B01"],
+        "sample_rate": 1.0, "retailer_watchlist": ["NL859559001B01"],
         "traveller_watchlist": [key], "high_value_cents": 100000,
     })
     app.config["WEBHOOKS_ALLOW_PRIVATE"] = True
@@ -69,7 +70,7 @@ def test_customs_see_why_the_form_was_sent_to_the_desk(world, watchful):
     assert [r["code"] for r in rules] == RULES
     trail = world.get("officer", f"/api/v1/forms/{form['id']}/events").get_json()["items"]
     [check_required] = [e for e in trail if e["type"] == "form.check_required"]
-    assert check_required["data"] == {"fired_rules": rules}
+    assert check_required["data"] == {"fired_rules": rules, "channel": "kiosk"}
     assert check_required["actor"] == f"device:{world.ids['kiosk']}"
     admin = world.get("root", f"/api/v1/forms/{form['id']}/events").get_json()["items"]
     assert admin == trail
@@ -98,7 +99,7 @@ def test_nothing_else_a_shop_reads_says_why_either(world, watchful, who):
         "form": world.get(who, f"/api/v1/forms/{form['id']}").get_data(as_text=True),
         "change feed": world.get(who, "/api/v1/forms").get_data(as_text=True),
         "deliveries": world.get(who, f"/api/v1/webhooks/{hooks[who]}/deliveries").get_data(as_text=True),
-        "status": world.client.get(f"/api/v1/status/{form['id']}?last_name=Chen").get_data(as_text=True),
+        "status": world.client.post(f"/api/v1/status/{form['id']}", json={"last_name": "Chen"}).get_data(as_text=True),
     }
     [delivery] = json.loads(texts["deliveries"])["items"]
     assert (delivery["event_type"], delivery["payload"]["data"]["exit_point"]) == ("form.check_required", "AMS")
@@ -130,3 +131,59 @@ def test_a_shop_sees_its_own_people_by_name_in_the_trail(world):
     refunds = world.get("officer", f"/api/v1/forms/{form['id']}/events").get_json()["items"][-1]["actor"]
     assert [(e["type"], e["actor"]) for e in trail][-1] == ("form.cancelled", refunds)
     assert refunds.startswith("user:")
+
+
+# --- the traveller's app --------------------------------------------------------------
+
+def test_a_shop_learns_its_traveller_validated_in_the_app_and_nothing_of_the_phone(app_world):
+    form = app_world.issue_for(coat())
+    phone = app_world.phone().signed_in()
+    assert phone.verdicts([form["id"]])["items"][0]["verdict"] == "validated"
+    customs = app_world.events(form["id"])
+    traveller_actor = customs[1]["actor"]
+    assert traveller_actor.startswith("traveller:")
+
+    for who in ("shop", "refunds"):
+        r = app_world.get(who, f"/api/v1/forms/{form['id']}/events")
+        trail = r.get_json()["items"]
+        assert [(e["type"], e["actor"], e["data"]) for e in trail[1:]] == [
+            ("form.validated", "traveller", {"by": "scan", "channel": "app"}),
+            ("form.scanned", "traveller", {"verdict": "validated", "reason_code": None, "channel": "app"}),
+        ]
+        assert traveller_actor not in r.get_data(as_text=True)
+        assert phone.install_id not in r.get_data(as_text=True)
+
+
+def test_the_app_s_evidence_and_risk_rules_stay_with_customs(app_world):
+    form = app_world.issue_for(coat())
+    phone = app_world.phone().signed_in()
+    # A sensor post's token of three steps ago: the app's rule sends the traveller to the desk.
+    evidence = phone.evidence(beacons=[phone.beacon(steps_ago=3)])
+    assert phone.verdicts([form["id"]], evidence=evidence)["items"][0]["verdict"] == "check_required"
+    [rule] = app_world.check(form["id"])["fired_rules"]
+    assert rule["code"] == "app_no_fresh_beacon"
+    secrets = [rule["code"], rule["detail"], "AMS-D2-01", "fired_rules", "channel", phone.install_id]
+
+    for who in ("shop", "refunds"):
+        r = app_world.get(who, f"/api/v1/forms/{form['id']}/events")
+        trail = r.get_json()["items"]
+        assert [(e["type"], e["actor"], e["exit_point"], e["data"]) for e in trail[1:]] == [
+            ("form.check_required", "traveller", "AMS", {}),
+            ("form.scanned", "traveller", "AMS", {"verdict": "check_required", "reason_code": "selected_for_check"}),
+        ]
+        assert leaks(r.get_data(as_text=True), secrets) == []
+
+
+def test_a_shop_does_not_learn_where_the_phone_was_when_the_app_refused(app_world):
+    form = app_world.issue_for(coat())
+    phone = app_world.phone().signed_in()
+    # At home: nothing places the phone at the exit point.
+    evidence = phone.evidence(beacons=[], gps=phone.gps((52.3676, 4.9041)))
+    assert phone.verdicts([form["id"]], evidence=evidence)["items"][0]["reason_code"] == "not_at_exit_point"
+    assert app_world.events(form["id"])[-1]["data"]["reason_code"] == "not_at_exit_point"
+
+    r = app_world.get("shop", f"/api/v1/forms/{form['id']}/events")
+    scanned = r.get_json()["items"][-1]
+    assert (scanned["type"], scanned["actor"], scanned["data"]) == (
+        "form.scanned", "traveller", {"verdict": "refused", "reason_code": None})
+    assert "not_at_exit_point" not in r.get_data(as_text=True)

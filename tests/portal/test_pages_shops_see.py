@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from shared import risk
+from tests.api.traveller_support import app_world, coat  # noqa: F401
 
 from portal_support import browser_login, item, traveller
 
@@ -17,7 +18,7 @@ def checked(app, world):
     """The shop's watch, from a shop on customs' watch list, at the desk."""
     form = world.issue("shop", WATCH, traveller=traveller(passport_number="W7654321"))
     app.config["RISK"] = risk.policy_from_dict({
-        "sample_rate": 1.0, "seed": "tests", "retailer_watchlist": ["NL859559001B01"]})
+        "sample_rate": 1.0, "retailer_watchlist": ["NL859559001B01"]})
     assert world.scan("kiosk", form["qr_payload"]).get_json()["verdict"] == "check_required"
     [check] = world.get("officer", "/api/v1/checks?exit_point=AMS").get_json()["items"]
     secrets = [s for rule in check["fired_rules"] for s in (rule["code"], rule["detail"])]
@@ -72,3 +73,18 @@ def test_in_the_browser_the_timeline_reads_check_required_at_ams_and_nothing_mor
     timeline = page.inner_text("ol.timeline")
     assert "Customs check required at AMS" in timeline
     assert leaks(page.inner_text("body"), secrets) == []
+
+
+def test_a_form_validated_in_the_app_reads_so_and_names_no_phone(shop, app_world):
+    form = app_world.issue_for(coat())
+    phone = app_world.phone().signed_in()
+    assert phone.verdicts([form["id"]])["items"][0]["verdict"] == "validated"
+    phone_actor = app_world.events(form["id"])[1]["actor"]
+
+    html = shop.get(f"/portal/forms/{form['id']}").get_data(as_text=True)
+
+    assert "Export validated in the traveller&#39;s app" in html
+    assert "Traveller&#39;s app · AMS" in html
+    assert phone_actor not in html and phone_actor.split(":")[1] not in html
+    dutch = shop.get(f"/portal/forms/{form['id']}?lang=nl").get_data(as_text=True)
+    assert "Uitvoer gevalideerd in de app van de reiziger" in dutch and "App van de reiziger · AMS" in dutch

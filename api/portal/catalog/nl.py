@@ -221,6 +221,7 @@ MESSAGES = {
     "Customs check required at {exit_point}": "Douanecontrole nodig op {exit_point}",
     "Customs check moved to the desk at {exit_point}": "Douanecontrole verplaatst naar de balie op {exit_point}",
     "Export validated": "Uitvoer gevalideerd",
+    "Export validated in the traveller's app": "Uitvoer gevalideerd in de app van de reiziger",
     "Export validated for part of the goods": "Uitvoer gevalideerd voor een deel van de goederen",
     "Export refused by customs": "Uitvoer geweigerd door de douane",
     "Form cancelled": "Formulier ingetrokken",
