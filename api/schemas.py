@@ -913,9 +913,9 @@ class DeskFormList(Strict):
 
 
 class OpenCheckRequest(Strict):
+    """The check is opened at the exit point the officer is on duty at."""
+
     form_id = fields.String(required=True, validate=validate.Length(1, 20))
-    exit_point = fields.String(required=True, validate=validate.Length(1, 8),
-                               metadata={"description": "The officer's desk", "example": "AMS"})
 
 
 # --- administration of zones, sensor posts, sailings --------------------------------

@@ -445,7 +445,7 @@ class Desk:
         try:
             forms = self._online(self.client.desk_traveller, desk_pass)
         except ApiError as exc:
-            if exc.code in ("desk_pass_expired", "invalid_desk_pass"):
+            if exc.code in ("desk_pass_expired", "invalid_desk_pass", "not_on_duty"):
                 raise FindError(wording.text(exc.code, self.language)) from None
             raise
         open_forms = [f for f in forms if f["status"] in OPEN_STATUSES]
@@ -464,8 +464,14 @@ class Desk:
         traveller came straight to the desk); returns the form as it is now."""
         if self.exit_point is None:
             raise FindError(wording.text("choose_exit_point", self.language))
-        check = self._online(self.client.open_check, form["id"], self.exit_point["code"],
-                             new_idempotency_key())
+        try:
+            # Opened where the API has the officer on duty: the desk chosen
+            # at sign-on.
+            check = self._online(self.client.open_check, form["id"], new_idempotency_key())
+        except ApiError as exc:
+            if exc.code == "not_on_duty":
+                raise FindError(wording.text(exc.code, self.language)) from None
+            raise
         with self._lock:
             self._fired[form["id"]] = check.get("fired_rules") or []
         return self.form(form["id"])

@@ -54,6 +54,8 @@ TEXTS = {
         "invalid_desk_pass": "This is not a desk pass of the tax-free system: possibly forged.",
         "desk_pass_no_open_forms": "The traveller has no forms to check or validate.",
         "choose_exit_point": "Choose your desk's exit point first.",
+        "not_on_duty": "You are no longer on duty at a desk (your shift ended?): log out and choose your "
+                       "exit point again.",
         "open_check": "Open a check at this desk",
         "check_opened": "{form_id}: check opened at this desk.",
         "found_by_desk_pass": "Found by the traveller's app (desk pass).",
@@ -63,6 +65,8 @@ TEXTS = {
         "invalid_desk_pass": "Dit is geen baliepas van het tax-free-systeem: mogelijk vervalst.",
         "desk_pass_no_open_forms": "De reiziger heeft geen formulieren om te controleren of te valideren.",
         "choose_exit_point": "Kies eerst het uitgangspunt van uw balie.",
+        "not_on_duty": "U bent niet meer in dienst aan een balie (dienst voorbij?): log uit en kies opnieuw "
+                       "uw uitgangspunt.",
         "open_check": "Controle openen aan deze balie",
         "check_opened": "{form_id}: controle geopend aan deze balie.",
         "found_by_desk_pass": "Gevonden via de app van de reiziger (baliepas).",

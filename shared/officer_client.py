@@ -211,9 +211,11 @@ class OfficerClient:
         traveller's app) was scanned, each with its ``check`` (or None)."""
         return self._request("POST", "/api/v1/desk/travellers", json={"desk_pass": desk_pass}).json()["items"]
 
-    def open_check(self, form_id: str, exit_point: str, idempotency_key: str) -> dict:
-        """Open a check at this desk for a traveller who came straight to it."""
-        return self._request("POST", "/api/v1/checks", json={"form_id": form_id, "exit_point": exit_point},
+    def open_check(self, form_id: str, idempotency_key: str) -> dict:
+        """Open a check for a traveller who came straight to the desk, at the
+        exit point the officer is on duty at (ApiError ``not_on_duty`` when
+        they are on duty nowhere: sign on first)."""
+        return self._request("POST", "/api/v1/checks", json={"form_id": form_id},
                              headers={"Idempotency-Key": idempotency_key}).json()
 
     def jwks(self) -> dict:

@@ -3,6 +3,8 @@ traveller by the desk pass the app shows, opening a check for a traveller
 who came straight to the desk."""
 from __future__ import annotations
 
+from datetime import timedelta
+
 from flask import current_app, request
 from sqlalchemy import select
 
@@ -28,13 +30,17 @@ from ..schemas import (
     ValidationRequest,
     ValidationResponse,
 )
-from ..services import exit_point_presence, forms, traveller
+from ..services import duties, exit_point_presence, forms, traveller
 from .blueprint import Blueprint
 from .common import IDEMPOTENCY_HEADER, idempotent, keyring
 
 blp = Blueprint("traveller", __name__, url_prefix="/api/v1/traveller",
                 description="The traveller's app: sign-in with the passport, forms, validation at the exit point")
 desk = Blueprint("desk", __name__, url_prefix="/api/v1", description="The desk and the traveller's app")
+
+
+def _longest_duty() -> timedelta:
+    return timedelta(hours=current_app.config["DESK_DUTY_MAX_HOURS"])
 
 
 def _secret() -> bytes:
@@ -146,8 +152,10 @@ def desk_pass():
 @desk.response(200, DeskFormList)
 def desk_traveller(body):
     """The forms of the traveller whose desk pass (the QR code in their app)
-    the officer scanned, waiting checks first, each with its check."""
+    the officer scanned, waiting checks first, each with its check. For an
+    officer on duty at a desk (403 ``not_on_duty`` otherwise)."""
     session = database.session()
+    duties.required(session, current_principal(), utcnow(), _longest_duty())
     found = traveller.forms_for_desk(session, body["desk_pass"], _secret())
     checks = traveller.checks_of(session, [f.id for f in found])
     for form in found:
@@ -163,16 +171,19 @@ def desk_traveller(body):
 @desk.alt_response(409, response="CONFLICT")
 @desk.doc(parameters=[IDEMPOTENCY_HEADER])
 def open_check(body):
-    """Open a check at the officer's desk for a traveller who came straight
-    to the desk: the form goes to check_required (channel "desk") and is
-    decided with POST /forms/{id}/decision."""
+    """Open a check for a traveller who came straight to the desk, at the
+    exit point the officer is on duty at (403 ``not_on_duty`` when on duty
+    nowhere): the form goes to check_required (channel "desk") and is
+    decided with POST /forms/{id}/decision. A check waiting at another exit
+    point's desk moves to this one."""
     def record():
         session = database.session()
         officer = current_principal()
+        now = utcnow()
+        duty = duties.required(session, officer, now, _longest_duty())
         form = forms.get_visible(session, officer, body["form_id"])
-        exit_point = exit_point_presence.exit_point_by_code(session, body["exit_point"])
-        check, opened = traveller.open_desk_check(session, officer, form, exit_point,
-                                                  current_app.config["RULESET"].timezone, utcnow())
+        check, opened = traveller.open_desk_check(session, officer, form, duty.exit_point,
+                                                  current_app.config["RULESET"].timezone, now)
         check.line_count = len(form.lines)
         return CheckSchema().dump(check), 201 if opened else 200
 

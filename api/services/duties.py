@@ -48,6 +48,17 @@ def current(session: Session, officer: Principal, now: datetime, longest: timede
     )
 
 
+def required(session: Session, officer: Principal, now: datetime, longest: timedelta) -> Duty:
+    """The officer's duty now; a 403 ``not_on_duty`` problem if they are on
+    duty nowhere. The desk's work with a traveller (reading their desk
+    pass, opening a check) happens where the officer is on duty."""
+    duty = current(session, officer, now, longest)
+    if duty is None:
+        raise Problem(403, "not_on_duty",
+                      "You are not on duty at any desk: sign on at your exit point first (POST /api/v1/duty).")
+    return duty
+
+
 def sign_on(session: Session, officer: Principal, exit_point_code: str, now: datetime) -> Duty:
     """Start the officer's duty at ``exit_point_code``, ending any other."""
     officer_id = _officer_id(officer)

@@ -419,18 +419,28 @@ def _check_follows_traveller(session: Session, form: FormFacts, device: Principa
     if form.status != "check_required" or form.exit_point_id in (None, device.exit_point_id) \
             or at < form.updated_at:
         return True
-    moving = {"moving": form.id, "was": form.exit_point_id, "here": device.exit_point_id}
+    if not move_check(session, form.id, form.exit_point_id, device, now):
+        return False
+    form.exit_point_id = device.exit_point_id
+    return True
+
+
+def move_check(session: Session, form_id: str, was: int, here: Principal, now: datetime) -> bool:
+    """Move the pending check of a form waiting at exit point ``was`` to
+    the exit point ``here`` stands at (a kiosk, the traveller's app, an
+    officer at the desk), with a form.check_moved event. False if another
+    request moved or decided it first (the caller rolls back)."""
+    moving = {"moving": form_id, "was": was, "here": here.exit_point_id}
     if session.execute(_MOVE_CHECK, moving).rowcount != 1 or \
             session.execute(_MOVE_FORM, {**moving, "moved_at": now}).rowcount != 1:
         return False
-    came_from = session.execute(_EXIT_POINT_CODE, {"id": form.exit_point_id}).scalar_one()
-    form.exit_point_id = device.exit_point_id
-    loaded = session.identity_map.get(session.identity_key(Form, form.id))
+    came_from = session.execute(_EXIT_POINT_CODE, {"id": was}).scalar_one()
+    loaded = session.identity_map.get(session.identity_key(Form, form_id))
     if loaded is not None:
-        set_committed_value(loaded, "exit_point_id", device.exit_point_id)
+        set_committed_value(loaded, "exit_point_id", here.exit_point_id)
         set_committed_value(loaded, "updated_at", now)
-    audit.record(session, form.id, "form.check_moved", device.actor, at=now,
-                 exit_point=device.exit_point_code, from_exit_point=came_from)
+    audit.record(session, form_id, "form.check_moved", here.actor, at=now,
+                 exit_point=here.exit_point_code, from_exit_point=came_from)
     return True
 
 

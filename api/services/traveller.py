@@ -328,13 +328,22 @@ def checks_of(session: Session, form_ids: list[str]) -> dict[str, Check]:
 
 def open_desk_check(session: Session, officer: Principal, form: Form, exit_point: ExitPoint,
                     tz: str, now: datetime) -> tuple[Check, bool]:
-    """A check at ``exit_point``'s desk for a traveller who came straight to
-    the desk (no kiosk, no app): the form leaves ``issued`` through the same
-    compare-and-set as a scan, on channel "desk". Returns the check and
-    whether it was opened now (False: the form already waited for one)."""
+    """A check at ``exit_point``'s desk (where the officer is on duty) for a
+    traveller who came straight to the desk (no kiosk, no app): the form
+    leaves ``issued`` through the same compare-and-set as a scan, on channel
+    "desk". Returns the check and whether it was opened now (False: the
+    form already waited for one). A check waiting at another exit point's
+    desk follows the traveller here, as it does when a kiosk or the app
+    sends them to this desk (``scans.move_check``)."""
+    at_desk = dataclasses.replace(officer, exit_point_id=exit_point.id, exit_point_code=exit_point.code)
     if form.status == "check_required":
         check = session.scalar(select(Check).where(Check.form_id == form.id))
         if check is not None and check.status == "pending":
+            if check.exit_point_id != exit_point.id:
+                if not scans.move_check(session, form.id, check.exit_point_id, at_desk, now):
+                    raise Problem(409, "conflict", "Another request changed the form at the same moment; retry.")
+                session.expire(check)
+                session.refresh(form)
             return check, False
     if form.status != "issued":
         raise Problem(409, "form_not_open",
@@ -342,7 +351,6 @@ def open_desk_check(session: Session, officer: Principal, form: Form, exit_point
     if rules.is_expired(form.export_deadline, now, tz):
         raise Problem(409, "form_not_open", f"The export deadline of form {form.id} passed on "
                                             f"{form.export_deadline.isoformat()}.")
-    at_desk = dataclasses.replace(officer, exit_point_id=exit_point.id, exit_point_code=exit_point.code)
     fired = [{"code": "desk_walk_in", "detail": "The traveller came to the desk without a kiosk or app result."}]
     moved = session.execute(
         Form.__table__.update()

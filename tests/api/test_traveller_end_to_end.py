@@ -87,7 +87,7 @@ def test_a_desk_pass_opens_nothing_once_expired_or_altered(app_world, app):
 def test_a_traveller_who_came_straight_to_the_desk(app_world):
     form = app_world.issue_for(coat())
 
-    r = app_world.post("officer", "/api/v1/checks", {"form_id": form["id"].lower(), "exit_point": "AMS"},
+    r = app_world.post("officer", "/api/v1/checks", {"form_id": form["id"].lower()},
                        headers={"Idempotency-Key": "walk-in-1"})
     assert r.status_code == 201, r.get_json()
     check = r.get_json()
@@ -95,7 +95,7 @@ def test_a_traveller_who_came_straight_to_the_desk(app_world):
     assert [rule["code"] for rule in check["fired_rules"]] == ["desk_walk_in"]
     assert check["line_count"] == 1
     # Again: the same check, not a second one.
-    again = app_world.post("officer", "/api/v1/checks", {"form_id": form["id"], "exit_point": "AMS"})
+    again = app_world.post("officer", "/api/v1/checks", {"form_id": form["id"]})
     assert again.status_code == 200 and again.get_json()["id"] == check["id"]
 
     events = app_world.events(form["id"])
@@ -104,9 +104,10 @@ def test_a_traveller_who_came_straight_to_the_desk(app_world):
                        {"outcome": "validated", "lines": [{"line": 1, "present": True}]})
     assert r.get_json()["status"] == "validated"
     # A decided form cannot be opened again; shops cannot open checks.
-    r = app_world.post("officer", "/api/v1/checks", {"form_id": form["id"], "exit_point": "AMS"})
+    r = app_world.post("officer", "/api/v1/checks", {"form_id": form["id"]})
     assert (r.status_code, r.get_json()["code"]) == (409, "form_not_open")
     other = app_world.issue_for(coat())
-    assert app_world.post("shop", "/api/v1/checks", {"form_id": other["id"], "exit_point": "AMS"}).status_code == 403
-    r = app_world.post("officer", "/api/v1/checks", {"form_id": other["id"], "exit_point": "XXX"})
-    assert (r.status_code, r.get_json()["code"]) == (404, "exit_point_not_found")
+    assert app_world.post("shop", "/api/v1/checks", {"form_id": other["id"]}).status_code == 403
+    # The desk is where the officer is on duty, not a field of the request.
+    r = app_world.post("officer", "/api/v1/checks", {"form_id": other["id"], "exit_point": "RTM"})
+    assert (r.status_code, r.get_json()["code"]) == (422, "invalid_request")

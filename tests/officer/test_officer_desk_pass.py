@@ -100,3 +100,43 @@ def test_an_expired_desk_pass_says_so(desk_world, app, handheld, tmp_path):
     find = device.screen("find")
     device.wait(lambda: "expired" in find.error, "the expired pass refused")
     assert device.current == "find"
+
+
+def test_the_check_opens_at_the_desk_the_officer_signed_on_at(desk_world, app, handheld, tmp_path):
+    w = _app_world(desk_world, app)
+    form = w.issue_for(coat())
+    desk_pass = w.phone().signed_in().post("/api/v1/traveller/desk-pass").get_json()["desk_pass"]
+    png = _qr_image(desk_pass, tmp_path / "desk-pass.png")
+
+    device = handheld()
+    device.log_in(exit_point="RTM")
+    _scan(device, png)
+    check = device.screen("check")
+    device.tap(device.button("Open a check at this desk"))
+    device.wait(lambda: check.cards() and check.cards()[0].decidable, "the check opened")
+
+    [opened] = [e for e in w.events(form["id"]) if e["type"] == "form.check_required"]
+    assert (opened["exit_point"], opened["data"]["channel"]) == ("RTM", "desk")
+    device.tap(device.button("Validate all"))
+    device.tap(device.button("Send decision"))
+    device.wait(lambda: "recorded" in device.app.notice, "the decision recorded")
+    assert w.world.get("shop", f"/api/v1/forms/{form['id']}").get_json()["exit_point"] == "RTM"
+
+
+def test_an_officer_whose_duty_ended_is_told_so_at_the_desk_pass(desk_world, app, handheld, tmp_path):
+    w = _app_world(desk_world, app)
+    w.issue_for(coat())
+    png = _qr_image(w.phone().signed_in().post("/api/v1/traveller/desk-pass").get_json()["desk_pass"],
+                    tmp_path / "desk-pass.png")
+    device = handheld()
+    device.log_in()
+    # The shift ended on the API (signed off elsewhere, or the longest shift passed).
+    assert w.world.client.delete("/api/v1/duty", headers=w.auth("officer")).status_code == 204
+
+    device.app.frame_source_factory = lambda: scanning.ImageFiles([png])
+    device.tap(device.button("Find"))
+    device.tap(device.button("Scan QR code"))
+
+    find = device.screen("find")
+    device.wait(lambda: "no longer on duty" in find.error, "the officer told to sign on again")
+    assert device.current == "find"
