@@ -49,6 +49,14 @@ def _add(row, what: str, event: str, describe):
     return row
 
 
+def _record(event: str, exit_point: str, **data) -> None:
+    """A change to where and when the traveller's app may validate, in the
+    audit trail: a zone drawn over the wrong place, or a post's secret in
+    the wrong hands, lets phones validate from there."""
+    audit.record(database.session(), None, event, current_principal().actor, at=utcnow(),
+                 exit_point=exit_point.upper(), **data)
+
+
 def _exists(model, row_id, field: str):
     if row_id is not None and database.session().get(model, row_id) is None:
         raise Problem(422, "invalid_request", f"No {field.replace('_id', '')} {row_id}.",
@@ -117,7 +125,7 @@ def create_user(body):
     _exists(Intermediary, body.get("intermediary_id"), "intermediary_id")
     password = body.pop("password")
     return _add(User(**body, password_hash=auth.hash_password(password)), "user", "user.created",
-                lambda u: {"user": u.id, "role": u.role, "retailer": u.retailer_id,
+                lambda u: {"user": u.username, "user_id": u.id, "role": u.role, "retailer": u.retailer_id,
                            "intermediary": u.intermediary_id})
 
 
@@ -141,6 +149,7 @@ class Zones(MethodView):
         session = database.session()
         zone = exit_point_presence.add_zone(session, exit_point_presence.exit_point_by_code(session, code),
                                             body["name"], body["polygon"])
+        _record("zone.added", code, zone=zone.id, name=zone.name, polygon=zone.polygon)
         session.commit()
         return zone
 
@@ -152,6 +161,7 @@ def delete_zone(code, zone_id):
     """Remove a validation zone."""
     session = database.session()
     exit_point_presence.remove_zone(session, exit_point_presence.exit_point_by_code(session, code), zone_id)
+    _record("zone.removed", code, zone=zone_id)
     session.commit()
 
 
@@ -173,6 +183,7 @@ class SensorPosts(MethodView):
         session = database.session()
         post, _secret = exit_point_presence.add_post(
             session, exit_point_presence.exit_point_by_code(session, code), body["id"])
+        _record("sensor_post.added", code, sensor_post=post.id)
         session.commit()
         return post  # its secret (decrypted) is in the answer this once
 
@@ -185,6 +196,7 @@ def retire_sensor_post(code, post_id):
     session = database.session()
     post = exit_point_presence.retire_post(session, exit_point_presence.exit_point_by_code(session, code),
                                            post_id, utcnow())
+    _record("sensor_post.retired", code, sensor_post=post.id)
     session.commit()
     return post
 
@@ -215,6 +227,7 @@ class Sailings(MethodView):
         sailing = exit_point_presence.add_sailing(
             session, exit_point_presence.exit_point_by_code(session, code),
             zone=ZoneInfo(current_app.config["RULESET"].timezone), **body)
+        _record("sailing.added", code, sailing=sailing.id)
         session.commit()
         return sailing
 

@@ -86,7 +86,8 @@ def test_every_change_is_in_the_audit_trail_with_who_made_it(app, world):
     world.post("root", f"/api/v1/users/{shop}/disable")
     world.post("root", f"/api/v1/users/{shop}/enable")
     with app.app_context():
-        events = database.session().scalars(select(Event).where(Event.type.like("user.%")).order_by(Event.id)).all()
+        events = database.session().scalars(select(Event).where(Event.type.in_(("user.disabled", "user.enabled")))
+                                            .order_by(Event.id)).all()
         assert [(e.type, e.data["user"]) for e in events] == [("user.disabled", "shop"), ("user.enabled", "shop")]
         assert {e.actor for e in events} == {f"user:{user_id(app, 'root')}"}
 

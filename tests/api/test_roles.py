@@ -1,24 +1,29 @@
 """Who may call what: every route of the API against every role, from one
 table. Customs roles and retail roles are kept apart: the administrator
-runs the system (exit points, intermediaries, retailers, users, devices)
-and reads forms as customs staff do, but never acts as a shop (issue,
-cancel, record a refund); only an officer decides at the desk; only a
-retailer's or an intermediary's users act on their forms.
+runs the system (exit points and where the traveller's app may validate,
+intermediaries, retailers, users, devices) and reads forms as customs staff
+do, but never acts as a shop (issue, cancel, record a refund); only an
+officer works the desk (decides, opens a check, reads a traveller's desk
+pass); only a retailer's or an intermediary's users act on their forms;
+a traveller's token opens the app's routes and nothing else, and no other
+credential opens those; devices scan and report on themselves.
 
 A route missing from the table fails the test: a new route needs a decision
 about who may call it."""
 from __future__ import annotations
 
 import re
+import uuid
 
 import pytest
 
 from api.auth import Principal
 from api.problems import Problem
+from tests.api.traveller_support import AMS_ZONE, app_world  # noqa: F401
 from tests.builders import form_body, item
 
-ADMIN, RETAILER, INTERMEDIARY, OFFICER, DEVICE = "root", "shop", "refunds", "officer", "kiosk"
-ROLES = (ADMIN, RETAILER, INTERMEDIARY, OFFICER, DEVICE)
+ADMIN, RETAILER, INTERMEDIARY, OFFICER, DEVICE, TRAVELLER = "root", "shop", "refunds", "officer", "kiosk", "phone"
+ROLES = (ADMIN, RETAILER, INTERMEDIARY, OFFICER, DEVICE, TRAVELLER)
 USERS = (ADMIN, RETAILER, INTERMEDIARY, OFFICER)
 RETAIL = (RETAILER, INTERMEDIARY)
 CUSTOMS_READ = (ADMIN, OFFICER)
@@ -31,15 +36,28 @@ MATRIX: dict[tuple[str, str], tuple[str, ...] | str] = {
     # System administration.
     ("GET", "/api/v1/exit-points"): (ADMIN, OFFICER),
     ("POST", "/api/v1/exit-points"): (ADMIN,),
+    ("GET", "/api/v1/exit-points/<code>/zones"): (ADMIN,),
+    ("POST", "/api/v1/exit-points/<code>/zones"): (ADMIN,),
+    ("DELETE", "/api/v1/exit-points/<code>/zones/<int:zone_id>"): (ADMIN,),
+    ("GET", "/api/v1/exit-points/<code>/sensor-posts"): (ADMIN,),
+    ("POST", "/api/v1/exit-points/<code>/sensor-posts"): (ADMIN,),
+    ("DELETE", "/api/v1/exit-points/<code>/sensor-posts/<post_id>"): (ADMIN,),
+    ("GET", "/api/v1/exit-points/<code>/sailings"): (ADMIN,),
+    ("POST", "/api/v1/exit-points/<code>/sailings"): (ADMIN,),
     ("GET", "/api/v1/intermediaries"): (ADMIN,),
     ("POST", "/api/v1/intermediaries"): (ADMIN,),
     ("GET", "/api/v1/retailers"): (ADMIN,),
     ("POST", "/api/v1/retailers"): (ADMIN,),
     ("POST", "/api/v1/users"): (ADMIN,),
+    ("POST", "/api/v1/users/<int:user_id>/disable"): (ADMIN,),
+    ("POST", "/api/v1/users/<int:user_id>/enable"): (ADMIN,),
+    ("PUT", "/api/v1/users/<int:user_id>/password"): (ADMIN,),
     ("GET", "/api/v1/devices"): (ADMIN,),
     ("POST", "/api/v1/devices"): (ADMIN,),
     ("DELETE", "/api/v1/devices/<device_id>"): (ADMIN,),
+    ("GET", "/api/v1/devices/fleet"): CUSTOMS_READ,
     ("GET", "/api/v1/devices/me"): (DEVICE,),
+    ("POST", "/api/v1/devices/me/heartbeat"): (DEVICE,),
     ("POST", "/api/v1/devices/pair"): PUBLIC,
     # The shop's side of a form.
     ("POST", "/api/v1/forms"): RETAIL,
@@ -61,17 +79,38 @@ MATRIX: dict[tuple[str, str], tuple[str, ...] | str] = {
     # The exit point: kiosks scan, officers work the desk.
     ("POST", "/api/v1/scans"): (DEVICE,),
     ("POST", "/api/v1/scans/passport"): (DEVICE,),
+    ("POST", "/api/v1/scans/refused"): (DEVICE,),
     ("GET", "/api/v1/checks"): CUSTOMS_READ,
+    ("POST", "/api/v1/checks"): (OFFICER,),
+    ("POST", "/api/v1/desk/travellers"): (OFFICER,),
     ("POST", "/api/v1/forms/lookup"): (OFFICER,),
     ("POST", "/api/v1/forms/<form_id>/decision"): (OFFICER,),
     ("GET", "/api/v1/duty"): (OFFICER,),
     ("POST", "/api/v1/duty"): (OFFICER,),
     ("DELETE", "/api/v1/duty"): (OFFICER,),
-    # The traveller.
-    ("GET", "/api/v1/status/<form_id>"): PUBLIC,
+    # The traveller: the status page, and their app.
+    ("POST", "/api/v1/status/<form_id>"): PUBLIC,
+    ("POST", "/api/v1/traveller/session"): PUBLIC,
+    ("GET", "/api/v1/traveller/forms"): (TRAVELLER,),
+    ("POST", "/api/v1/traveller/forms/claim"): (TRAVELLER,),
+    ("GET", "/api/v1/traveller/exit-points"): (TRAVELLER,),
+    ("POST", "/api/v1/traveller/validations"): (TRAVELLER,),
+    ("POST", "/api/v1/traveller/desk-pass"): (TRAVELLER,),
 }
 
-VALUES = {"form_id": "NL3KQ7XP9D", "device_id": "not-a-device", "webhook_id": "wh_0000", "delivery_id": "1"}
+VALUES = {"form_id": "NL3KQ7XP9D", "device_id": "not-a-device", "webhook_id": "wh_0000", "delivery_id": "1",
+          "user_id": "999999", "code": "AMS", "zone_id": "999999", "post_id": "AMS-NONE-01"}
+
+
+@pytest.fixture
+def everyone(world):
+    """The world's users and kiosk, and a traveller signed in to the app."""
+    r = world.client.post("/api/v1/traveller/session", json={
+        "passport_number": "E12345678", "passport_country": "CN", "date_of_birth": "1988-03-14",
+        "install_id": str(uuid.uuid4())})
+    assert r.status_code == 200, r.get_json()
+    world.tokens[TRAVELLER] = r.get_json()["access_token"]
+    return world
 
 
 def api_routes(app) -> set[tuple[str, str]]:
@@ -87,7 +126,7 @@ def call(world, who: str | None, method: str, route: str):
     headers = world.auth(who) if who else {}
     kwargs = {"json": {}} if method in ("POST", "PUT", "PATCH") else {}
     if route.endswith("/status/<form_id>"):
-        kwargs["query_string"] = {"last_name": "Chen"}
+        kwargs["json"] = {"last_name": "Chen"}
     return world.client.open(concrete(route), method=method, headers=headers, **kwargs)
 
 
@@ -101,17 +140,28 @@ def test_the_matrix_names_every_route_of_the_api(app):
 
 
 @pytest.mark.parametrize("method, route", sorted(MATRIX))
-def test_each_role_gets_through_exactly_where_the_matrix_says(world, method, route):
+def test_each_role_gets_through_exactly_where_the_matrix_says(everyone, method, route):
     allowed = MATRIX[method, route]
     seen = {}
     for who in ROLES:
-        seen[who] = not refused(call(world, who, method, route))
-    anonymous = not refused(call(world, None, method, route))
+        seen[who] = not refused(call(everyone, who, method, route))
+    anonymous = not refused(call(everyone, None, method, route))
     if allowed == PUBLIC:
         assert anonymous and all(seen.values()), seen
     else:
         assert not anonymous
         assert {who for who, through in seen.items() if through} == set(allowed), seen
+
+
+def test_no_role_s_token_scrapes_the_metrics_only_the_monitoring_token_does(everyone, app):
+    """GET /metrics is outside /api/v1: it takes the monitoring system's
+    token (or an allowed network), and no user's, device's or traveller's."""
+    app.config["METRICS_TOKEN"] = "metrics-token-for-the-role-test"
+    for who in ROLES:
+        r = everyone.client.get("/metrics", headers=everyone.auth(who))
+        assert (r.status_code, r.get_json()["code"]) == (401, "unauthorized"), who
+    r = everyone.client.get("/metrics", headers={"Authorization": "Bearer metrics-token-for-the-role-test"})
+    assert r.status_code == 200
 
 
 # --- the administrator is no shop ---------------------------------------------------
@@ -194,6 +244,31 @@ def test_accounts_and_shops_an_administrator_adds_are_in_the_audit_trail(app, wo
     assert admin.startswith("user:") and {r.actor for r in rows} == {admin}
     assert [r.type for r in rows].count("exit_point.created") == 2
     assert rows[-1].type == "user.created"
-    assert rows[-1].data == {"user": r.get_json()["id"], "role": "retailer", "retailer": world.ids["shop"],
-                             "intermediary": None}
+    assert rows[-1].data == {"user": "till-2", "user_id": r.get_json()["id"], "role": "retailer",
+                             "retailer": world.ids["shop"], "intermediary": None}
     assert {"intermediary": world.ids["intermediary"], "fee_bp": 1000} in [r.data for r in rows]
+
+
+def test_where_the_app_may_validate_changes_only_with_an_entry_in_the_audit_trail(app, app_world):
+    """A zone drawn over the wrong place, or a post's secret in the wrong
+    hands, lets phones validate from there: each change names who made it."""
+    from sqlalchemy import select
+
+    from api import database
+    from api.models import Event
+
+    zone = app_world.admin("/api/v1/exit-points/AMS/zones", {"name": "Pier G", "polygon": AMS_ZONE})
+    assert app_world.world.client.delete(f"/api/v1/exit-points/AMS/zones/{zone['id']}",
+                                         headers=app_world.auth(ADMIN)).status_code == 204
+    assert app_world.world.client.delete("/api/v1/exit-points/AMS/sensor-posts/AMS-D2-01",
+                                         headers=app_world.auth(ADMIN)).status_code == 200
+    with app.app_context():
+        rows = database.session().execute(select(Event.type, Event.actor, Event.exit_point, Event.data).where(
+            Event.type.like("zone.%") | Event.type.like("sensor_post.%")).order_by(Event.id)).all()
+    admin = {r.actor for r in rows}
+    assert len(admin) == 1 and admin.pop().startswith("user:")
+    assert [(r.type, r.exit_point) for r in rows] == [
+        ("zone.added", "AMS"), ("zone.added", "RTM"), ("sensor_post.added", "AMS"), ("sensor_post.added", "RTM"),
+        ("zone.added", "AMS"), ("zone.removed", "AMS"), ("sensor_post.retired", "AMS")]
+    assert rows[4].data == {"zone": zone["id"], "name": "Pier G", "polygon": AMS_ZONE}
+    assert rows[-1].data == {"sensor_post": "AMS-D2-01"}
