@@ -82,11 +82,17 @@ def test_scanning_again_where_the_check_is_moves_nothing_and_going_back_moves_it
 
 
 def test_an_offline_scan_made_before_the_move_does_not_move_it_back(world):
+    # A second kiosk at Schiphol, offline since it was paired.
+    r = world.post("root", "/api/v1/devices", {"name": "ams-2", "kind": "kiosk", "exit_point": "AMS"})
+    assert r.status_code == 201, r.get_json()
+    offline_kiosk = r.get_json()["token"]
     form = at_schiphol_desk(world)
     world.scan("rtm-kiosk", form["qr_payload"])
     made = (datetime.now(timezone.utc) - timedelta(minutes=1)).isoformat()
 
-    late = world.post("kiosk", "/api/v1/scans", {"qr_payload": form["qr_payload"], "scanned_at": made})
+    late = world.client.post("/api/v1/scans", json={"qr_payload": form["qr_payload"], "scanned_at": made,
+                                                    "queued": True},
+                             headers={"Authorization": f"Bearer {offline_kiosk}"})
 
     assert late.get_json()["verdict"] == "check_required"
     assert moves(world, form["id"]) == [("AMS", "RTM")]

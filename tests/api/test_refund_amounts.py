@@ -142,7 +142,7 @@ def test_the_migration_gives_existing_forms_the_fee_they_were_issued_with(databa
     # The database as it was before forms kept their fee (and back again:
     # the downgrade works too).
     url = database_url
-    command.downgrade(alembic_config(url), "0008")
+    command.downgrade(alembic_config(url), "0012")
     engine = create_engine(url)
     now = datetime(2026, 11, 1, tzinfo=timezone.utc)
     if url.startswith("sqlite"):
