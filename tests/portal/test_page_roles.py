@@ -1,8 +1,8 @@
 """Who may open which page: the retailer portal is for retailers only (an
 administrator or an officer who logs in gets a 403 page on every shop page,
 so they can neither issue, cancel nor record a refund through it); the
-supervisors' dashboard is for customs (administrators and officers);
-intermediaries work through the API and cannot log in at all."""
+supervisors' dashboard and the device fleet are for customs (administrators
+and officers); intermediaries work through the API and cannot log in at all."""
 from __future__ import annotations
 
 from datetime import date
@@ -21,7 +21,7 @@ SHOP_PAGES = [
     ("POST", "/portal/forms/{id}/cancel"),
     ("POST", "/portal/forms/{id}/refund"),
 ]
-CUSTOMS_PAGES = [("GET", "/dashboard")]
+CUSTOMS_PAGES = [("GET", "/dashboard"), ("GET", "/dashboard/fleet")]
 PAGES = {**{p: ("shop",) for p in SHOP_PAGES}, **{p: ("root", "officer") for p in CUSTOMS_PAGES}}
 
 
