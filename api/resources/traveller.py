@@ -187,4 +187,8 @@ def open_check(body):
         check.line_count = len(form.lines)
         return CheckSchema().dump(check), 201 if opened else 200
 
-    return idempotent(body, record)
+    response = idempotent(body, record)
+    if response.status_code == 201 and "Idempotent-Replayed" not in response.headers:
+        # The traveller was sent to the desk, at the desk: a verdict on channel "desk".
+        metrics.count_verdict(response.get_json()["exit_point"], "desk", "check_required")
+    return response

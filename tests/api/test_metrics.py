@@ -273,3 +273,23 @@ def test_several_gunicorn_workers_count_together_and_strangers_are_refused(app, 
     assert len(worker_files) >= 2, worker_files
     assert "counter_999999.db" not in os.listdir(folder)
     assert not any(form_id in text for form_id in all_ids for text in scrapes)
+
+
+def test_a_check_opened_at_the_desk_counts_once_on_the_desk_s_channel(client, world, scraper):
+    walk_in = world.issue()
+    before = scrape(client)
+    retry = {"Idempotency-Key": "walk-in-metrics"}
+    assert world.post("officer", "/api/v1/checks", {"form_id": walk_in["id"]}, headers=retry).status_code == 201
+    assert world.post("officer", "/api/v1/checks", {"form_id": walk_in["id"]},
+                      headers=retry).headers["Idempotent-Replayed"] == "true"
+    assert world.post("officer", "/api/v1/checks", {"form_id": walk_in["id"]}).status_code == 200  # already open
+    assert world.post("officer", f"/api/v1/forms/{walk_in['id']}/decision", {"outcome": "validated"}).status_code == 200
+    after = scrape(client)
+
+    def delta(**labels):
+        return (value(after, "taxfree_verdicts_total", **labels)
+                - value(before, "taxfree_verdicts_total", **labels))
+
+    assert delta(exit_point="AMS", channel="desk", verdict="check_required") == 1
+    assert delta(exit_point="AMS", channel="desk", verdict="validated") == 1
+    assert delta(exit_point="AMS", channel="kiosk", verdict="check_required") == 0
