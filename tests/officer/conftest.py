@@ -68,13 +68,27 @@ class DeskServer:
         self.app = app
         self.port = 0
         self.slow_paths: dict[str, float] = {}  # path prefix -> seconds to wait before answering
+        # path prefix -> an event: such requests are answered only once it is set
+        self.held_paths: dict[str, threading.Event] = {}
+        self.holding = 0  # requests held now
+        self._holding_lock = threading.Lock()
         self._server = None
         self._thread = None
 
     def _wsgi(self, environ, start_response):
+        path = environ.get("PATH_INFO", "")
         for prefix, seconds in self.slow_paths.items():
-            if environ.get("PATH_INFO", "").startswith(prefix):
+            if path.startswith(prefix):
                 time.sleep(seconds)
+        for prefix, release in list(self.held_paths.items()):
+            if path.startswith(prefix):
+                with self._holding_lock:
+                    self.holding += 1
+                try:
+                    release.wait(30)
+                finally:
+                    with self._holding_lock:
+                        self.holding -= 1
         return self.app(environ, start_response)
 
     @property
