@@ -1,4 +1,9 @@
-"""The forms list: filters from the query string, a page of forms, CSV."""
+"""The forms list: filters, a page of forms, CSV.
+
+Status and dates travel in the query string (links and bookmarks keep
+them); the search text, often a traveller's last name, does not: addresses
+end up in browser history, proxies' logs and Referer headers, so the search
+is kept in the server-side session (``SEARCH_KEY``) instead."""
 from __future__ import annotations
 
 import csv
@@ -19,6 +24,8 @@ from ..services import forms
 from .i18n import gettext as _
 
 PAGE_SIZE = 25
+SEARCH_KEY = "forms_search"
+SEARCH_MAX = 100
 
 
 @dataclass
@@ -31,12 +38,12 @@ class Filters:
     errors: dict[str, list[str]] = field(default_factory=dict)
 
     def query_args(self, **overrides) -> dict[str, str]:
-        """The filters as query-string arguments (for links and the CSV)."""
+        """The filters as query-string arguments (for links and the CSV);
+        never the search text, which stays in the session."""
         args = {
             "status": self.status,
             "from": self.date_from.isoformat() if self.date_from else "",
             "to": self.date_to.isoformat() if self.date_to else "",
-            "q": self.q,
             "page": str(self.page) if self.page > 1 else "",
         }
         args.update({k: str(v) for k, v in overrides.items()})
@@ -54,13 +61,19 @@ def _date(args, name: str, filters: Filters) -> date | None:
         return None
 
 
-def read_filters(args) -> Filters:
+def search_text(text: str | None) -> str:
+    return (text or "").strip()[:SEARCH_MAX]
+
+
+def read_filters(args, search: str = "") -> Filters:
+    """The filters of the query string ``args``, and the search text kept
+    in the session."""
     filters = Filters()
     status = args.get("status", "")
     filters.status = status if status in FORM_STATUSES else ""
     filters.date_from = _date(args, "from", filters)
     filters.date_to = _date(args, "to", filters)
-    filters.q = (args.get("q") or "").strip()[:100]
+    filters.q = search_text(search)
     page = args.get("page", "1")
     filters.page = max(1, int(page)) if page.isdigit() and len(page) < 7 else 1
     return filters

@@ -114,21 +114,51 @@ def logout():
 
 # --- the forms list -----------------------------------------------------------
 
+# The filter form is posted: the search text goes into the session and the
+# browser is sent to an address with only the status and the dates.
+FILTER_ARGS = ("status", "from", "to")
+
+
+def _remember_search(text: str | None) -> None:
+    text = listing.search_text(text)
+    if text:
+        session[listing.SEARCH_KEY] = text
+    else:
+        session.pop(listing.SEARCH_KEY, None)
+
+
+def _filter_args(values) -> dict[str, str]:
+    return {k: values[k] for k in FILTER_ARGS if values.get(k)}
+
+
 @blp.get("/forms")
 @login_required(*RETAILER)
 def forms_list():
-    filters = listing.read_filters(request.args)
+    if "q" in request.args or "clear" in request.args:
+        # A search in the address (an old bookmark, a hand-typed link) is
+        # taken into the session and out of the address; "Clear" forgets it.
+        _remember_search(None if "clear" in request.args else request.args.get("q"))
+        keep = {} if "clear" in request.args else _filter_args(request.args)
+        return redirect(url_for(".forms_list", **keep), 303)
+    filters = listing.read_filters(request.args, session.get(listing.SEARCH_KEY))
     db = database.session()
     query = listing.filtered(principal(), filters).options(selectinload(Form.exit_point))
     page = listing.page_of(db, query, filters.page)
     return render_template("portal/forms_list.html", filters=filters, page=page,
-                           statuses=labels.status_labels())
+                           statuses=labels.status_labels(), search_max=listing.SEARCH_MAX)
+
+
+@blp.post("/forms")
+@login_required(*RETAILER)
+def search_forms():
+    _remember_search(request.form.get("q"))
+    return redirect(url_for(".forms_list", **_filter_args(request.form)), 303)
 
 
 @blp.get("/forms.csv")
 @login_required(*RETAILER)
 def forms_csv():
-    filters = listing.read_filters(request.args)
+    filters = listing.read_filters(request.args, session.get(listing.SEARCH_KEY))
     db = database.session()
     body = "".join(listing.csv_rows(db, listing.filtered(principal(), filters)))
     name = f"tax-free-forms-{_today().isoformat()}.csv"
