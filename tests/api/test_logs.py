@@ -211,7 +211,7 @@ def run_scenarios(base: str, world) -> int:
         token = _csrf(http, base + PORTAL + "/login")
         assert http.post(base + PORTAL + "/login", data={"csrf_token": token, "username": "shop",
                                                          "password": world.password}, timeout=10).ok
-        for path in (f"/forms?q=Quackenbush", f"/forms/{issued[0]['id']}", "/forms/new",
+        for path in ("/forms?q=Quackenbush", f"/forms/{issued[0]['id']}", "/forms/new",
                      "/forms.csv?q=Worthingtonvale"):
             made += 1
             assert http.get(base + PORTAL + path, timeout=10).status_code == 200, path

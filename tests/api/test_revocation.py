@@ -2,7 +2,7 @@
 and a session that ends however often its token is refreshed."""
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 
 import jwt
 from sqlalchemy import select

@@ -4,7 +4,6 @@ keys that open them live outside the database, rotate, and are required in
 production."""
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import secrets
@@ -13,7 +12,6 @@ import subprocess
 import sys
 from datetime import date, datetime, timedelta, timezone
 
-import jwt
 import pytest
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey

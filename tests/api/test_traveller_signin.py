@@ -9,7 +9,6 @@ import logging
 import uuid
 from datetime import date, timedelta
 
-import pytest
 import requests
 
 from tests.api.traveller_support import app_world, coat, watch  # noqa: F401

@@ -3,7 +3,7 @@ pages, typed passports, the validation gate and forgetting."""
 from __future__ import annotations
 
 import math
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timezone
 
 import pytest
 

@@ -208,9 +208,8 @@ MESSAGES = {
     "Mobile payment": "Mobiel betalen",
     "Other": "Anders",
     "System": "Systeem",
-    "Kiosk": "Zuil",
     "Customs": "Douane",
-    "Kiosk at {exit_point}": "Zuil op {exit_point}",
+    "Kiosk at {exit_point}": "Kiosk op {exit_point}",
     # timeline
     "Form issued": "Formulier uitgegeven",
     "Scanned: {verdict}": "Gescand: {verdict}",
