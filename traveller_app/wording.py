@@ -78,6 +78,14 @@ REFUSAL_REASONS = {
     "rejected_at_check": _("Customs refused the export of these goods at a physical check."),
     "validated_elsewhere": _("This form was already validated at another exit point."),
     "form_not_found": _("This form is not known. Ask the shop or your refund company."),
+    # The trip or the place, as the API judged them (the app warns before
+    # sending, but the API's clock and data decide).
+    "not_last_eu_exit": TRIP_WARNINGS[trip.NOT_LAST_EXIT],
+    "not_departing_today": TRIP_WARNINGS[trip.NOT_TODAY],
+    "wrong_exit_point": _("Your trip does not leave from here: validate where your flight or ferry leaves."),
+    "sailing_departed": _("This sailing has already left: choose the sailing you are taking."),
+    "too_early": _("It is too early to validate for this sailing: try again nearer the departure."),
+    "not_at_exit_point": GATE[gate.OUTSIDE_ZONE],
 }
 
 OFFLINE = _("No connection. Nothing was validated: use a kiosk or the customs desk.")

@@ -158,3 +158,28 @@ def test_forget_me_leaves_no_personal_data_in_the_data_folder(tmp_path):
         for secret in (b"E12345678", b"CHEN", b"1988-03-14"):
             assert secret not in data, path
     assert Wallet(tmp_path).passport is None
+
+
+def test_every_reason_the_api_refuses_a_travellers_form_is_said_in_their_language():
+    """The API's own message is English; a traveller reading Arabic or
+    Japanese gets the reason in their language for every refusal the API
+    gives the app: each trip or place refusal in the API's source, and the
+    form's own (cancelled, expired, validated elsewhere...)."""
+    import re
+    from pathlib import Path
+
+    from shared.i18n import LANGUAGES
+    from shared.traveller_client import FormVerdict
+    from traveller_app.wording import Wording
+
+    source = (Path(__file__).parents[2] / "api" / "services" / "traveller.py").read_text()
+    trip_codes = set(re.findall(r'TripRefusal\(\s*"(\w+)"', source))
+    assert {"wrong_exit_point", "not_last_eu_exit", "not_departing_today", "sailing_departed",
+            "too_early", "not_at_exit_point"} <= trip_codes
+    form_codes = {"form_cancelled", "deadline_passed", "rejected_at_check", "validated_elsewhere", "form_not_found"}
+    english = "Words only the API would write."
+    for code in trip_codes | form_codes:
+        verdict = FormVerdict("AB12CD34EF", "refused", code, english, export_deadline=TODAY)
+        said = {lang: Wording(lang).refusal(verdict) for lang in LANGUAGES}
+        assert english not in said.values(), code
+        assert len(set(said.values())) == len(LANGUAGES), (code, said)  # each language its own words
