@@ -81,8 +81,10 @@ def api(app):
     server.stop()
 
 
-def wait_for(condition, timeout: float = 10.0, pump=None, interval: float = 0.01):
-    """Wait until ``condition()`` is true, pumping the UI loop if given."""
+def wait_for(condition, timeout: float = 30.0, pump=None, interval: float = 0.01):
+    """Wait until ``condition()`` is true, pumping the UI loop if given. The
+    timeout only bounds a wait that would never end: generous, because a
+    machine running the suite may be busy with much else."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if pump is not None:
