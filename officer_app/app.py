@@ -31,7 +31,8 @@ from shared.officer_client import NotSignedIn, OfficerClient
 from . import wording
 from kivy_common.background import Background
 from .config import OfficerConfig
-from .desk import Case, DecisionResult, Desk, Draft, FindError, NotAnOfficer, QueuedTraveller
+from .desk import BAD_ZONE, Case, DecisionResult, Desk, Draft, FindError, NotAnOfficer, QueuedTraveller
+from .wording import Phrase, _
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +57,10 @@ def load_kv() -> None:
     _kv_loaded = True
 
 
+# The officer's choice of language, kept in the handheld's data folder.
+LANGUAGE_FILE = "language"
+
+
 class OfficerApp(App):
     title = "Tax-free desk"
 
@@ -64,7 +69,8 @@ class OfficerApp(App):
     online = BooleanProperty(True)
     waiting_count = NumericProperty(0)  # decisions saved, not sent yet
     conflict_count = NumericProperty(0)  # decisions the API refused, not yet seen
-    notice = StringProperty("")  # one line at the top of the queue screen
+    notice = StringProperty("")  # one line at the top of the queue screen (a Phrase, or the API's words)
+    language = StringProperty("en")  # "nl" or "en": every text on every screen
     busy = BooleanProperty(False)  # a request the officer is waiting for
     case = ObjectProperty(None, allownone=True)
     draft = ObjectProperty(None, allownone=True)
@@ -75,8 +81,8 @@ class OfficerApp(App):
         self.settings = config
         self.frame_source_factory = frame_source_factory or config.frame_source
         self.decisions = DecisionQueue(Path(config.data_dir) / "decisions.sqlite3")
-        self.desk = Desk(client or OfficerClient(config.api_url), self.decisions, config.data_dir,
-                         language=config.language)
+        self.desk = Desk(client or OfficerClient(config.api_url), self.decisions, config.data_dir)
+        self.language = self._chosen_language() or config.language
         self.background = Background()
         self.travellers: list[QueuedTraveller] = []
         self.queue_updated_at: float | None = None
@@ -130,6 +136,40 @@ class OfficerApp(App):
         self.background.shutdown()
         self.decisions.close()
 
+    # --- language ------------------------------------------------------------------------
+
+    def tr(self, message: str, *_bindings, **fields) -> str:
+        """``message`` in the officer's language. kv passes ``app.language``
+        as a binding so the text follows a switch."""
+        return wording.tr(message, self.language, **fields)
+
+    def say(self, text: str | None, *_bindings) -> str:
+        """What a screen shows for ``text``: a Phrase in the officer's
+        language, data as it is."""
+        return wording.say(text, self.language)
+
+    def choose_language(self, code: str) -> None:
+        """The NL | EN switch: every visible text changes at once, and the
+        choice is kept on the handheld for the next start."""
+        if code not in wording.LANGUAGES:
+            raise ValueError(f"no language {code!r} on the handheld")
+        self.language = code
+        path = Path(self.settings.data_dir) / LANGUAGE_FILE
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(code)
+        tmp.replace(path)
+
+    def _chosen_language(self) -> str | None:
+        try:
+            code = (Path(self.settings.data_dir) / LANGUAGE_FILE).read_text().strip()
+        except OSError:
+            return None
+        return code if code in wording.LANGUAGES else None
+
+    def on_language(self, *_args):
+        self.title = self.tr(_("Tax-free desk"))
+
     def screen(self, name: str):
         return self.manager.get_screen(name) if self.manager.has_screen(name) else None
 
@@ -173,7 +213,7 @@ class OfficerApp(App):
                 screen.clear()
                 self.go(self._locked_from if self._locked_from not in UNLOCKED_SCREENS else "queue")
             else:
-                screen.show_error("Wrong password.")
+                screen.show_error(Phrase(_("Wrong password.")))
 
         self.background.run(self.desk.unlock, password, done=checked, failed=self.show_error)
 
@@ -182,7 +222,7 @@ class OfficerApp(App):
     def sign_in(self, username: str, password: str) -> None:
         screen = self.screen("login")
         if not username.strip() or not password:
-            screen.show_error("Enter your username and password.")
+            screen.show_error(Phrase(_("Enter your username and password.")))
             return
         self.busy = True
 
@@ -197,16 +237,16 @@ class OfficerApp(App):
 
         def refused(exc):
             self.busy = False
-            if isinstance(exc, ApiError) and exc.code == "invalid_credentials":
-                screen.show_error("Wrong username or password.")
-            elif isinstance(exc, ApiError) and exc.status == 429:
-                screen.show_error("Too many attempts. Wait a minute, then try again.")
+            if isinstance(exc, ApiError) and exc.status == 429:
+                screen.show_error(wording.problem("too_many_requests", exc.detail))
+            elif isinstance(exc, ApiError):
+                screen.show_error(wording.problem(exc.code, exc.detail))
             elif isinstance(exc, NotAnOfficer):
-                screen.show_error(str(exc))
+                screen.show_error(exc.text)
             elif isinstance(exc, Offline):
-                screen.show_error("The tax-free system cannot be reached. Check the network.")
+                screen.show_error(Phrase(_("The tax-free system cannot be reached. Check the network.")))
             else:
-                screen.show_error(getattr(exc, "detail", None) or str(exc))
+                screen.show_error(str(exc))
 
         self.background.run(self.desk.sign_in, username, password, done=signed_in, failed=refused)
 
@@ -230,9 +270,11 @@ class OfficerApp(App):
         """The API refused the token (expired while the handheld slept)."""
         waiting = self.decisions.count(self.desk.officer.username) if self.desk.officer else 0
         self.sign_out()
-        message = "Your session ended: log in again."
+        message = Phrase(_("Your session ended: log in again."))
         if waiting:
-            message += f" {wording.plural(waiting, 'decision')} saved on this handheld will then be sent."
+            message = Phrase.join(" ", [message, wording.plural(
+                waiting, _("{count} decision saved on this handheld will then be sent."),
+                _("{count} decisions saved on this handheld will then be sent."))])
         self.screen("login").show_error(message)
 
     def _tick_token(self, _dt):
@@ -265,9 +307,9 @@ class OfficerApp(App):
         def refused(exc):
             self.busy = False
             if isinstance(exc, Offline):
-                screen.error = "The tax-free system cannot be reached: you can go on duty once it can."
+                screen.show_error(Phrase(_("The tax-free system cannot be reached: you can go on duty once it can.")))
             elif isinstance(exc, ApiError) and not isinstance(exc, NotSignedIn):
-                screen.error = exc.detail or str(exc)
+                screen.show_error(wording.problem(exc.code, exc.detail))
             else:
                 self.show_error(exc)
 
@@ -314,14 +356,14 @@ class OfficerApp(App):
         def not_found(exc):
             self.busy = False
             if isinstance(exc, FindError):
-                screen.show_error(str(exc))
+                screen.show_error(exc.text)
             elif isinstance(exc, ApiError) and not isinstance(exc, NotSignedIn):
-                screen.show_error(exc.detail or str(exc))
+                screen.show_error(wording.problem(exc.code, exc.detail))
             else:
                 self.show_error(exc)
                 if isinstance(exc, Offline):
-                    screen.show_error("The tax-free system cannot be reached: forms in the queue "
-                                      "can still be opened from the Queue screen.")
+                    screen.show_error(Phrase(_("The tax-free system cannot be reached: forms in the queue "
+                                               "can still be opened from the Queue screen.")))
 
         self.background.run(self.desk.find, text, how, done=self.show_case, failed=not_found)
 
@@ -334,16 +376,16 @@ class OfficerApp(App):
             self.busy = False
             self._note_online()
             self._replace_in_case(updated)
-            self.notice = wording.text("check_opened", self.settings.language, form_id=updated["id"])
+            self.notice = Phrase(wording.TEXTS["check_opened"], form_id=updated["id"])
             if self.case is not None:
                 self.screen("check").show(self.case)
 
         def failed(exc):
             self.busy = False
             if isinstance(exc, FindError):
-                self.screen("check").show_error(str(exc))
+                self.screen("check").show_error(exc.text)
             elif isinstance(exc, ApiError) and not isinstance(exc, NotSignedIn):
-                self.screen("check").show_error(exc.detail or str(exc))
+                self.screen("check").show_error(wording.problem(exc.code, exc.detail, form_id=form["id"]))
             else:
                 self.show_error(exc)
 
@@ -364,7 +406,7 @@ class OfficerApp(App):
         try:
             passport = mrz.parse_td3(text)
         except mrz.MrzError as exc:
-            screen.show_error(f"The passport zone did not read correctly ({exc}). Read it again.")
+            screen.show_error(Phrase(BAD_ZONE, problem=str(exc)))
             return
         self.case.passport = passport
         screen.show(self.case)
@@ -393,12 +435,15 @@ class OfficerApp(App):
             return
         if result.kind == "sent":
             self._note_online()
-            self.notice = f"{result.form_id}: {wording.outcome(result.outcome).lower()}, recorded."
+            self.notice = Phrase(_("{form_id}: {outcome}, recorded."), form_id=result.form_id,
+                                 outcome=wording.outcome_in_sentence(result.outcome))
             self._replace_in_case(result.form)
         else:
             self.online = self.desk.online
-            self.notice = (f"{result.form_id}: saved on this handheld. It will be sent "
-                           + ("after you log in again." if result.signed_out else "when the network is back."))
+            self.notice = Phrase(
+                _("{form_id}: saved on this handheld. It will be sent after you log in again.") if result.signed_out
+                else _("{form_id}: saved on this handheld. It will be sent when the network is back."),
+                form_id=result.form_id)
         if result.signed_out:
             self.session_ended()
             return
@@ -414,7 +459,7 @@ class OfficerApp(App):
     def _decision_failed(self, exc):
         self.busy = False
         if isinstance(exc, ValueError):
-            self.screen("confirm").show_error(str(exc))
+            self.screen("confirm").show_error(exc.args[0] if exc.args else str(exc))
         else:
             self.show_error(exc)
 
@@ -438,14 +483,16 @@ class OfficerApp(App):
             self._update_waiting()
             self.online = self.desk.online
             if report.sent:
-                self.notice = f"{wording.plural(len(report.sent), 'saved decision')} sent."
+                self.notice = wording.plural(len(report.sent), _("{count} saved decision sent."),
+                                             _("{count} saved decisions sent."))
                 for _item, answer in report.sent:
                     self._replace_in_case(answer.form)
             if report.refused:
                 # Not shown over whatever the officer is doing: the queue
                 # screen's banner says so until they look.
-                self.notice = (f"{wording.plural(len(report.refused), 'saved decision')} not recorded: "
-                               "see the red button.")
+                self.notice = wording.plural(len(report.refused),
+                                             _("{count} saved decision not recorded: see the red button."),
+                                             _("{count} saved decisions not recorded: see the red button."))
 
         def failed(exc):
             self._syncing = False
@@ -500,12 +547,12 @@ class OfficerApp(App):
             self.session_ended()
         elif isinstance(exc, Offline):
             if self.online:  # said once, when the network goes
-                self.notice = "Offline: decisions are saved on this handheld and sent later."
+                self.notice = Phrase(_("Offline: decisions are saved on this handheld and sent later."))
             self.online = False
         elif isinstance(exc, ApiError):
-            self.notice = exc.detail or str(exc)
+            self.notice = wording.problem(exc.code, exc.detail) or str(exc)
         elif isinstance(exc, FindError):
-            self.notice = str(exc)
+            self.notice = exc.text
         else:
             log.exception("unexpected error", exc_info=exc)
-            self.notice = f"Something went wrong: {exc}"
+            self.notice = Phrase(_("Something went wrong: {problem}"), problem=str(exc))

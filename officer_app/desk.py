@@ -38,6 +38,7 @@ from shared.decision_queue import (
 from shared.officer_client import NotSignedIn, Officer, OfficerClient, looks_like_desk_pass
 
 from . import wording
+from .wording import Phrase, _
 
 log = logging.getLogger(__name__)
 
@@ -48,10 +49,15 @@ PREFETCH_PER_REFRESH = 20
 
 
 class FindError(Exception):
-    """What the officer is told when a search finds nothing to open."""
+    """What the officer is told when a search finds nothing to open: a
+    :class:`~officer_app.wording.Phrase` (its English is the message)."""
+
+    def __init__(self, text: str):
+        super().__init__(text)
+        self.text = text
 
 
-class NotAnOfficer(Exception):
+class NotAnOfficer(FindError):
     """The credentials are right but belong to someone who is not an officer."""
 
 
@@ -103,6 +109,15 @@ def group_queue(checks: list[dict]) -> list[QueuedTraveller]:
     return travellers
 
 
+# Why a QR code is not a genuine form, by the refusal's reason code.
+QR_REFUSALS = {
+    "malformed_token": Phrase(_("This QR code is not a tax-free form.")),
+    "unknown_key": Phrase(_("This QR code was not signed by the tax-free system: possibly forged.")),
+    "bad_signature": Phrase(_("This QR code has been altered: possibly forged.")),
+}
+BAD_ZONE = _("The passport zone did not read correctly ({problem}). Read it again.")
+
+
 # --- a case: the traveller in front of the officer -----------------------------------
 
 @dataclass(frozen=True)
@@ -116,6 +131,15 @@ class Comparison:
     @property
     def matches(self) -> bool:
         return _squash(self.on_form) == _squash(self.on_passport)
+
+
+# A field that differs, inside a sentence.
+MISMATCHES = {
+    "Name": Phrase(_("name")),
+    "Passport number": Phrase(_("passport number")),
+    "Issued by": Phrase(_("issued by")),
+    "Date of birth": Phrase(_("date of birth")),
+}
 
 
 def _squash(text: str) -> str:
@@ -147,10 +171,10 @@ class Case:
             return []
         t = self.traveller
         return [
-            Comparison("Name", f"{t['first_name']} {t['last_name']}", p.full_name),
-            Comparison("Passport number", t["passport_number"], p.document_number),
-            Comparison("Issued by", t["passport_country"], p.issuing_country or p.issuing_state),
-            Comparison("Date of birth", t["date_of_birth"], p.birth_date.isoformat()),
+            Comparison(Phrase(_("Name")), f"{t['first_name']} {t['last_name']}", p.full_name),
+            Comparison(Phrase(_("Passport number")), t["passport_number"], p.document_number),
+            Comparison(Phrase(_("Issued by")), t["passport_country"], p.issuing_country or p.issuing_state),
+            Comparison(Phrase(_("Date of birth")), t["date_of_birth"], p.birth_date.isoformat()),
         ]
 
     def warnings(self, today: date) -> list[str]:
@@ -158,21 +182,24 @@ class Case:
         found = list(self.notes)
         t = self.traveller
         if countries.is_eu(t.get("residence_country")):
-            found.append(f"Residence {t['residence_country']} is inside the EU.")
+            found.append(Phrase(_("Residence {country} is inside the EU."), country=t["residence_country"]))
         elif countries.is_eu(t.get("passport_country")):
-            found.append("EU passport: ask for proof of residence outside the EU.")
+            found.append(Phrase(_("EU passport: ask for proof of residence outside the EU.")))
         if self.passport is not None:
             if self.passport.expired:
-                found.append(f"The passport expired on {wording.day(self.passport.expiry_date)}.")
-            mismatched = [c.label.lower() for c in self.comparisons() if not c.matches]
+                found.append(Phrase(_("The passport expired on {date}."), date=self.passport.expiry_date))
+            mismatched = [MISMATCHES[c.label] for c in self.comparisons() if not c.matches]
             if mismatched:
-                found.append("Passport does not match the form: " + ", ".join(mismatched) + ".")
+                found.append(Phrase(_("Passport does not match the form: {fields}."),
+                                    fields=Phrase.join(", ", mismatched)))
         for form in self.forms:
             deadline = date.fromisoformat(form["export_deadline"])
             if deadline < today and form["status"] in OPEN_STATUSES:
-                found.append(f"Form {form['id']}: the export deadline passed on {wording.day(deadline)}.")
+                found.append(Phrase(_("Form {form_id}: the export deadline passed on {date}."),
+                                    form_id=form["id"], date=deadline))
         if self.cached_at is not None:
-            found.append(f"Offline: details as loaded at {wording.local_time(self.cached_at)}.")
+            found.append(Phrase(_("Offline: details as loaded at {time}."),
+                                time=wording.local_time(self.cached_at)))
         return found
 
 
@@ -214,17 +241,17 @@ class Draft:
         present = sum(self.presence.values())
         found = []
         if self.outcome == "validated" and present != len(self.presence):
-            found.append("A line is marked not present: validate the lines shown instead.")
+            found.append(Phrase(_("A line is marked not present: validate the lines shown instead.")))
         if self.outcome == "partially_validated":
             if present == 0:
-                found.append("No line is present: reject the form instead.")
+                found.append(Phrase(_("No line is present: reject the form instead.")))
             elif present == len(self.presence):
-                found.append("Every line is present: validate the form in full.")
+                found.append(Phrase(_("Every line is present: validate the form in full.")))
         if self.outcome == "rejected":
             if self.reason_code not in wording.REASONS:
-                found.append("Choose the reason for the rejection.")
+                found.append(Phrase(_("Choose the reason for the rejection.")))
             elif self.reason_code == "other" and not self.note.strip():
-                found.append("Describe the reason in a note.")
+                found.append(Phrase(_("Describe the reason in a note.")))
         return found
 
     def body(self) -> dict:
@@ -262,11 +289,22 @@ class HistoryEntry:
     detail: str = ""
     seq: int | None = None  # the local queue's row, for "waiting" and "not_recorded"
 
-    def matches(self, query: str) -> bool:
+    def matches(self, query: str, language: str = "en") -> bool:
+        """Every word of ``query`` is in the entry, as the officer reads it
+        (in ``language``) or as the API names it."""
         words = query.lower().split()
+        shown = [wording.say(wording.outcome(self.outcome), language), wording.say(self.detail, language),
+                 wording.say(STATE_NAMES.get(self.state, ""), language)]
         text = " ".join([self.form_id, self.traveller_name, wording.outcome(self.outcome),
-                         self.outcome, self.detail, self.state.replace("_", " ")]).lower()
+                         self.outcome, self.detail, self.state.replace("_", " "), *shown]).lower()
         return all(word in text for word in words)
+
+
+# How the history names an entry's state.
+STATE_NAMES = {
+    "waiting": Phrase(_("saved on this handheld, not sent yet")),
+    "not_recorded": Phrase(_("NOT recorded")),
+}
 
 
 # --- unlocking without the network -------------------------------------------------------
@@ -293,10 +331,8 @@ class PasswordCheck:
 class Desk:
     """One handheld's session at the customs desk. Thread-safe."""
 
-    def __init__(self, client: OfficerClient, decisions: DecisionQueue, data_dir: str | Path,
-                 language: str = "en"):
+    def __init__(self, client: OfficerClient, decisions: DecisionQueue, data_dir: str | Path):
         self.client = client
-        self.language = language
         self.decisions = decisions
         self.data_dir = Path(data_dir)
         self.exit_point: dict | None = None
@@ -318,7 +354,7 @@ class Desk:
         officer = self.client.login(username.strip(), password)
         if officer.role != "officer":
             self.client.logout()
-            raise NotAnOfficer(f"{username} is not a customs officer account.")
+            raise NotAnOfficer(Phrase(_("{username} is not a customs officer account."), username=username))
         self._password = PasswordCheck(password)
         self.online = True
         return officer
@@ -429,7 +465,7 @@ class Desk:
         or a form's QR payload (``how`` forces one)."""
         text = (text or "").strip()
         if not text:
-            raise FindError("Scan a QR code, read the passport or type a form id.")
+            raise FindError(Phrase(_("Scan a QR code, read the passport or type a form id.")))
         if how == "passport" or (how is None and mrz.looks_like_mrz(text)):
             return self.find_by_passport(text)
         if how == "id" or (how is None and formid.is_valid_form_id(text)):
@@ -446,11 +482,11 @@ class Desk:
             forms = self._online(self.client.desk_traveller, desk_pass)
         except ApiError as exc:
             if exc.code in ("desk_pass_expired", "invalid_desk_pass", "not_on_duty"):
-                raise FindError(wording.text(exc.code, self.language)) from None
+                raise FindError(wording.problem(exc.code, exc.detail)) from None
             raise
         open_forms = [f for f in forms if f["status"] in OPEN_STATUSES]
         if not open_forms:
-            raise FindError(wording.text("desk_pass_no_open_forms", self.language))
+            raise FindError(Phrase(wording.TEXTS["desk_pass_no_open_forms"]))
         with self._lock:
             for form in open_forms:
                 if form.get("check"):
@@ -463,14 +499,14 @@ class Desk:
         """Open a check at this desk for a form not yet validated (the
         traveller came straight to the desk); returns the form as it is now."""
         if self.exit_point is None:
-            raise FindError(wording.text("choose_exit_point", self.language))
+            raise FindError(Phrase(wording.TEXTS["choose_exit_point"]))
         try:
             # Opened where the API has the officer on duty: the desk chosen
             # at sign-on.
             check = self._online(self.client.open_check, form["id"], new_idempotency_key())
         except ApiError as exc:
-            if exc.code == "not_on_duty":
-                raise FindError(wording.text(exc.code, self.language)) from None
+            if exc.code in ("not_on_duty", "form_not_open"):
+                raise FindError(wording.problem(exc.code, exc.detail, form_id=form["id"])) from None
             raise
         with self._lock:
             self._fired[form["id"]] = check.get("fired_rules") or []
@@ -479,7 +515,8 @@ class Desk:
     def find_by_id(self, text: str) -> Case:
         form_id = formid.normalize_form_id(text)
         if not formid.is_valid_form_id(form_id):
-            raise FindError(f"{text} is not a form id: check the characters (the last one is a check).")
+            raise FindError(Phrase(_("{text} is not a form id: check the characters (the last one is a check)."),
+                                   text=text))
         return self._case_around(self._form_or_not_found(form_id), "id", [])
 
     def find_by_qr(self, payload: str) -> Case:
@@ -492,33 +529,34 @@ class Desk:
             elif refusal.reason_code == "unknown_key" and not self.online:
                 form_id = qrtoken.unverified_form_id(payload)
                 if form_id is None:
-                    raise FindError("This is not a tax-free form code.") from None
-                notes.append("The QR signature could not be checked (offline, unknown key).")
+                    raise FindError(Phrase(_("This is not a tax-free form code."))) from None
+                notes.append(Phrase(_("The QR signature could not be checked (offline, unknown key).")))
                 return self._case_around(self._form_or_not_found(form_id), "qr", notes)
             else:
-                raise FindError({
-                    "malformed_token": "This QR code is not a tax-free form.",
-                    "unknown_key": "This QR code was not signed by the tax-free system: possibly forged.",
-                    "bad_signature": "This QR code has been altered: possibly forged.",
-                }.get(refusal.reason_code, refusal.message)) from None
+                raise FindError(QR_REFUSALS.get(refusal.reason_code, refusal.message)) from None
         return self._case_around(self._form_or_not_found(claims.form_id), "qr", notes)
 
     def find_by_passport(self, text: str) -> Case:
         try:
             passport = mrz.parse_td3(text)
         except mrz.MrzError as exc:
-            raise FindError(f"The passport zone did not read correctly ({exc}). Read it again.") from None
+            raise FindError(Phrase(BAD_ZONE, problem=str(exc))) from None
         if passport.issuing_country is None:
-            raise FindError(f"The passport was issued by {passport.issuing_state}, which is not a "
-                            "country forms can name. Scan the form's QR code or type its id.")
+            raise FindError(Phrase(_("The passport was issued by {state}, which is not a country forms can "
+                                     "name. Scan the form's QR code or type its id."),
+                                   state=passport.issuing_state))
         forms = self._online(self.client.lookup, passport.document_number, passport.issuing_country)
         for form in forms:
             self.remember(form)
         open_forms = [f for f in forms if f["status"] in OPEN_STATUSES]
         if not open_forms:
-            closed = ", ".join(f"{f['id']} ({wording.outcome(f['status'])})" for f in forms)
-            raise FindError(f"No open forms for passport {passport.document_number} ({passport.issuing_country})."
-                            + (f" Closed: {closed}." if closed else ""))
+            found = Phrase(_("No open forms for passport {number} ({country})."),
+                           number=passport.document_number, country=passport.issuing_country)
+            if forms:
+                closed = Phrase.join(", ", [Phrase("{id} ({status})", id=f["id"], status=wording.outcome(f["status"]))
+                                            for f in forms])
+                found = Phrase.join(" ", [found, Phrase(_("Closed: {forms}."), forms=closed)])
+            raise FindError(found)
         # Forms waiting for a check first, then the oldest first.
         open_forms.sort(key=lambda f: (f["status"] != "check_required", f["created_at"], f["id"]))
         return Case(open_forms, "passport", passport=passport)
@@ -543,7 +581,7 @@ class Desk:
             return self.form(form_id)
         except ApiError as exc:
             if exc.status == 404:
-                raise FindError(f"No form {form_id}.") from None
+                raise FindError(Phrase(_("No form {form_id}."), form_id=form_id)) from None
             raise
 
     def _verify(self, payload: str) -> qrtoken.FormClaims:
@@ -662,12 +700,13 @@ class Desk:
         for item in self.waiting_decisions():
             entries.append(HistoryEntry(item.form_id, self._name_of(item.form_id), item.body["outcome"],
                                         datetime.fromisoformat(item.queued_at), "waiting",
-                                        "Saved on this handheld, not sent yet", seq=item.seq))
+                                        Phrase(_("Saved on this handheld, not sent yet")), seq=item.seq))
         officer = self.officer
         for refused in self.decisions.refused(officer.username, include_acknowledged=True) if officer else []:
             at = datetime.fromisoformat(refused.settled_at)
             if at >= since:
-                detail = ("Decided by another officer first" if refused.conflict else refused.detail)
+                detail = (Phrase(_("Decided by another officer first")) if refused.conflict
+                          else wording.problem(refused.code, refused.detail, form_id=refused.form_id))
                 entries.append(HistoryEntry(refused.form_id, self._name_of(refused.form_id),
                                             refused.body["outcome"], at, "not_recorded", detail,
                                             seq=refused.seq))
@@ -698,7 +737,7 @@ class Desk:
     def _username(self) -> str:
         officer = self.officer
         if officer is None:
-            raise NotSignedIn(401, "not_signed_in", "Log in first.")
+            raise NotSignedIn(401, "not_signed_in", Phrase(_("Log in first.")))
         return officer.username
 
     def _online(self, call, *args, **kwargs):

@@ -24,6 +24,8 @@ from kivy.uix.label import Label
 from kivy.uix.textinput import TextInput
 from kivy.uix.widget import Widget
 
+from .wording import Phrase, _
+
 # Tones: (background, text). Dark text on amber; white on the others
 # (contrast at least 4.5:1).
 TONES = {
@@ -51,7 +53,7 @@ class DeskButton(Button):
         self._paint()
         self.bind(tone=self._paint, disabled=self._paint, state=self._paint)
 
-    def _paint(self, *_):
+    def _paint(self, *_args):
         fill, ink = DISABLED if self.disabled else TONES[self.tone]
         if self.state == "down" and not self.disabled:
             fill = tuple(c * 0.8 for c in fill[:3]) + (1,)
@@ -94,13 +96,18 @@ class DeskTopBar(BoxLayout):
     title = StringProperty("")
     subtitle = StringProperty("")
     back = BooleanProperty(False)
+    languages = BooleanProperty(False)  # shows the NL | EN switch
 
     def __init__(self, **kwargs):
         self.register_event_type("on_back")
         super().__init__(**kwargs)
 
-    def on_back(self, *_):
+    def on_back(self, *_args):
         pass
+
+
+class DeskLanguageSwitch(BoxLayout):
+    """NL | EN: the officer's language, for every screen at once."""
 
 
 class DeskStatus(DeskBadge):
@@ -113,14 +120,15 @@ class DeskStatus(DeskBadge):
         self.bind(online=self._update, waiting=self._update)
         self._update()
 
-    def _update(self, *_):
+    def _update(self, *_args):
         if not self.online:
             self.kind, self.tone = "offline", "warning"
-            self.text = "Offline" + (f" · {self.waiting} to send" if self.waiting else "")
+            self.text = (Phrase(_("Offline · {count} to send"), count=self.waiting) if self.waiting
+                         else Phrase(_("Offline")))
         elif self.waiting:
-            self.kind, self.tone, self.text = "clock", "warning", f"{self.waiting} to send"
+            self.kind, self.tone, self.text = "clock", "warning", Phrase(_("{count} to send"), count=self.waiting)
         else:
-            self.kind, self.tone, self.text = "tick", "success", "Online"
+            self.kind, self.tone, self.text = "tick", "success", Phrase(_("Online"))
 
 
 class DeskNav(BoxLayout):
@@ -211,7 +219,7 @@ class DeskFormCard(BoxLayout):
     def line_rows(self) -> list[DeskLineRow]:
         return [w for w in reversed(self.lines_box.children) if isinstance(w, DeskLineRow)]
 
-    def recount(self, *_):
+    def recount(self, *_args):
         self.present_count = sum(1 for row in self.line_rows() if row.present)
 
     def choose(self, outcome: str):

@@ -6,24 +6,25 @@ from datetime import date
 
 from kivy.clock import Clock
 from kivy.factory import Factory
-from kivy.properties import StringProperty
+from kivy.properties import BooleanProperty, StringProperty
 
 from shared import mrz
 
 from .. import wording
 from ..desk import Case
+from ..wording import Phrase, _
 from .base import DeskScreen
 
 # Status chip of a form: (icon, tone, text).
 STATUS_CHIPS = {
-    "check_required": ("dot", "warning", "To check"),
-    "validated": ("tick", "success", "Validated"),
-    "partially_validated": ("half", "warning", "Partial"),
-    "rejected": ("cross", "danger", "Rejected"),
-    "refunded": ("tick", "success", "Refunded"),
-    "issued": ("dot", "neutral", "Issued"),
-    "cancelled": ("cross", "neutral", "Cancelled"),
-    "expired": ("cross", "neutral", "Expired"),
+    "check_required": ("dot", "warning", _("To check")),
+    "validated": ("tick", "success", _("Validated")),
+    "partially_validated": ("half", "warning", _("Partial")),
+    "rejected": ("cross", "danger", _("Rejected")),
+    "refunded": ("tick", "success", _("Refunded")),
+    "issued": ("dot", "neutral", _("Issued")),
+    "cancelled": ("cross", "neutral", _("Cancelled")),
+    "expired": ("cross", "neutral", _("Expired")),
 }
 
 
@@ -37,6 +38,7 @@ class OfficerCheckScreen(DeskScreen):
     details_text = StringProperty("")
     warnings_text = StringProperty("")
     back_to = StringProperty("queue")
+    compared = BooleanProperty(False)  # a passport was read at the desk
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
@@ -47,23 +49,25 @@ class OfficerCheckScreen(DeskScreen):
         self.error = ""
         today = date.today()
         t = case.traveller
-        countries = [f"Nationality: {wording.country(t['nationality'])}",
-                     f"Lives in: {wording.country(t['residence_country'])}"]
+        countries = [Phrase(_("Nationality: {country}"), country=wording.country(t["nationality"])),
+                     Phrase(_("Lives in: {country}"), country=wording.country(t["residence_country"]))]
         if t.get("date_of_birth") is None:
             # Removed a while after the form's final status (data retention);
             # the countries stay.
-            self.name_text = "Personal data removed"
-            self.passport_text = f"Passport  ·  {wording.country(t['passport_country'])}"
-            self.details_text = "\n".join(countries)
+            self.name_text = Phrase(_("Personal data removed"))
+            self.passport_text = Phrase(_("Passport  ·  {country}"), country=wording.country(t["passport_country"]))
+            self.details_text = Phrase.join("\n", countries)
         else:
             born = date.fromisoformat(t["date_of_birth"])
             self.name_text = f"{t['first_name']} {t['last_name']}"
-            self.passport_text = f"Passport {t['passport_number']}  ·  {wording.country(t['passport_country'])}"
-            self.details_text = "\n".join(countries + [f"Born: {wording.day(born)} (age {_age(born, today)})"])
+            self.passport_text = Phrase(_("Passport {number}  ·  {country}"), number=t["passport_number"],
+                                        country=wording.country(t["passport_country"]))
+            self.details_text = Phrase.join("\n", countries + [
+                Phrase(_("Born: {date} (age {age})"), date=born, age=_age(born, today))])
         warnings = case.warnings(today)
         if case.found_by == "desk_pass":
-            warnings.insert(0, wording.text("found_by_desk_pass", self.app.settings.language))
-        self.warnings_text = "\n".join(warnings)
+            warnings.insert(0, Phrase(wording.TEXTS["found_by_desk_pass"]))
+        self.warnings_text = Phrase.join("\n", warnings) if warnings else ""
         self.back_to = "queue" if case.found_by == "queue" else "find"
         self._show_comparisons(case)
         box = self.ids.forms
@@ -76,9 +80,7 @@ class OfficerCheckScreen(DeskScreen):
         box = self.ids.comparisons
         box.clear_widgets()
         rows = case.comparisons()
-        if not rows:
-            return
-        box.add_widget(Factory.DeskText(text="Passport read at the desk", bold=True))
+        self.compared = bool(rows)
         for row in rows:
             box.add_widget(Factory.DeskComparison(
                 label=row.label, form_value=row.on_form, passport_value=row.on_passport, matches=row.matches))
@@ -88,35 +90,42 @@ class OfficerCheckScreen(DeskScreen):
         waiting = desk.waiting_for(form["id"])
         decidable = form["status"] == "check_required" and waiting is None
         if waiting is not None:
-            kind, tone, text = "clock", "warning", "Saved, not sent"
+            kind, tone, text = "clock", "warning", Phrase(_("Saved, not sent"))
+        elif form["status"] in STATUS_CHIPS:
+            kind, tone, label = STATUS_CHIPS[form["status"]]
+            text = Phrase(label)
         else:
-            kind, tone, text = STATUS_CHIPS.get(form["status"], ("dot", "neutral", form["status"]))
-        language = self.app.settings.language
-        rules = " · ".join(wording.rule(r.get("code", ""), language) for r in desk.fired_rules(form["id"]))
+            kind, tone, text = "dot", "neutral", form["status"]
+        rules = Phrase.join(" · ", [wording.rule(r.get("code", "")) for r in desk.fired_rules(form["id"])])
         details = [
-            f"{form['retailer_name']} · invoice {form['invoice_number']} of {wording.day(form['purchase_date'])}",
-            f"Leave the EU by {wording.day(form['export_deadline'])} · total {wording.money(form['total_cents'])}"
-            f" · refund {wording.money(form['refund_cents'])}",
+            Phrase(_("{retailer} · invoice {invoice} of {date}"), retailer=form["retailer_name"],
+                   invoice=form["invoice_number"], date=wording.day(form["purchase_date"])),
+            Phrase(_("Leave the EU by {date} · total {total} · refund {refund}"),
+                   date=wording.day(form["export_deadline"]), total=wording.money(form["total_cents"]),
+                   refund=wording.money(form["refund_cents"])),
         ]
         if form["status"] != "check_required":
-            details.append(wording.status(form["status"]) + (
-                f" at {wording.local_time(form['validated_at'])}" if form.get("validated_at") else ""))
+            details.append(Phrase(_("{status} at {time}"), status=wording.status(form["status"]),
+                                  time=wording.local_time(form["validated_at"])) if form.get("validated_at")
+                           else wording.status(form["status"]))
         if waiting is not None:
-            details.append(f"Your decision ({wording.outcome(waiting.body['outcome']).lower()}) is saved "
-                           "on this handheld and will be sent when the network is back.")
+            details.append(Phrase(_("Your decision ({outcome}) is saved on this handheld and will be sent "
+                                    "when the network is back."),
+                                  outcome=wording.outcome_in_sentence(waiting.body["outcome"])))
         card = Factory.DeskFormCard(owner=self, form_id=form["id"], header=form["id"],
-                                    details="\n".join(details), rules=rules, status_text=text,
-                                    status_kind=kind, status_tone=tone, decidable=decidable,
+                                    details=Phrase.join("\n", details), rules=rules if rules else "",
+                                    status_text=text, status_kind=kind, status_tone=tone, decidable=decidable,
                                     openable=form["status"] == "issued" and waiting is None,
-                                    open_text=wording.text("open_check", language))
+                                    open_text=Phrase(wording.TEXTS["open_check"]))
         card.form = form
         for item in form["items"]:
-            meta = [wording.category(item["category"]), f"qty {item['quantity']}", wording.money(item["total_cents"])]
+            meta = [wording.category(item["category"]), Phrase(_("qty {quantity}"), quantity=item["quantity"]),
+                    wording.money(item["total_cents"])]
             if item.get("serial_number"):
-                meta.append(f"serial {item['serial_number']}")
+                meta.append(Phrase(_("serial {number}"), number=item["serial_number"]))
             row = Factory.DeskLineRow(
                 line=item["line"], title=f"{item['line']}. {item['description']}",
-                details="  ·  ".join(meta),
+                details=Phrase.join("  ·  ", meta),
                 present=item.get("present") is not False, locked=not decidable)
             row.bind(present=card.recount)
             card.lines_box.add_widget(row)

@@ -6,6 +6,7 @@ from kivy.properties import BooleanProperty, StringProperty
 
 from .. import wording
 from ..desk import Draft
+from ..wording import Code, Phrase, _
 from .base import DeskScreen
 
 OUTCOME_LOOKS = {  # icon, tone
@@ -32,18 +33,25 @@ class OfficerConfirmScreen(DeskScreen):
 
     def on_kv_post(self, base_widget):
         box = self.ids.reasons
-        for code, label in wording.REASONS.items():
-            button = Factory.DeskButton(text=label, tone="light")
+        for code in wording.REASONS:
+            button = Factory.DeskButton(tone="light")
             button.reason_code = code
             button.bind(on_release=lambda b: self.pick_reason(b.reason_code))
             box.add_widget(button)
+        self.app.bind(language=self._name_reasons)
+        self._name_reasons()
+
+    def _name_reasons(self, *_args):
+        for button in self.ids.reasons.children:
+            button.text = self.app.tr(wording.REASONS[button.reason_code])
 
     def show(self, draft: Draft) -> None:
         self.draft = draft
         self.error = ""
         form = draft.form
         t = form["traveller"]
-        self.form_text = f"Form {form['id']} · {t['first_name']} {t['last_name']}"
+        self.form_text = Phrase(_("Form {form_id} · {name}"), form_id=form["id"],
+                                name=f"{t['first_name']} {t['last_name']}")
         self.outcome_text = wording.outcome(draft.outcome)
         self.outcome_kind, self.outcome_tone = OUTCOME_LOOKS[draft.outcome]
         self.rejecting = draft.outcome == "rejected"
@@ -57,10 +65,12 @@ class OfficerConfirmScreen(DeskScreen):
                 text=f"{item['line']}. {item['description']}  ·  {wording.money(item['total_cents'])}",
                 present=present))
         if draft.outcome == "rejected":
-            self.amount_text = f"No refund: the form is rejected ({wording.money(form['total_cents'])} not validated)."
+            self.amount_text = Phrase(_("No refund: the form is rejected ({total} not validated)."),
+                                      total=wording.money(form["total_cents"]))
         else:
-            self.amount_text = (f"Validated: {wording.money(draft.validated_total_cents())} "
-                                f"of {wording.money(form['total_cents'])}")
+            self.amount_text = Phrase(_("Validated: {amount} of {total}"),
+                                      amount=wording.money(draft.validated_total_cents()),
+                                      total=wording.money(form["total_cents"]))
         self._refresh()
 
     def _refresh(self) -> None:
@@ -70,14 +80,18 @@ class OfficerConfirmScreen(DeskScreen):
         problems = draft.problems()
         self.problems_text = problems[0] if problems else ""
         body = draft.body()
-        lines = ", ".join(f"{entry['line']} {'present' if entry['present'] else 'NOT present'}"
-                          for entry in body["lines"])
-        sent = [f"form: {draft.form_id}", f"outcome: {body['outcome']}", f"lines: {lines}"]
+        lines = Phrase.join(", ", [Phrase(_("{line} present") if entry["present"] else _("{line} NOT present"),
+                                          line=entry["line"]) for entry in body["lines"]])
+        sent = [Phrase(_("form: {form_id}"), form_id=draft.form_id),
+                Phrase(_("outcome: {outcome}"), outcome=Code(body["outcome"], wording.outcome_in_sentence(body["outcome"]))),
+                Phrase(_("lines: {lines}"), lines=lines)]
         if "reason_code" in body:
-            sent.append(f"reason: {body['reason_code'] or '(choose one)'}")
+            reason = (Code(body["reason_code"], wording.reason(body["reason_code"])) if body["reason_code"]
+                      else Phrase(_("(choose one)")))
+            sent.append(Phrase(_("reason: {reason}"), reason=reason))
         if "note" in body:
-            sent.append(f"note: {body['note']}")
-        self.sent_text = "\n".join(sent)
+            sent.append(Phrase(_("note: {note}"), note=body["note"]))
+        self.sent_text = Phrase.join("\n", sent)
 
     def pick_reason(self, code: str) -> None:
         self.draft.reason_code = code

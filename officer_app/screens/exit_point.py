@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from kivy.factory import Factory
 
+from ..wording import Phrase, _
 from .base import DeskScreen
 
 
 class OfficerExitPointScreen(DeskScreen):
-    def on_pre_enter(self, *_):
+    def on_pre_enter(self, *_args):
         self.ids.points.clear_widgets()
         self.error = ""
         self.app.load_exit_points()
@@ -30,7 +31,7 @@ class OfficerExitPointScreen(DeskScreen):
             button.bind(on_release=lambda b: self.app.choose_exit_point(b.exit_point))
             box.add_widget(button)
         if not exit_points:
-            self.error = "No exit points are set up. Ask an administrator."
+            self.error = Phrase(_("No exit points are set up. Ask an administrator."))
 
 
 SCREEN = OfficerExitPointScreen

@@ -10,6 +10,7 @@ from kivy.properties import BooleanProperty, StringProperty
 
 from shared import mrz, scanning
 
+from ..wording import Phrase, _
 from .base import DeskScreen
 
 log = logging.getLogger(__name__)
@@ -18,7 +19,7 @@ PREVIEW_FPS = 12
 
 class OfficerFindScreen(DeskScreen):
     scanning = BooleanProperty(False)
-    status = StringProperty("Hold the form's QR code inside the frame.")
+    status = StringProperty(Phrase(_("Hold the form's QR code inside the frame.")))
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
@@ -28,14 +29,14 @@ class OfficerFindScreen(DeskScreen):
         self._preview = None
         self._decoder = scanning.Decoder(scanning.QR)
 
-    def on_pre_enter(self, *_):
+    def on_pre_enter(self, *_args):
         self.error = ""
 
-    def on_enter(self, *_):
+    def on_enter(self, *_args):
         # The document reader types into the focused field.
         self.ids.passport.focus = True
 
-    def on_leave(self, *_):
+    def on_leave(self, *_args):
         self.stop_camera()
 
     # --- camera -----------------------------------------------------------------------
@@ -51,7 +52,7 @@ class OfficerFindScreen(DeskScreen):
             return
         self.error = ""
         self.scanning = True
-        self.status = "Starting the camera..."
+        self.status = Phrase(_("Starting the camera..."))
         # Opening a camera can take a second: not on the UI thread.
         self.app.background.run(self.app.frame_source_factory, done=self._camera_ready,
                                 failed=self._camera_failed)
@@ -64,7 +65,7 @@ class OfficerFindScreen(DeskScreen):
             source.close()
             return
         self.app.camera_ok = True
-        self.status = "Hold the form's QR code inside the frame."
+        self.status = Phrase(_("Hold the form's QR code inside the frame."))
         self._loop = scanning.ScanLoop(source, [self._decoder], on_codes=self._codes_found,
                                        on_frame=self._frame, on_end=self._ended,
                                        max_fps=15).start()
@@ -74,7 +75,7 @@ class OfficerFindScreen(DeskScreen):
         if self.app.camera_ok is not None:  # a handheld without a camera has nothing to report
             self.app.camera_ok = False
         self.scanning = False
-        self.error = f"The camera cannot be used ({exc}). Type the form id instead."
+        self.error = Phrase(_("The camera cannot be used ({problem}). Type the form id instead."), problem=str(exc))
 
     def stop_camera(self) -> None:
         loop, self._loop = self._loop, None
@@ -107,12 +108,12 @@ class OfficerFindScreen(DeskScreen):
             return
         self._show_frame(0)
         self.stop_camera()
-        self.status = "QR code read. Opening the form..."
+        self.status = Phrase(_("QR code read. Opening the form..."))
         self.app.find(text, "qr")
 
     def _source_ended(self) -> None:
         if self._loop is not None and self._loop.error is not None:
-            self.error = f"The camera stopped ({self._loop.error})."
+            self.error = Phrase(_("The camera stopped ({problem})."), problem=str(self._loop.error))
             self.app.camera_ok = False
         self._show_frame(0)
         self.stop_camera()

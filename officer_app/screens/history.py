@@ -4,18 +4,14 @@ from __future__ import annotations
 from kivy.properties import StringProperty
 
 from .. import wording
-from ..desk import HistoryEntry
+from ..desk import STATE_NAMES, HistoryEntry
+from ..wording import Phrase, _
 from .base import DeskScreen
 
 LOOKS = {  # outcome -> (icon, tone)
     "validated": ("tick", "success"),
     "partially_validated": ("half", "warning"),
     "rejected": ("cross", "danger"),
-}
-STATES = {
-    "recorded": "",
-    "waiting": "saved on this handheld, not sent yet",
-    "not_recorded": "NOT recorded",
 }
 
 
@@ -27,8 +23,8 @@ class OfficerHistoryScreen(DeskScreen):
         self.entries: list[HistoryEntry] = []
         self.shown: list[HistoryEntry] = []
 
-    def on_pre_enter(self, *_):
-        self.summary = "Loading..."
+    def on_pre_enter(self, *_args):
+        self.summary = Phrase(_("Loading..."))
         self.app.load_history()
 
     def show(self, entries: list[HistoryEntry]) -> None:
@@ -36,7 +32,8 @@ class OfficerHistoryScreen(DeskScreen):
         self.search(self.ids.search.text)
 
     def search(self, query: str) -> None:
-        self.shown = [e for e in self.entries if e.matches(query)] if query.strip() else list(self.entries)
+        language = self.app.language
+        self.shown = [e for e in self.entries if e.matches(query, language)] if query.strip() else list(self.entries)
         self.ids.list.data = [
             {
                 "index": i,
@@ -49,13 +46,15 @@ class OfficerHistoryScreen(DeskScreen):
                 "tone": "warning" if e.state == "waiting" else "danger" if e.state == "not_recorded"
                         else LOOKS.get(e.outcome, ("dot", "neutral"))[1],
                 "name": e.traveller_name or "",
-                "state_text": STATES[e.state] if e.state != "recorded" else e.detail,
+                "state_text": STATE_NAMES[e.state] if e.state != "recorded" else e.detail,
             }
             for i, e in enumerate(self.shown)
         ]
         recorded = sum(1 for e in self.entries if e.state == "recorded")
-        self.summary = (f"{wording.plural(recorded, 'decision')} recorded today"
-                        + (f" · {len(self.shown)} shown" if query.strip() else ""))
+        self.summary = wording.plural(recorded, _("{count} decision recorded today"),
+                                      _("{count} decisions recorded today"))
+        if query.strip():
+            self.summary = Phrase.join(" · ", [self.summary, Phrase(_("{count} shown"), count=len(self.shown))])
 
     def open_entry(self, index: int) -> None:
         if 0 <= index < len(self.shown):

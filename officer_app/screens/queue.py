@@ -7,6 +7,7 @@ from kivy.properties import StringProperty
 
 from .. import wording
 from ..desk import QueuedTraveller
+from ..wording import Phrase, _
 from .base import DeskScreen
 
 
@@ -17,7 +18,7 @@ class OfficerQueueScreen(DeskScreen):
         super().__init__(**kwargs)
         self.travellers: list[QueuedTraveller] = []
 
-    def on_pre_enter(self, *_):
+    def on_pre_enter(self, *_args):
         self.show(self.app.travellers)
         self.app.refresh_queue()
 
@@ -29,17 +30,18 @@ class OfficerQueueScreen(DeskScreen):
                 "index": i,
                 "owner": self,
                 "name": t.name,
-                "passport": f"Passport {t.passport} · {t.passport_country}",
+                "passport": Phrase(_("Passport {number} · {country}"), number=t.passport, country=t.passport_country),
                 "waiting": wording.waiting(t.waited(now)),
-                "forms": f"{wording.plural(len(t.form_ids), 'form')}, {wording.plural(t.line_count, 'line')}",
+                "forms": Phrase.join(", ", [wording.plural(len(t.form_ids), _("{count} form"), _("{count} forms")),
+                                            wording.plural(t.line_count, _("{count} line"), _("{count} lines"))]),
                 "total": wording.money(t.total_cents),
-                "rules": " · ".join(wording.rule(code) for code, _detail in t.rules),
+                "rules": Phrase.join(" · ", [wording.rule(code) for code, _detail in t.rules]),
             }
             for i, t in enumerate(self.travellers)
         ]
         updated = self.app.queue_updated_at
         stamp = wording.clock(datetime.fromtimestamp(updated, timezone.utc)) if updated else "--:--"
-        self.summary = f"{len(self.travellers)} waiting · {stamp}"
+        self.summary = Phrase(_("{count} waiting · {time}"), count=len(self.travellers), time=stamp)
 
     def open_traveller(self, index: int) -> None:
         if 0 <= index < len(self.travellers):

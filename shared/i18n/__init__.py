@@ -106,15 +106,16 @@ def compile_mo(messages: dict[str, str]) -> bytes:
     return header + table + data
 
 
-def catalog_file(code: str) -> Path:
-    return CATALOGS / f"{code}.po"
+def catalog_file(code: str, folder: Path = CATALOGS) -> Path:
+    return Path(folder) / f"{code}.po"
 
 
 @lru_cache(maxsize=None)
-def translations(code: str) -> gettext.NullTranslations:
-    """The catalog for language ``code``; English (the ids) for ``en`` or an
-    unknown code."""
-    path = catalog_file(code)
+def translations(code: str, folder: Path = CATALOGS) -> gettext.NullTranslations:
+    """The catalog for language ``code`` in ``folder`` (the kiosk's and the
+    traveller's by default; an app with its own words passes its own
+    folder); English (the ids) for ``en`` or an unknown code."""
+    path = catalog_file(code, folder)
     if code == "en" or not path.exists():
         return gettext.NullTranslations()
     messages = parse_po(path.read_text(encoding="utf-8"))
@@ -123,7 +124,8 @@ def translations(code: str) -> gettext.NullTranslations:
     return gettext.GNUTranslations(io.BytesIO(compile_mo(messages)))
 
 
-def translate(code: str, message: str, **fields) -> str:
-    """``message`` in language ``code`` with ``{fields}`` filled in."""
-    text = translations(code).gettext(message)
+def translate(code: str, message: str, *, catalogs: Path = CATALOGS, **fields) -> str:
+    """``message`` in language ``code`` (from the catalogs in ``catalogs``)
+    with ``{fields}`` filled in."""
+    text = translations(code, Path(catalogs)).gettext(message)
     return text.format(**fields) if fields else text

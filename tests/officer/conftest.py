@@ -267,7 +267,9 @@ class Handheld:
         return found
 
     def button(self, text: str, root=None):
-        """The button whose text starts with ``text``, on the current screen."""
+        """The button whose text starts with ``text`` (a message id is looked
+        for in the handheld's language), on the current screen."""
+        text = self.app.tr(text)
         matches = [w for w in (root or self.screen()).walk(restrict=True)
                    if type(w).__name__ == "DeskButton" and w.text.startswith(text) and w.opacity > 0]
         assert matches, f"no button {text!r} on {self.current}"

@@ -8,6 +8,7 @@ from dataclasses import replace
 
 import qrcode
 
+from officer_app.wording import say
 from shared import scanning
 from tests.api.traveller_support import AMS_ZONE, AppWorld, coat, watch
 
@@ -17,6 +18,11 @@ def _app_world(desk_world, app) -> AppWorld:
     w.admin("/api/v1/exit-points/AMS/zones", {"name": "Departures 2", "polygon": AMS_ZONE})
     w.secrets["AMS-D2-01"] = w.admin("/api/v1/exit-points/AMS/sensor-posts", {"id": "AMS-D2-01"})["secret"]
     return w
+
+
+def shown(text: str) -> str:
+    """A text as the Dutch handheld shows it."""
+    return say(text, "nl")
 
 
 def _qr_image(text: str, path):
@@ -73,14 +79,14 @@ def test_a_traveller_straight_at_the_desk_gets_a_check_opened_there_in_dutch(des
     check = device.screen("check")
     [card] = check.cards()
     assert card.openable and not card.decidable
-    assert "Gevonden via de app van de reiziger (baliepas)." in check.warnings_text
+    assert "Gevonden via de app van de reiziger (baliepas)." in shown(check.warnings_text)
     device.tap(device.button("Controle openen aan deze balie"))
     device.wait(lambda: check.cards() and check.cards()[0].decidable, "the check opened")
-    assert "Rechtstreeks naar de balie" in check.cards()[0].rules
-    assert "controle geopend" in device.app.notice
-    device.tap(device.button("Validate all"))
-    device.tap(device.button("Send decision"))
-    device.wait(lambda: "recorded" in device.app.notice, "the decision recorded")
+    assert "Rechtstreeks naar de balie" in shown(check.cards()[0].rules)
+    assert "controle geopend" in shown(device.app.notice)
+    device.tap(device.button("Alles valideren"))
+    device.tap(device.button("Beslissing versturen"))
+    device.wait(lambda: "vastgelegd" in shown(device.app.notice), "the decision recorded")
     assert w.status(form["id"]) == "validated"
     assert [e["data"].get("channel") for e in w.events(form["id"]) if e["type"] == "form.check_required"] == ["desk"]
 
