@@ -103,12 +103,14 @@ soak: venv
 	$(VENV)/bin/python bench/soak.py $(SOAK_ARGS)
 
 # The customs officer's handheld (taxfree-officer) against the API of
-# `make run` (another terminal); OFFICER_ARGS e.g. --camera none.
+# `make run` (another terminal), in Dutch (the officers' language) until the
+# officer picks English; OFFICER_ARGS e.g. --camera none or --language en.
 officer: venv
-	$(VENV)/bin/taxfree-officer --api-url http://127.0.0.1:5000 $(OFFICER_ARGS)
+	$(VENV)/bin/taxfree-officer --api-url http://127.0.0.1:5000 --language nl $(OFFICER_ARGS)
 
-# PNGs of every officer screen in screenshots/officer/: the real screens
-# driven against a live API on a throwaway SQLite database, at 2x density.
+# PNGs of every officer screen in screenshots/officer/en/ and .../nl/: the
+# real screens driven against a live API on a throwaway SQLite database, at
+# 2x density.
 screenshots-officer: system-packages venv
 	CI= OFFICER_SCREENSHOTS=$(CURDIR)/screenshots/officer KIVY_METRICS_DENSITY=2 \
 		$(VENV)/bin/python -m pytest -q -p no:cacheprovider tests/officer/test_officer_screenshots.py

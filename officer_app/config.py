@@ -7,7 +7,8 @@ TAXFREE_OFFICER_CAMERA=0                          --camera     (index, "none", a
 TAXFREE_OFFICER_EXIT_POINT=AMS                    --exit-point (preselected desk)
 TAXFREE_OFFICER_IDLE_LOCK=120                     --idle-lock  (seconds without a touch before locking)
 TAXFREE_OFFICER_REFRESH=10                        --refresh    (seconds between queue refreshes and sends)
-TAXFREE_OFFICER_LANGUAGE=nl                       --language   (en or nl: what the traveller's app brings)
+TAXFREE_OFFICER_LANGUAGE=nl                       --language   (en or nl: until the officer picks one with
+                                                                the NL | EN switch, kept in the data folder)
 TAXFREE_OFFICER_DEVICE_TOKEN=tfd_...              --device-token (this handheld's own token, from
                                                                 pair-device --kind handheld: its heartbeat)
 TAXFREE_OFFICER_HEARTBEAT=30                      --heartbeat  (seconds between health reports)

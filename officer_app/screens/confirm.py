@@ -62,7 +62,7 @@ class OfficerConfirmScreen(DeskScreen):
         lines.clear_widgets()
         for item, present in draft.lines():
             lines.add_widget(Factory.DeskSentLine(
-                text=f"{item['line']}. {item['description']}  ·  {wording.money(item['total_cents'])}",
+                text=Phrase.join("  ·  ", [f"{item['line']}. {item['description']}", wording.money(item["total_cents"])]),
                 present=present))
         if draft.outcome == "rejected":
             self.amount_text = Phrase(_("No refund: the form is rejected ({total} not validated)."),

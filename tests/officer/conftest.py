@@ -187,11 +187,12 @@ class Handheld:
     """The real officer app, started and driven in this process."""
 
     def __init__(self, api_url: str, data_dir: Path, *, frames=None, idle_lock: float = 3600,
-                 refresh: float = 3600, exit_point: str | None = "AMS"):
+                 refresh: float = 3600, exit_point: str | None = "AMS", language: str = "en"):
         from officer_app.config import OfficerConfig
 
         self.config = OfficerConfig(api_url=api_url, data_dir=data_dir, camera="none",
-                                    idle_lock=idle_lock, refresh=refresh, exit_point=exit_point)
+                                    idle_lock=idle_lock, refresh=refresh, exit_point=exit_point,
+                                    language=language)
         self.frames = frames  # a callable returning a frame source (the "camera")
         self.app = None
 

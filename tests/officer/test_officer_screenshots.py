@@ -1,6 +1,10 @@
-"""Every screen of the officer's handheld, rendered with real data and saved
-as PNG: ``make screenshots-officer`` keeps them in screenshots/officer/
-(OFFICER_SCREENSHOTS), ``make test`` checks that each one renders.
+"""Every screen of the officer's handheld, in English and in Dutch, rendered
+with real data and saved as PNG: ``make screenshots-officer`` keeps them in
+screenshots/officer/en/ and screenshots/officer/nl/ (OFFICER_SCREENSHOTS),
+``make test`` checks that each one renders. On every screen every text is
+readable (not cut off, shortened, split inside a word or off the screen),
+and the Dutch screens show no English of the handheld's catalog: only data
+such as names, shops, goods and form ids.
 
 Runs on SQLite only: the pictures do not depend on the database."""
 from __future__ import annotations
@@ -13,6 +17,7 @@ import numpy as np
 import pytest
 
 from shared import scanning
+from tests.officer.layout import english_in, unreadable, visible_hints, visible_labels, words_of
 
 JOHN = dict(first_name="John", last_name="Smith", passport_number="568432190", passport_country="US",
             nationality="US", residence_country="US", date_of_birth="1979-11-02")
@@ -30,24 +35,52 @@ def desk_frame() -> np.ndarray:
     return frame
 
 
+def data_words(world, forms: list[dict]) -> set[str]:
+    """Words of the data the screens show: travellers, shops, goods, places,
+    the officer, the server."""
+    texts = ["officer", "officer2", "http 127.0.0.1"]
+    for issued in forms:
+        form = world.form(issued["id"])
+        t = form["traveller"]
+        texts += [t["first_name"], t["last_name"], form["retailer_name"], form["invoice_number"]]
+        texts += [item["description"] for item in form["items"]]
+        texts += [item.get("serial_number") or "" for item in form["items"]]
+    for point in world.get("officer", "/api/v1/exit-points").get_json():
+        texts += [point["name"], point.get("desk_location") or ""]
+    return words_of(*texts)
+
+
+@pytest.mark.parametrize("language", ["en", "nl"])
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
-def test_every_officer_screen_renders(desk_world, desk_server, handheld, passport_zone, tmp_path):
-    out = Path(os.environ.get("OFFICER_SCREENSHOTS") or tmp_path / "screenshots")
+def test_every_officer_screen_renders_readably(desk_world, desk_server, handheld, passport_zone, tmp_path,
+                                               language):
+    out = Path(os.environ.get("OFFICER_SCREENSHOTS") or tmp_path / "screenshots") / language
     for old in out.glob("*.png"):
         old.unlink()
     world = desk_world
     mei = world.waiting_form()
     mei2 = world.waiting_form()
     john = world.waiting_form(**JOHN)
-    world.waiting_form(**AIKO)
+    aiko = world.waiting_form(**AIKO)
+    data = data_words(world, [mei, mei2, john, aiko])
     png = tmp_path / "qr.png"
     png.write_bytes(world.get("officer", f"/api/v1/forms/{john['id']}/qr.png").data)
     shots = []
+    texts_seen = 0
 
     def shot(name):
+        nonlocal texts_seen
+        screen = device.screen()
+        height = device.app.root.height
+        assert unreadable(screen, height) == [], (language, name)
+        if language == "nl":
+            texts = [label.text for label in visible_labels(screen)] + visible_hints(screen)
+            assert english_in(texts, data) == [], name
+        texts_seen += len(visible_labels(screen))
         shots.append(device.screenshot(out / f"{name}.png"))
 
-    device = handheld(frames=lambda: scanning.ArrayFrames([desk_frame()], loop=True))
+    device = handheld(language=language, frames=lambda: scanning.ArrayFrames([desk_frame()], loop=True))
+    assert device.app.language == language
     login = device.screen("login")
     login.ids.username.text = "officer"
     login.ids.password.text = "correct-horse-battery"
@@ -75,9 +108,11 @@ def test_every_officer_screen_renders(desk_world, desk_server, handheld, passpor
     check.ids.scroll.scroll_to(check.cards()[1], animate=False)
     shot("06-check-second-form")
 
-    device.tap(device.button("Validate lines shown", check.cards()[0]))
+    device.tap(device.button(device.app.tr("Validate lines shown ({shown} of {lines})", shown=1, lines=2),
+                             check.cards()[0]))
     confirm = device.screen("confirm")
-    confirm.ids.note.text = "Coat already shipped home, receipt shown."
+    confirm.ids.note.text = {"en": "Coat already shipped home, receipt shown.",
+                             "nl": "Jas al naar huis verstuurd, bon getoond."}[language]
     shot("07-confirm-partial")
     device.tap(device.button("Back"))
     device.tap(device.button("Reject", check.cards()[1]))
@@ -101,7 +136,7 @@ def test_every_officer_screen_renders(desk_world, desk_server, handheld, passpor
                {"outcome": "validated", "lines": [{"line": 1, "present": True}, {"line": 2, "present": True}]})
     device.app.sync_now()
     device.wait(lambda: device.app.conflict_count == 1, "the conflict")
-    device.tap(device.button("1 decision not recorded"))
+    device.tap(device.button(device.app.tr("{count} decision not recorded: see why", count=1)))
     device.wait(lambda: device.screen("conflict").recorded_by.startswith("Recorded: by"), "the other decision")
     shot("11-conflict")
     device.tap(device.button("I have seen this"))
@@ -125,6 +160,7 @@ def test_every_officer_screen_renders(desk_world, desk_server, handheld, passpor
     device.wait(lambda: device.current == "lock", "the lock")
     shot("14-lock")
 
+    assert texts_seen > 150
     assert [p.name for p in sorted(out.glob("*.png"))] == [p.name for p in shots]
     for path in shots:
         image = cv2.imread(str(path))
