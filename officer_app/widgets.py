@@ -139,9 +139,12 @@ class DeskNav(BoxLayout):
 
 
 class DeskTravellerCard(ButtonBehavior, BoxLayout):
-    """One traveller in the queue (a RecycleView item)."""
+    """One traveller in the queue (a RecycleView item). Its texts are shown
+    in ``language``, which comes with its data: a RecycleView reuses item
+    widgets, so they must not depend on anything but their data."""
 
     index = NumericProperty(0)
+    language = StringProperty("en")
     name = StringProperty("")
     passport = StringProperty("")
     waiting = StringProperty("")
@@ -156,9 +159,11 @@ class DeskTravellerCard(ButtonBehavior, BoxLayout):
 
 
 class DeskHistoryRow(ButtonBehavior, BoxLayout):
-    """One decision in the history (a RecycleView item)."""
+    """One decision in the history (a RecycleView item), in ``language``
+    (with its data, as for DeskTravellerCard)."""
 
     index = NumericProperty(0)
+    language = StringProperty("en")
     time = StringProperty("")
     form_id = StringProperty("")
     outcome = StringProperty("")

@@ -23,6 +23,9 @@ class OfficerHistoryScreen(DeskScreen):
         self.entries: list[HistoryEntry] = []
         self.shown: list[HistoryEntry] = []
 
+    def on_kv_post(self, base_widget):
+        self.app.bind(language=lambda *_args: self.search(self.ids.search.text))
+
     def on_pre_enter(self, *_args):
         self.summary = Phrase(_("Loading..."))
         self.app.load_history()
@@ -38,6 +41,7 @@ class OfficerHistoryScreen(DeskScreen):
             {
                 "index": i,
                 "owner": self,
+                "language": language,
                 "time": wording.local_time(e.at),
                 "form_id": e.form_id,
                 "outcome": wording.outcome(e.outcome),

@@ -18,6 +18,9 @@ class OfficerQueueScreen(DeskScreen):
         super().__init__(**kwargs)
         self.travellers: list[QueuedTraveller] = []
 
+    def on_kv_post(self, base_widget):
+        self.app.bind(language=lambda *_args: self.show(self.travellers))
+
     def on_pre_enter(self, *_args):
         self.show(self.app.travellers)
         self.app.refresh_queue()
@@ -29,6 +32,7 @@ class OfficerQueueScreen(DeskScreen):
             {
                 "index": i,
                 "owner": self,
+                "language": self.app.language,
                 "name": t.name,
                 "passport": Phrase(_("Passport {number} · {country}"), number=t.passport, country=t.passport_country),
                 "waiting": wording.waiting(t.waited(now)),
