@@ -65,7 +65,8 @@ def _laid_out(label, text_size):
     """The label's text laid out again, without shortening or a line limit."""
     core = label._label
     options = dict(core.options)
-    options.update(text_size=text_size, shorten=False, max_lines=0)
+    # The text as last set (options keep the one the label was made with).
+    options.update(text=core.text, text_size=text_size, shorten=False, max_lines=0)
     again = type(core)(**options)
     again.refresh()
     return again

@@ -70,6 +70,7 @@ def test_every_officer_screen_renders_readably(desk_world, desk_server, handheld
 
     def shot(name):
         nonlocal texts_seen
+        device.pump(3)  # laid out after the last change (a badge grows, its neighbour shrinks)
         screen = device.screen()
         height = device.app.root.height
         assert unreadable(screen, height) == [], (language, name)
