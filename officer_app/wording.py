@@ -239,11 +239,6 @@ PROBLEMS = {
 }
 
 
-def text(key: str, language: str = "en", **values) -> str:
-    """One of the handheld's own TEXTS in ``language``."""
-    return tr(TEXTS[key], language, **values)
-
-
 def problem(code: str | None, detail: str | None, **fields) -> str:
     """An API problem for the officer: the catalog's words when the handheld
     knows the ``code`` (a :class:`Phrase`), else the API's ``detail``.

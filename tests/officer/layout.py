@@ -4,7 +4,8 @@ screen, and in Dutch no English of the handheld's own catalog."""
 from __future__ import annotations
 
 import re
-from functools import lru_cache
+from functools import cache
+from itertools import pairwise
 from pathlib import Path
 
 from kivy.uix.label import Label
@@ -75,7 +76,7 @@ def _laid_out(label, text_size):
 def cut_off(label) -> list[str]:
     """Why part of ``label``'s text cannot be read (empty if it all can)."""
     problems = []
-    width, height = label.text_size
+    width = label.text_size[0]
     if label.shorten and width:
         needed = _laid_out(label, (None, None)).content_size[0]
         if needed > width + 1:
@@ -94,7 +95,7 @@ def broken_words(label) -> list[str]:
     not fit its line anywhere."""
     lines = [("".join(w.text for w in line.words), line.line_wrap) for line in label._label._cached_lines]
     cut = []
-    for (before, _), (after, wrapped) in zip(lines, lines[1:]):
+    for (before, _), (after, wrapped) in pairwise(lines):
         if not (wrapped and before and after) or before[-1] == " " or after[0] == " ":
             continue
         tail, head = before.rsplit(" ", 1)[-1], after.split(" ", 1)[0]
@@ -107,7 +108,7 @@ def off_screen(label, window_height: float) -> bool:
     """Outside a scrolled list, a text must be on the screen."""
     if in_scroll_view(label):
         return False
-    x, y = label.to_window(label.x, label.y)
+    y = label.to_window(label.x, label.y)[1]
     top = y + label.height
     return y < -1 or top > window_height + 1
 
@@ -128,7 +129,7 @@ def _words(text: str) -> set[str]:
     return {w.lower() for w in WORD.findall(re.sub(r"\{\w+\}", " ", text))}
 
 
-@lru_cache(maxsize=None)
+@cache
 def english_only_words() -> frozenset[str]:
     """Words of the handheld's English texts that its Dutch never uses."""
     dutch = parse_po((Path(CATALOGS) / "nl.po").read_text(encoding="utf-8"))

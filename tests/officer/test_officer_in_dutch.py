@@ -5,9 +5,11 @@ handheld knows are said in the officer's language."""
 from __future__ import annotations
 
 import re
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
-from officer_app.wording import CATALOGS
+from officer_app import wording
+from officer_app.wording import CATALOGS, Phrase, say
 from shared.i18n import parse_po
 from tests.builders import item
 from tests.officer.catalog import APP, used_messages
@@ -15,7 +17,7 @@ from tests.officer.layout import english_in, unreadable, visible_hints, visible_
 
 PLACEHOLDER = re.compile(r"\{\w+\}")
 # A kv text written as a literal, not through app.tr: only the switch's own names.
-KV_LITERAL = re.compile(r"""^\s*(?:text|hint_text|title|subtitle|heading):\s*(["'])(.*?)\1\s*$""", re.M)
+KV_LITERAL = re.compile(r"""^\s*(?:text|hint_text|title|subtitle|heading):\s*(["'])(.*?)\1\s*$""", re.MULTILINE)
 
 
 def dutch() -> dict[str, str]:
@@ -35,6 +37,23 @@ def test_every_text_the_handheld_uses_has_dutch_and_the_catalog_holds_nothing_el
     literals = [(path.name, text) for path in APP.rglob("*.kv")
                 for _quote, text in KV_LITERAL.findall(path.read_text(encoding="utf-8"))]
     assert [(name, text) for name, text in literals if text not in ("NL", "EN", "")] == []
+
+
+def test_dates_times_amounts_and_countries_are_written_the_dutch_way():
+    line = Phrase.join(" · ", [wording.money(123456), wording.money(-500), wording.day(date(2028, 2, 29)),
+                               wording.country("US"), wording.waiting(timedelta(minutes=67)),
+                               wording.status("check_required")])
+    assert line == "EUR 1,234.56 · EUR -5.00 · 29 Feb 2028 · United States (US) · 1 h 07 min · Waiting for a check"
+    assert say(line, "nl") == ("€\u00a01.234,56 · €\u00a0-5,00 · 29 feb 2028 · Verenigde Staten (US) · 1 u 07 min"
+                               " · Wacht op controle")
+    # 23:30 UTC on 28 March 2026 is half past midnight on the 29th in Amsterdam (CET).
+    moment = wording.local_time(datetime(2026, 3, 28, 23, 30, tzinfo=UTC))
+    assert (moment, say(moment, "nl")) == ("29 Mar 00:30", "29 mrt 00:30")
+    # An API problem the handheld knows, in its words; any other, in the API's.
+    known = wording.problem("deadline_passed", "The export deadline of form NL1 ended with 2026-11-30: ...",
+                            form_id="NL1")
+    assert say(known, "nl").startswith("De uiterste datum voor uitvoer van formulier NL1 was 30 nov 2026:")
+    assert say(wording.problem("invalid_decision", "Lines must be unique."), "nl") == "Lines must be unique."
 
 
 def shown_texts(device) -> list[str]:
