@@ -93,6 +93,8 @@ class Phrase(str):
 
 
 def _render(message: str, fields: dict, language: str) -> str:
+    if not message:  # gettext's "" is the catalog's header, not an empty text
+        return ""
     values = {name: _field(value, language) for name, value in fields.items()}
     return translate(language, message, catalogs=CATALOGS, **values) if values else \
         translate(language, message, catalogs=CATALOGS)

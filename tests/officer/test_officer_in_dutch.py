@@ -46,6 +46,7 @@ def test_dates_times_amounts_and_countries_are_written_the_dutch_way():
     assert line == "EUR 1,234.56 · EUR -5.00 · 29 Feb 2028 · United States (US) · 1 h 07 min · Waiting for a check"
     assert say(line, "nl") == ("€\u00a01.234,56 · €\u00a0-5,00 · 29 feb 2028 · Verenigde Staten (US) · 1 u 07 min"
                                " · Wacht op controle")
+    assert say(Phrase.join(" · ", []), "nl") == ""  # no rules fired: nothing, not the catalog's header
     # 23:30 UTC on 28 March 2026 is half past midnight on the 29th in Amsterdam (CET).
     moment = wording.local_time(datetime(2026, 3, 28, 23, 30, tzinfo=UTC))
     assert (moment, say(moment, "nl")) == ("29 Mar 00:30", "29 mrt 00:30")
