@@ -1,12 +1,19 @@
-"""1. API throughput and latency under gunicorn, on PostgreSQL and SQLite.
+"""1. API throughput and latency under gunicorn, on PostgreSQL and SQLite,
+against the floors.
 
 For each backend, the API runs under the repository's gunicorn.conf.py, and
-beside it the bare Flask app (bench/bare_app.py) under the same settings.
-Each repeat walks the client counts; at each count wrk drives, one after
-the other: the bare endpoint, POST /scans with a fresh valid form each
-request, POST /scans re-scanning forms already decided, POST /forms with a
-new invoice each request, GET /checks (the AMS desk's queue). scans/bare is
-computed per repeat from the two neighbouring runs, then summarised.
+beside it, under the same settings, the bare Flask app (bench/bare_app.py,
+a reference row) and, on PostgreSQL, the minimal endpoints
+(bench/minimal_app.py, on the same database): the least work a scan, an
+issue and a queue read can be. Each repeat walks the client counts; at each
+count wrk drives, one after the other, each real endpoint and then its
+floor: POST /scans with a fresh valid form each request and the minimal
+scan with fresh forms from the same feed; POST /scans re-scanning forms
+already validated and the minimal scan re-scanning the same forms; POST
+/forms with a new invoice each request and the minimal issue; GET /checks
+(the AMS desk's queue) and the minimal queue read. real/floor and
+real/bare are computed per repeat from runs made side by side, then
+summarised.
 """
 from __future__ import annotations
 
@@ -18,14 +25,21 @@ import harness
 import fixture
 from harness import log
 
-ENDPOINTS = ("bare", "scan_fresh", "scan_rescan", "forms_post", "checks_get")
 CLIENTS = (1, 8, 32, 64)
+# Each real endpoint and the floor it is measured against.
+FLOORS = {"scan_fresh": "floor_scan_fresh", "scan_rescan": "floor_scan_rescan",
+          "forms_post": "floor_forms_post", "checks_get": "floor_checks_get"}
+ENDPOINTS = ("bare",) + tuple(e for real, floor in FLOORS.items() for e in (real, floor))
 LABELS = {
     "bare": "bare Flask JSON",
     "scan_fresh": "POST /scans (fresh form)",
+    "floor_scan_fresh": "minimal scan (fresh form)",
     "scan_rescan": "POST /scans (re-scan)",
+    "floor_scan_rescan": "minimal scan (re-scan)",
     "forms_post": "POST /forms",
+    "floor_forms_post": "minimal issue",
     "checks_get": "GET /checks?exit_point=AMS",
+    "floor_checks_get": "minimal queue read",
 }
 
 
@@ -59,52 +73,69 @@ def _rescan_file(payloads: list[str], name: str) -> str:
 
 def measure_backend(world: fixture.World, feed: PayloadFeed, bare: harness.Server, name: str,
                     clients_list=CLIENTS, repeats: int = 3, seconds: float = 2.0,
-                    db_pid: int | None = None) -> dict:
+                    db_pid: int | None = None, floor: harness.Server | None = None) -> dict:
     """All endpoints at all client counts on one backend; the API server is
-    started here, the bare server is shared. CPU per request is counted for
-    the API's workers, the database server (``db_pid``) and wrk."""
+    started here, the bare server and the floor (bench/minimal_app.py, on
+    the same database; None: no floor rows) are shared. CPU per request is
+    counted for the API's (or the floor's) workers, the database server
+    (``db_pid``) and wrk."""
     purchase = (date.today() - timedelta(days=1)).isoformat()
-    runs: dict = {e: {c: [] for c in clients_list} for e in ENDPOINTS}
+    endpoints = [e for e in ENDPOINTS if floor is not None or not e.startswith("floor_")]
+    runs: dict = {e: {c: [] for c in clients_list} for e in endpoints}
     with harness.gunicorn("api:create_app()", world.env, f"api-{name}") as api:
-        scans_url = api.base + "/api/v1/scans"
         cpu = {"api": api.pid, **({"db": db_pid} if db_pid else {})}
+        floor_cpu = {"api": floor.pid, **({"db": db_pid} if db_pid else {})} if floor else {}
         # Warm-up, and the forms to re-scan later: 1500 fresh forms scanned now.
         rescan = feed.payloads[feed.offset:feed.offset + 1500]
-        warm = harness.wrk(scans_url, "payloads.lua", 8, 3, [feed.file(1500), world.device_token])
+        warm = harness.wrk(api.base + "/api/v1/scans", "payloads.lua", 8, 3, [feed.file(1500), world.device_token])
         feed.used(warm["requests"], 8)
         rescan_file = _rescan_file(rescan[:min(warm["requests"], 1500)], name)
         harness.wrk(bare.base + "/bare", "get.lua", 8, 1)
-        checks_url = api.base + "/api/v1/checks?exit_point=AMS"
+        if floor is not None:  # every worker's pool, keys and prepared statements
+            warm = harness.wrk(floor.base + "/minimal/scan", "payloads.lua", 8, 2,
+                               [feed.file(3000), world.device_token])
+            feed.used(warm["requests"], 8)
+        bases = {"": api.base + "/api/v1", "floor_": (floor.base + "/minimal") if floor else None}
+        paths = {"scan_fresh": ("/scans", "/scan"), "scan_rescan": ("/scans", "/scan"),
+                 "forms_post": ("/forms", "/forms"), "checks_get": ("/checks?exit_point=AMS", "/checks?exit_point=AMS")}
 
         def one_run(endpoint: str, clients: int, rep: int) -> dict:
             if endpoint == "bare":
                 return harness.wrk(bare.base + "/bare", "get.lua", clients, seconds, cpu_of={"api": bare.pid})
-            if endpoint == "scan_fresh":
-                result = harness.wrk(scans_url, "payloads.lua", clients, seconds,
-                                     [feed.file(), world.device_token], cpu_of=cpu)
+            is_floor = endpoint.startswith("floor_")
+            real = endpoint.removeprefix("floor_")
+            url = bases["floor_" if is_floor else ""] + paths[real][is_floor]
+            cpu_of = floor_cpu if is_floor else cpu
+            if real == "scan_fresh":
+                result = harness.wrk(url, "payloads.lua", clients, seconds,
+                                     [feed.file(), world.device_token], cpu_of=cpu_of)
                 feed.used(result["requests"], clients)
                 return result
-            if endpoint == "scan_rescan":
-                result = harness.wrk(scans_url, "payloads.lua", clients, seconds,
-                                     [rescan_file, world.device_token], cpu_of=cpu)
+            if real == "scan_rescan":
+                result = harness.wrk(url, "payloads.lua", clients, seconds,
+                                     [rescan_file, world.device_token], cpu_of=cpu_of)
                 return dict(result, wrapped=0)  # re-scans cycle through their set on purpose
-            if endpoint == "forms_post":
-                tag = f"R{rep}C{clients}X{secrets.token_hex(2)}".upper()  # unique invoice numbers
-                return harness.wrk(api.base + "/api/v1/forms", "forms.lua", clients, seconds,
-                                   [tag, world.shop_token, purchase], cpu_of=cpu)
-            return harness.wrk(checks_url, "get.lua", clients, seconds, [world.officer_token], cpu_of=cpu)
+            if real == "forms_post":
+                # Unique invoice numbers, also between the API and its floor.
+                tag = f"{'M' if is_floor else 'R'}{rep}C{clients}X{secrets.token_hex(2)}".upper()
+                return harness.wrk(url, "forms.lua", clients, seconds,
+                                   [tag, world.shop_token, purchase], cpu_of=cpu_of)
+            return harness.wrk(url, "get.lua", clients, seconds, [world.officer_token], cpu_of=cpu_of)
 
         for rep in range(repeats):
             for clients in clients_list:
-                for endpoint in ENDPOINTS:
+                for endpoint in endpoints:
                     runs[endpoint][clients].append(one_run(endpoint, clients, rep))
                 log(f"{name} rep {rep + 1}/{repeats} c={clients}: "
-                    + ", ".join(f"{e} {runs[e][clients][-1]['rps']:.0f}/s" for e in ENDPOINTS))
-    out = {e: {c: harness.summarise_cells(runs[e][c]) for c in clients_list} for e in ENDPOINTS}
+                    + ", ".join(f"{e} {runs[e][clients][-1]['rps']:.0f}/s" for e in endpoints))
+    out = {e: {c: harness.summarise_cells(runs[e][c]) for c in clients_list} for e in endpoints}
     for c in clients_list:
-        for e in ENDPOINTS[1:]:
+        for e in endpoints[1:]:
             out[e][c]["ratio_to_bare"] = harness.ratios([r["rps"] for r in runs[e][c]],
                                                         [r["rps"] for r in runs["bare"][c]])
+            if FLOORS.get(e) in runs:
+                out[e][c]["ratio_to_floor"] = harness.ratios([r["rps"] for r in runs[e][c]],
+                                                             [r["rps"] for r in runs[FLOORS[e]][c]])
     out["payloads_left"] = feed.remaining()
-    out["raw"] = {e: {c: runs[e][c] for c in clients_list} for e in ENDPOINTS}
+    out["raw"] = {e: {c: runs[e][c] for c in clients_list} for e in endpoints}
     return out

@@ -227,6 +227,37 @@ def wrk(url: str, script: str, clients: int, seconds: float, args: list[str] = (
     }
 
 
+def one_client(url: str, headers: dict, count: int, bodies: list[bytes] | None = None,
+               refused: bytes = b'"verdict":"refused"') -> dict:
+    """``count`` requests one after the other on one keep-alive connection
+    (POST each of ``bodies`` in turn, or GET): every latency in ms, for
+    percentiles over thousands of samples pooled across runs, which wrk's
+    per-run summary cannot give. Latency runs from sending the request to
+    reading the whole answer; a Python client adds a little, the same for
+    every size compared."""
+    import http.client
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    path = parts.path + (f"?{parts.query}" if parts.query else "")
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
+    headers = {"Content-Type": "application/json", **headers} if bodies else dict(headers)
+    latencies, errors, refusals = [], 0, 0
+    try:
+        for i in range(count):
+            body = bodies[i] if bodies else None
+            started = time.perf_counter()
+            conn.request("POST" if bodies else "GET", path, body=body, headers=headers)
+            response = conn.getresponse()
+            data = response.read()
+            latencies.append((time.perf_counter() - started) * 1000)
+            errors += response.status >= 400
+            refusals += refused in data.replace(b" ", b"")
+    finally:
+        conn.close()
+    return {"latencies_ms": latencies, "errors": errors, "refused": refusals}
+
+
 def summarise_cells(runs: list[dict]) -> dict:
     """Repeated wrk runs of one cell: each figure as median/min/max."""
     return {
@@ -239,6 +270,10 @@ def summarise_cells(runs: list[dict]) -> dict:
         "wrapped": sum(r.get("wrapped", 0) for r in runs),
         "cpu_ms_per_request": {name: spread(r["cpu_ms_per_request"].get(name) for r in runs)
                                for name in (runs[0]["cpu_ms_per_request"] if runs else {})},
+        # The server side's CPU (API or floor workers + database), per run
+        # then summarised: what the targets read.
+        "cpu_ms_server": spread(sum(v for k, v in r["cpu_ms_per_request"].items() if k != "wrk")
+                                if r["cpu_ms_per_request"] else None for r in runs),
     }
 
 

@@ -49,8 +49,10 @@ SECTIONS = {"api": ("api", "profile"), "growth": ("growth",), "qr": ("qr",),
 ALIASES = {"scan_to_verdict": "verdict"}
 
 # Fresh forms for the API benchmark, per backend: enough for the fastest
-# plausible scan rate over every run (PayloadFeed flags any shortfall).
-SCAN_POOL = 40_000
+# plausible scan rate over every run (PayloadFeed flags any shortfall). On
+# PostgreSQL the minimal scan (bench/minimal_app.py) takes its fresh forms
+# from the same feed, several times faster than the API.
+SCAN_POOL = {"postgresql": 80_000, "sqlite": 40_000}
 
 
 @contextmanager
@@ -180,23 +182,26 @@ def run_server_benchmarks(args, only: set, seconds: int, repeats: int, instance:
     """The benchmarks that need the API and a PostgreSQL fixture."""
     with postgres() as (pg_url, pg_pid):
         world = fixture.build_world(pg_url, instance)
-        pool = SCAN_POOL // (8 if args.quick else 1)
+        pool = {backend: size // (8 if args.quick else 1) for backend, size in SCAN_POOL.items()}
         t = time.monotonic()
-        pg_feed = api_load.PayloadFeed(
-            fixture.load_forms(world, 0, pool + 10_000, scannable=pool, pending_checks=60), "postgresql")
-        log(f"PostgreSQL fixture: {pool + 10_000} forms in {time.monotonic() - t:.1f} s")
+        pg_feed = api_load.PayloadFeed(fixture.load_forms(
+            world, 0, pool["postgresql"] + 10_000, scannable=pool["postgresql"], pending_checks=60), "postgresql")
+        log(f"PostgreSQL fixture: {pool['postgresql'] + 10_000} forms in {time.monotonic() - t:.1f} s")
         if "api" in only:
             results["api"] = {}
 
             def sqlite_world():
                 w = fixture.build_world(f"sqlite:///{instance / 'bench.sqlite3'}", instance / "sqlite")
-                payloads = fixture.load_forms(w, 0, pool + 10_000, scannable=pool, pending_checks=60)
+                payloads = fixture.load_forms(w, 0, pool["sqlite"] + 10_000, scannable=pool["sqlite"],
+                                              pending_checks=60)
                 return w, api_load.PayloadFeed(payloads, "sqlite")
 
-            with harness.gunicorn("bare_app:app", {}, "bare", pythonpath=harness.BENCH) as bare:
+            # The floors run on PostgreSQL only (plain psycopg), on the API's database.
+            with harness.gunicorn("bare_app:app", {}, "bare", pythonpath=harness.BENCH) as bare, \
+                    harness.gunicorn("minimal_app:app", world.env, "minimal", pythonpath=harness.BENCH) as floor:
                 attempt(results["api"], "postgresql", lambda: api_load.measure_backend(
                     world, pg_feed, bare, "postgresql", clients_list=args.clients, repeats=repeats,
-                    seconds=seconds, db_pid=pg_pid))
+                    seconds=seconds, db_pid=pg_pid, floor=floor))
                 attempt(results["api"], "sqlite", lambda: api_load.measure_backend(
                     *sqlite_world(), bare, "sqlite", clients_list=args.clients, repeats=repeats,
                     seconds=seconds))
@@ -218,13 +223,12 @@ def run_all(args, only: set, seconds: int, repeats: int, instance: Path, results
         run_server_benchmarks(args, only, seconds, repeats, instance, results)
 
     if "growth" in only:
-        if args.quick:
-            growth.LARGE = 100_000
-
         def grow():
-            with postgres() as (url, _):
-                return growth.run(fixture.build_world(url, instance / "growth"),
-                                  seconds=1 if args.quick else 3, repeats=repeats)
+            # Two clusters, one per size, measured alternately (bench/growth.py).
+            with postgres() as (small_url, _), postgres() as (large_url, _):
+                return growth.run(fixture.build_world(small_url, instance / "growth-10k"),
+                                  fixture.build_world(large_url, instance / "growth-1M"),
+                                  **(dict(per_run=150, repeats=2, large=100_000) if args.quick else {}))
 
         attempt(results, "growth", grow)
 
