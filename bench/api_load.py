@@ -8,7 +8,8 @@ a reference row) and, on PostgreSQL, the minimal endpoints
 issue and a queue read can be. Each repeat walks the client counts; at each
 count wrk drives, one after the other, each real endpoint and then its
 floor: POST /scans with a fresh valid form each request and the minimal
-scan with fresh forms from the same feed; POST /scans re-scanning forms
+scan with fresh forms from the same feed, then POST /scans with fresh
+forms and an Idempotency-Key each, as kiosks send them; POST /scans re-scanning forms
 already validated and the minimal scan re-scanning the same forms; POST
 /forms with a new invoice each request and the minimal issue; GET /checks
 (the AMS desk's queue) and the minimal queue read. real/floor and
@@ -30,10 +31,15 @@ CLIENTS = (1, 8, 32, 64)
 FLOORS = {"scan_fresh": "floor_scan_fresh", "scan_rescan": "floor_scan_rescan",
           "forms_post": "floor_forms_post", "checks_get": "floor_checks_get"}
 ENDPOINTS = ("bare",) + tuple(e for real, floor in FLOORS.items() for e in (real, floor))
+# A fresh scan as the kiosk sends it, with an Idempotency-Key of its own:
+# a row beside the others (the targets read the scan without one).
+ENDPOINTS = ENDPOINTS[:3] + ("scan_fresh_keyed",) + ENDPOINTS[3:]
+FLOOR_OF = {**FLOORS, "scan_fresh_keyed": "floor_scan_fresh"}
 LABELS = {
     "bare": "bare Flask JSON",
     "scan_fresh": "POST /scans (fresh form)",
     "floor_scan_fresh": "minimal scan (fresh form)",
+    "scan_fresh_keyed": "POST /scans (fresh form, Idempotency-Key)",
     "scan_rescan": "POST /scans (re-scan)",
     "floor_scan_rescan": "minimal scan (re-scan)",
     "forms_post": "POST /forms",
@@ -96,7 +102,8 @@ def measure_backend(world: fixture.World, feed: PayloadFeed, bare: harness.Serve
                                [feed.file(3000), world.device_token])
             feed.used(warm["requests"], 8)
         bases = {"": api.base + "/api/v1", "floor_": (floor.base + "/minimal") if floor else None}
-        paths = {"scan_fresh": ("/scans", "/scan"), "scan_rescan": ("/scans", "/scan"),
+        paths = {"scan_fresh": ("/scans", "/scan"), "scan_fresh_keyed": ("/scans", None),
+                 "scan_rescan": ("/scans", "/scan"),
                  "forms_post": ("/forms", "/forms"), "checks_get": ("/checks?exit_point=AMS", "/checks?exit_point=AMS")}
 
         def one_run(endpoint: str, clients: int, rep: int) -> dict:
@@ -106,9 +113,10 @@ def measure_backend(world: fixture.World, feed: PayloadFeed, bare: harness.Serve
             real = endpoint.removeprefix("floor_")
             url = bases["floor_" if is_floor else ""] + paths[real][is_floor]
             cpu_of = floor_cpu if is_floor else cpu
-            if real == "scan_fresh":
+            if real in ("scan_fresh", "scan_fresh_keyed"):
+                keys = [f"K{rep}C{clients}X{secrets.token_hex(4)}"] if real == "scan_fresh_keyed" else []
                 result = harness.wrk(url, "payloads.lua", clients, seconds,
-                                     [feed.file(), world.device_token], cpu_of=cpu_of)
+                                     [feed.file(), world.device_token, *keys], cpu_of=cpu_of)
                 feed.used(result["requests"], clients)
                 return result
             if real == "scan_rescan":
@@ -133,9 +141,9 @@ def measure_backend(world: fixture.World, feed: PayloadFeed, bare: harness.Serve
         for e in endpoints[1:]:
             out[e][c]["ratio_to_bare"] = harness.ratios([r["rps"] for r in runs[e][c]],
                                                         [r["rps"] for r in runs["bare"][c]])
-            if FLOORS.get(e) in runs:
+            if FLOOR_OF.get(e) in runs:
                 out[e][c]["ratio_to_floor"] = harness.ratios([r["rps"] for r in runs[e][c]],
-                                                             [r["rps"] for r in runs[FLOORS[e]][c]])
+                                                             [r["rps"] for r in runs[FLOOR_OF[e]][c]])
     out["payloads_left"] = feed.remaining()
     out["raw"] = {e: {c: runs[e][c] for c in clients_list} for e in endpoints}
     return out

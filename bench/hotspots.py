@@ -11,7 +11,9 @@ py-spy cannot attach (no ptrace), pyinstrument profiles scans in-process.
 """
 from __future__ import annotations
 
+import json
 import re
+import secrets
 import subprocess
 import time
 from collections import Counter
@@ -34,6 +36,66 @@ LAYERS = [
     ("logging", ("logging/",)),
 ]
 FRAME = re.compile(r"^(?P<func>.+?) \((?P<file>[^:()]+):(?P<line>\d+)\)$")
+
+# What a scan or an issue spends its time on, by the innermost frame of a
+# sample (or of a statement's call stack) that one of these names: (stage,
+# file, function names; None for any function of the file). The first
+# stages are the work each transaction does as it commits, nested inside
+# the commit; the libraries' own layers count only outside the
+# application's stages (marshmallow's dump inside a view is marshmallow).
+STAGES = [
+    ("audit: hash chain links", "api/services/audit_chain.py", None),
+    ("change feed counter", "api/services/changes.py", None),
+    ("webhook outbox enqueue", "api/services/webhooks.py", None),
+    ("ORM flush (event and check rows)", "sqlalchemy/orm/session.py", {"flush", "_autoflush"}),
+    ("audit: event rows", "api/services/audit.py", None),
+    ("commit (COMMIT, session)", "sqlalchemy/orm/session.py", {"commit"}),
+    ("risk engine", "shared/risk.py", None),
+    ("facts query", "api/services/scans.py", {"_form_facts"}),
+    ("compare-and-set", "api/services/scans.py", {"_compare_and_set"}),
+    ("scan row", "api/services/scans.py", {"_record"}),
+    ("issue: QR payload signing", "shared/qrtoken.py", {"sign_form_token"}),
+    ("QR token verify (PyJWT + Ed25519)", "shared/qrtoken.py", None),
+    ("QR token verify (PyJWT + Ed25519)", "api/resources/scans.py", {"_kid"}),
+    ("keyring (signing keys cache)", "api/keys.py", None),
+    ("idempotency", "api/services/idempotency.py", None),
+    ("auth (device row / access token + user row)", "api/auth.py", None),
+    ("metrics and request logs", "api/observability/", None),
+    ("metrics and request logs", "prometheus_client/", None),
+    ("metrics and request logs", "structlog/", None),
+    ("metrics and request logs", "logging/", None),
+    ("marshmallow / webargs / flask-smorest", "marshmallow/", None),
+    ("marshmallow / webargs / flask-smorest", "webargs/", None),
+    ("marshmallow / webargs / flask-smorest", "flask_smorest/", None),
+    ("issue: rules, totals, QR signing", "shared/", None),
+    ("session close (rollback, pool)", "api/database.py", {"_close_session"}),
+    ("issue service (other)", "api/services/forms.py", None),
+    ("scan service (other)", "api/services/scans.py", None),
+    ("idempotency", "api/resources/common.py", {"idempotent", "_json"}),
+    ("api (other)", "api/", None),
+]
+# Outside every stage: the library the innermost frame belongs to.
+OUTSIDE = [("Flask / Werkzeug", ("flask/", "werkzeug/")), ("gunicorn (HTTP, sockets)", ("gunicorn/",)),
+           ("SQLAlchemy (outside app code)", ("sqlalchemy/",)), ("psycopg (outside app code)", ("psycopg/",))]
+
+
+def _in(file: str, prefix: str) -> bool:
+    return file.startswith(prefix) or f"/{prefix}" in file
+
+
+def stage_of(frames) -> str:
+    """The stage of a stack (outermost frame first): its innermost frame
+    that a stage names, else the library of its innermost frame that has
+    one."""
+    for func, file in reversed(frames):
+        for stage, prefix, funcs in STAGES:
+            if _in(file, prefix) and (funcs is None or func.rsplit(".", 1)[-1] in funcs):
+                return stage
+    for _, file in reversed(frames):
+        for name, prefixes in OUTSIDE:
+            if any(_in(file, p) for p in prefixes):
+                return name
+    return "other (stdlib, interpreter)"
 
 
 def record(pid: int, seconds: float, out: Path, rate: int = 200) -> subprocess.Popen:
@@ -59,7 +121,7 @@ def summarise(raw: Path, top: int = 8) -> dict:
     innermost frame that belongs to a layer (its self time, stdlib calls
     included in the layer that made them); per application function
     (inclusive); per leaf function (self)."""
-    layers, functions, leaves = Counter(), Counter(), Counter()
+    layers, stages, functions, leaves = Counter(), Counter(), Counter(), Counter()
     total = 0
     for line in raw.read_text().splitlines():
         stack, _, count = line.rpartition(" ")
@@ -71,6 +133,7 @@ def summarise(raw: Path, top: int = 8) -> dict:
         n = int(count)
         total += n
         layers[_layer(frames)] += n
+        stages[stage_of(frames)] += n
         seen = set()
         for func, file in frames:
             if file.startswith(("api/", "shared/")) and (func, file) not in seen:
@@ -79,10 +142,11 @@ def summarise(raw: Path, top: int = 8) -> dict:
         func, file = frames[-1]
         leaves[f"{func} ({file})"] += n
 
-    def pct(counter):
+    def pct(counter, top=top):
         return [(k, round(100 * v / total, 1)) for k, v in counter.most_common(top)] if total else []
 
-    return {"samples": total, "layers": pct(layers), "app_functions": pct(functions), "self": pct(leaves)}
+    return {"samples": total, "layers": pct(layers), "stages": pct(stages, None),
+            "app_functions": pct(functions), "self": pct(leaves)}
 
 
 def _layer(frames) -> str:
@@ -93,10 +157,30 @@ def _layer(frames) -> str:
     return "other (stdlib, interpreter)"
 
 
-def statements(app, method: str, path: str, headers: dict, json_body=None, full: bool = False) -> list:
+def _stack_frames() -> list[tuple[str, str]]:
+    """The caller's stack as (function, file) like py-spy names them: the
+    project's files relative to the checkout, libraries' from their
+    package folder on."""
+    import traceback
+
+    root = str(harness.ROOT) + "/"
+    out = []
+    for frame in traceback.extract_stack()[:-2]:
+        file = frame.filename
+        if file.startswith(root):
+            file = file[len(root):]
+        elif "site-packages/" in file:
+            file = file.split("site-packages/", 1)[1]
+        out.append((frame.name, file))
+    return out
+
+
+def statements(app, method: str, path: str, headers: dict, json_body=None, full: bool = False,
+               stages: bool = False) -> list:
     """The SQL statements one request sends, in order, with milliseconds
     each, measured in-process: (first 110 characters, ms), or with
-    ``full`` (statement, ms, parameters)."""
+    ``full`` (statement, ms, parameters); with ``stages`` each also names
+    the stage (``STAGES``) that sent it."""
     from sqlalchemy import event
 
     engine = app.extensions["db_engine"]
@@ -104,10 +188,13 @@ def statements(app, method: str, path: str, headers: dict, json_body=None, full:
 
     def before(conn, cursor, statement, params, context, executemany):
         conn.info["bench_t"] = time.perf_counter()
+        if stages:
+            conn.info["bench_stage"] = stage_of(_stack_frames())
 
     def after(conn, cursor, statement, params, context, executemany):
         ms = (time.perf_counter() - conn.info.pop("bench_t")) * 1000
-        seen.append((statement, ms, params) if full else (" ".join(statement.split())[:110], ms))
+        entry = (statement, ms, params) if full else (" ".join(statement.split())[:110], ms)
+        seen.append(entry + ((conn.info.pop("bench_stage"),) if stages else ()))
 
     event.listen(engine, "before_cursor_execute", before)
     event.listen(engine, "after_cursor_execute", after)
@@ -136,45 +223,65 @@ def pyinstrument_text(app, method: str, path: str, headers: dict, bodies: list, 
     return text
 
 
+def _profile_load(api, url: str, body_file: str, token: str, db_pid: int, seconds: float, clients: int,
+                  out: Path) -> tuple[dict, dict]:
+    """py-spy over every worker of ``api`` while wrk sends the bodies of
+    ``body_file``: (wrk's figures, the summary or the error)."""
+    spy = record(api.pid, seconds, out)
+    time.sleep(0.5)
+    load = harness.wrk(url, "payloads.lua", clients, seconds - 1.5, [body_file, token],
+                       cpu_of={"api": api.pid, "db": db_pid})
+    _, err = spy.communicate(timeout=60)
+    profile = summarise(out) if out.exists() else {"error": (err or "py-spy wrote nothing")[-300:]}
+    if "stages" in profile:  # the share of each stage in the workers' CPU per request
+        worker_ms = load["cpu_ms_per_request"]["api"]
+        profile["stage_ms"] = [(stage, round(worker_ms * share / 100, 3)) for stage, share in profile["stages"]]
+    return {k: load[k] for k in ("rps", "p50_ms", "p99_ms", "cpu_ms_per_request", "requests")}, profile
+
+
 def run(world, feed, db_pid: int, seconds: float = 6, clients: int = 32) -> dict:
-    """py-spy over the gunicorn workers while wrk sends fresh scans, and the
-    SQL statements of one request of each kind."""
+    """py-spy over the gunicorn workers while wrk sends fresh scans, then
+    re-scans; the SQL statements of one request of each kind, each with
+    the stage that sent it."""
     import fixture
 
-    out = harness.WORK / "scan-profile.raw"
+    result = {"clients": clients, "seconds": seconds}
     with harness.gunicorn("api:create_app()", world.env, "api-profile") as api:
         url = api.base + "/api/v1/scans"
+        # The warm-up's forms are re-scanned below.
+        rescans = feed.payloads[feed.offset:feed.offset + 3000]
         warm = harness.wrk(url, "payloads.lua", 8, 1, [feed.file(3000), world.device_token])
         feed.used(warm["requests"], 8)
-        spy = record(api.pid, seconds, out)
-        time.sleep(0.5)
-        load = harness.wrk(url, "payloads.lua", clients, seconds - 1.5, [feed.file(), world.device_token],
-                           cpu_of={"api": api.pid, "db": db_pid})
-        feed.used(load["requests"], clients)
-        _, err = spy.communicate(timeout=60)
-    result = {"load": {k: load[k] for k in ("rps", "p50_ms", "p99_ms", "cpu_ms_per_request")},
-              "clients": clients}
+        rescan_file = harness.WORK / "rescans-profile.jsonl"
+        rescan_file.write_text("".join(json.dumps({"qr_payload": p}) + "\n" for p in rescans[:warm["requests"]]))
+        result["load"], fresh = _profile_load(api, url, feed.file(), world.device_token, db_pid, seconds,
+                                              clients, harness.WORK / "scan-profile.raw")
+        feed.used(result["load"]["requests"], clients)
+        result["rescan_load"], rescan = _profile_load(api, url, str(rescan_file), world.device_token, db_pid,
+                                                      seconds, clients, harness.WORK / "rescan-profile.raw")
     with fixture.environment(world.env):
         from api import create_app
 
         app = create_app()
     try:
         device = {"Authorization": f"Bearer {world.device_token}"}
-        if out.exists():
-            result["py_spy"] = summarise(out)
+        if "error" not in fresh:
+            result["py_spy"], result["py_spy_rescan"] = fresh, rescan
         else:
-            result["py_spy_error"] = (err or "py-spy wrote nothing")[-300:]
+            result["py_spy_error"] = fresh["error"]
             bodies = [{"qr_payload": p} for p in feed.payloads[feed.offset:feed.offset + 300]]
             feed.used(len(bodies), 0)
             text = pyinstrument_text(app, "POST", "/api/v1/scans", device, bodies,
                                      harness.WORK / "scan-pyinstrument.txt")
             result["pyinstrument_top"] = text.splitlines()[:40]
-        fresh = feed.payloads[feed.offset]
-        feed.used(1, 0)
-        body = {"qr_payload": fresh}
+        fresh_body = {"qr_payload": feed.payloads[feed.offset]}
+        keyed_body = {"qr_payload": feed.payloads[feed.offset + 1]}
+        feed.used(2, 0)
         requests_ = {
-            "POST /scans (fresh form)": ("POST", "/api/v1/scans", device, body),
-            "POST /scans (re-scan)": ("POST", "/api/v1/scans", device, body),
+            "POST /scans (fresh form)": ("POST", "/api/v1/scans", device, fresh_body),
+            "POST /scans (re-scan)": ("POST", "/api/v1/scans", device, fresh_body),
+            "POST /scans (fresh form, with Idempotency-Key as kiosks send it)": (
+                "POST", "/api/v1/scans", dict(device, **{"Idempotency-Key": secrets.token_hex(16)}), keyed_body),
             "POST /forms": ("POST", "/api/v1/forms", {"Authorization": f"Bearer {world.shop_token}"},
                             _form_body()),
             "GET /checks?exit_point=AMS": ("GET", "/api/v1/checks?exit_point=AMS",
@@ -183,17 +290,34 @@ def run(world, feed, db_pid: int, seconds: float = 6, clients: int = 32) -> dict
         # One warm-up request first (a scan of another fresh form, a form with
         # another invoice), so caches are as warm as under load.
         warm_up = {"POST /scans (fresh form)": {"qr_payload": feed.payloads[feed.offset]},
+                   "POST /scans (fresh form, with Idempotency-Key as kiosks send it)": {
+                       "qr_payload": feed.payloads[feed.offset + 1]},
                    "POST /forms": _form_body()}
-        feed.used(1, 0)
+        feed.used(2, 0)
         result["statements"] = {}
         for label, (method, path, headers, json_body) in requests_.items():
-            statements(app, method, path, headers, warm_up.get(label, json_body))
-            sql = statements(app, method, path, headers, json_body, full=True)
-            result["statements"][label] = {"count": len(sql), "ms": round(sum(ms for _, ms, _ in sql), 2),
-                                           "sql": [" ".join(s.split()) for s, _, _ in sql]}
+            warm_headers = {k: v for k, v in headers.items() if k != "Idempotency-Key"}
+            if "Idempotency-Key" in headers:
+                warm_headers["Idempotency-Key"] = secrets.token_hex(16)
+            statements(app, method, path, warm_headers, warm_up.get(label, json_body))
+            sql = statements(app, method, path, headers, json_body, full=True, stages=True)
+            result["statements"][label] = {
+                "count": len(sql), "ms": round(sum(ms for _, ms, _, _ in sql), 2),
+                "sql": [" ".join(s.split()) for s, _, _, _ in sql],
+                "stages": [stage for _, _, _, stage in sql],
+                "by_stage": _by_stage(sql)}
     finally:
         app.extensions["db_engine"].dispose()
     return result
+
+
+def _by_stage(sql: list) -> list:
+    """(stage, statements, ms) in the order the stages first sent one."""
+    out: dict = {}
+    for _, ms, _, stage in sql:
+        count, total = out.get(stage, (0, 0.0))
+        out[stage] = (count + 1, total + ms)
+    return [(stage, count, round(total, 2)) for stage, (count, total) in out.items()]
 
 
 def _form_body() -> dict:

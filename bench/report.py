@@ -71,12 +71,13 @@ def _floor_figure(results: dict, path: tuple) -> str:
     """The same figure for the floor (the minimal endpoint), or what the
     ratio is made of, for the targets table."""
     try:
-        kind, backend = path[0], path[1]
+        kind = path[0]
         if kind in ("cpu", "api_p99", "floor_ratio"):
-            from api_load import FLOORS
+            backend = path[1]
+            from api_load import FLOOR_OF
 
             cells = results["api"][backend]
-            real, floor = cells[path[2]][path[3]], cells[FLOORS[path[2]]][path[3]]
+            real, floor = cells[path[2]][path[3]], cells[FLOOR_OF[path[2]]][path[3]]
             if kind == "cpu":
                 return f"minimal: {floor['cpu_ms_server']['median']:.2f} ms"
             if kind == "api_p99":
@@ -262,6 +263,57 @@ def _mrz(z: dict) -> list[str]:
     return lines
 
 
+def _cpu(load: dict) -> str:
+    return ", ".join(f"{k} {x:.2f}" for k, x in load["cpu_ms_per_request"].items())
+
+
+def _profile(p: dict) -> list[str]:
+    lines = ["## Where the time goes", ""]
+    if "py_spy" not in p:
+        lines += [f"py-spy failed ({p.get('py_spy_error')}); pyinstrument in-process:", "", "```"]
+        return lines + p.get("pyinstrument_top", [])[:25] + ["```", ""]
+    runs = [("fresh scans", p["load"], p["py_spy"])]
+    if "py_spy_rescan" in p:
+        runs.append(("re-scans", p["rescan_load"], p["py_spy_rescan"]))
+    lines += [f"py-spy (--gil: Python CPU only, {p.get('seconds', '?')} s) on every gunicorn worker at "
+              f"{p['clients']} clients on PostgreSQL: "
+              + "; ".join(f"{label} {load['rps']:.0f} requests/s, CPU ms/request {_cpu(load)}"
+                          for label, load, _ in runs) + ".", ""]
+    if all("stages" in spy for _, _, spy in runs):
+        lines += ["By stage: each sample counted for the innermost frame that names a stage (bench/hotspots.py "
+                  "STAGES: the commit's own work, the audit chain, change feed and outbox inside it, count "
+                  "apart from the COMMIT); ms = share x the workers' CPU ms per request (PostgreSQL's CPU is "
+                  "apart, above).", "",
+                  "| stage | " + " | ".join(f"{label} % | {label} ms" for label, _, _ in runs) + " |",
+                  "|---|" + "---|---|" * len(runs)]
+        shares = [dict(spy["stages"]) for _, _, spy in runs]
+        ms = [dict(spy.get("stage_ms", [])) for _, _, spy in runs]
+        order = [stage for stage, _ in runs[0][2]["stages"]]
+        order += [stage for share in shares[1:] for stage in share if stage not in order]
+        for stage in order:
+            lines.append(f"| {stage} | " + " | ".join(
+                f"{share.get(stage, 0):.1f} | {m.get(stage, 0):.2f}" for share, m in zip(shares, ms)) + " |")
+        lines.append("")
+    for label, _, spy in runs:
+        lines += [f"{label.capitalize()}: Python CPU by layer ({spy['samples']} samples): "
+                  + "; ".join(f"{k} {v}%" for k, v in spy["layers"]) + ".", "",
+                  "Application functions (inclusive): "
+                  + "; ".join(f"`{k}` {v}%" for k, v in spy["app_functions"][:8]) + ".", "",
+                  "Leaf functions (self): " + "; ".join(f"`{k}` {v}%" for k, v in spy["self"][:6]) + ".", ""]
+    lines += ["SQL statements per request (in-process, one request each after a warm-up), by stage:", ""]
+    for label, st in p.get("statements", {}).items():
+        by = "; ".join(f"{stage} {n} ({ms} ms)" for stage, n, ms in st.get("by_stage", []))
+        lines.append(f"- {label}: {st['count']} statements, {st['ms']} ms" + (f": {by}" if by else ""))
+    for label in ("POST /scans (fresh form)", "POST /scans (re-scan)"):
+        scan = p.get("statements", {}).get(label)
+        if scan:
+            stages = scan.get("stages") or [""] * len(scan["sql"])
+            lines += ["", f"{label}: statements in order, with the stage that sent each:", "", "```"]
+            lines += [f"{_short_sql(q)}" + (f"    [{stage}]" if stage else "") for q, stage in zip(scan["sql"], stages)]
+            lines.append("```")
+    return lines + [""]
+
+
 def markdown(results: dict) -> str:
     m = results["machine"]
     runs = _runs(results)
@@ -405,29 +457,7 @@ def markdown(results: dict) -> str:
 
     p = results.get("profile")
     if p:
-        lines += ["## Where the time goes", "",
-                  f"py-spy (--gil: Python CPU only) on every gunicorn worker during fresh scans at "
-                  f"{p['clients']} clients on PostgreSQL ({p['load']['rps']:.0f} requests/s; CPU ms/request "
-                  + ", ".join(f"{k} {x:.2f}" for k, x in p["load"]["cpu_ms_per_request"].items()) + ").", ""]
-        if "py_spy" in p:
-            s = p["py_spy"]
-            lines.append(f"Python CPU by layer ({s['samples']} samples): "
-                         + "; ".join(f"{k} {v}%" for k, v in s["layers"]) + ".")
-            lines += ["", "Application functions (inclusive): "
-                      + "; ".join(f"`{k}` {v}%" for k, v in s["app_functions"][:8]) + ".",
-                      "", "Leaf functions (self): " + "; ".join(f"`{k}` {v}%" for k, v in s["self"][:6]) + "."]
-        else:
-            lines += [f"py-spy failed ({p.get('py_spy_error')}); pyinstrument in-process:", "", "```"]
-            lines += p.get("pyinstrument_top", [])[:25] + ["```"]
-        lines += ["", "SQL statements per request (in-process, one request each after a warm-up):", ""]
-        for label, st in p.get("statements", {}).items():
-            lines.append(f"- {label}: {st['count']} statements, {st['ms']} ms")
-        scan = p.get("statements", {}).get("POST /scans (fresh form)")
-        if scan:
-            lines += ["", "A fresh scan's statements, in order:", "", "```"]
-            lines += [_short_sql(s) for s in scan["sql"]]
-            lines.append("```")
-        lines.append("")
+        lines += _profile(p)
 
     if results.get("failures"):
         lines += ["## Failures", ""] + [f"- {k}: {v}" for k, v in results["failures"].items()] + [""]

@@ -124,10 +124,11 @@ def main() -> None:
     results["provenance"] = {key: run_facts(results, args.only) for part in only for key in SECTIONS[part]}
     if only != set(SECTIONS):
         results = merge_into(harness.RESULTS / f"{name}.json", results, only)
+    # Every figure on disk before the report is made from them.
+    harness.write_json(harness.WORK / f"{name}-raw.json", results)
+    harness.write_json(harness.RESULTS / f"{name}.json", report.without_raw(results))
     markdown = report.markdown(results)
     (harness.RESULTS / f"{name}.md").write_text(markdown)
-    harness.write_json(harness.RESULTS / f"{name}.json", report.without_raw(results))
-    harness.write_json(harness.WORK / f"{name}-raw.json", results)
     print(markdown)
     log(f"wrote bench/results/{name}.md and {name}.json in {results['wall_seconds']:.0f} s")
 

@@ -1,6 +1,8 @@
 -- POST one JSON body per request, taken in order from a file (one body a
 -- line), so that every scan carries another form's QR payload.
---   wrk ... -s payloads.lua URL -- BODIES_FILE BEARER_TOKEN
+--   wrk ... -s payloads.lua URL -- BODIES_FILE BEARER_TOKEN [KEY_PREFIX]
+-- With KEY_PREFIX each request carries its own Idempotency-Key
+-- (KEY_PREFIX-1, KEY_PREFIX-2 ...), as the kiosk sends one with every scan.
 -- If the file runs out, bodies start again from the top and `wrapped` counts
 -- the reuses (the harness flags such a cell: those requests were re-scans).
 -- `refused` counts answers with the verdict "refused" (a fresh valid form is
@@ -11,6 +13,7 @@ dofile(os.getenv("BENCH_WRK_DIR") .. "/report.lua")
 
 local bodies = {}
 local i = 0
+local key_prefix
 wrapped, refused, unexpected = 0, 0, 0
 
 function init(args)
@@ -20,12 +23,16 @@ function init(args)
    wrk.method = "POST"
    wrk.headers["Content-Type"] = "application/json"
    wrk.headers["Authorization"] = "Bearer " .. args[2]
+   key_prefix = args[3]
 end
 
 function request()
    i = i + 1
    if i > #bodies then
       wrapped = wrapped + 1
+   end
+   if key_prefix then
+      wrk.headers["Idempotency-Key"] = key_prefix .. "-" .. i
    end
    return wrk.format(nil, nil, nil, bodies[(i - 1) % #bodies + 1])
 end
