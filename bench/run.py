@@ -207,7 +207,7 @@ def run_server_benchmarks(args, only: set, seconds: int, repeats: int, instance:
                     *sqlite_world(), bare, "sqlite", clients_list=args.clients, repeats=repeats,
                     seconds=seconds))
             log("profiling scans (py-spy) and counting SQL statements")
-            attempt(results, "profile", lambda: hotspots.run(world, pg_feed, pg_pid, seconds=3 if args.quick else 6))
+            attempt(results, "profile", lambda: hotspots.run(world, pg_feed, pg_pid, seconds=3 if args.quick else 10))
         if only & {"verdict", "bulk"}:
             with harness.gunicorn("api:create_app()", world.env, "api-kiosk") as api:
                 if "verdict" in only:
