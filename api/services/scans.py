@@ -27,7 +27,7 @@ from shared import qrtoken, risk, rules
 from ..auth import Principal
 from ..models import Check, Device, ExitPoint, Form, FormLine, Intermediary, Retailer, Scan
 from ..problems import Problem
-from . import audit
+from . import audit, webhooks
 
 VALIDATED, CHECK_REQUIRED, REFUSED = "validated", "check_required", "refused"
 
@@ -90,7 +90,8 @@ def _refused(reason: str, form: FormFacts | None = None, form_id: str | None = N
 class FormFacts:
     """What judging a scan reads of a form, in one statement (``_FACTS``):
     the form's own columns, who pays its refund, its lines' categories, the
-    traveller's recent forms and the desk of the exit point scanning it.
+    traveller's recent forms, the desk of the exit point scanning it and
+    whether any webhook listens to the form's status changes.
     Plain values rather than ORM objects: a scan is the API's hottest path.
     """
 
@@ -111,6 +112,7 @@ class FormFacts:
     desk_here: str  # the desk of the scanning device's exit point
     created_at: datetime  # when the form was issued
     updated_at: datetime  # for a form at the desk: when its check was opened or last moved
+    listened: bool  # a webhook of its shop or intermediary hears of its status changes
 
 
 # Tables, not the ORM classes: a plain Core statement skips the ORM's
@@ -129,7 +131,7 @@ _FACTS = (
         select(func.count()).select_from(_RECENT)
         .where(_RECENT.c.passport_key == _F.c.passport_key, _RECENT.c.created_at >= bindparam("since"))
         .scalar_subquery(),
-        _HERE.c.desk_location, _F.c.created_at, _F.c.updated_at,
+        _HERE.c.desk_location, _F.c.created_at, _F.c.updated_at, webhooks.listened(),
     )
     .join(_SHOP, _F.c.retailer_id == _SHOP.c.id)
     .outerjoin(_PAYER, _SHOP.c.intermediary_id == _PAYER.c.id)
@@ -148,11 +150,14 @@ def _form_facts(session: Session, form_id: str, device: Principal, ctx: ScanCont
     if row is None:
         return None
     (id_, status, deadline, total, vat, refund, validated_total, exit_point_id, passport_key,
-     passport_country, retailer_vat, payer, categories, recent, desk, created_at, updated_at) = row
+     passport_country, retailer_vat, payer, categories, recent, desk, created_at, updated_at, listened) = row
+    if not listened:
+        # The outbox need not look again for this form's events.
+        webhooks.nobody_listens(session, id_)
     return FormFacts(id_, status, deadline, total, vat, refund, validated_total, exit_point_id,
                      passport_key, passport_country, retailer_vat, payer,
                      frozenset(categories.split(",")) if categories else frozenset(), recent, desk or "",
-                     created_at, updated_at)
+                     created_at, updated_at, listened)
 
 
 def verdict_of(form: FormFacts, device: Principal) -> ScanOutcome:

@@ -25,7 +25,8 @@ from datetime import datetime, timezone
 from urllib.parse import urlsplit
 
 import standardwebhooks
-from sqlalchemy import Select, and_, false, func, or_, select, update
+from sqlalchemy import Select, and_, bindparam, exists, false, func, or_, select, update
+from sqlalchemy import event as sqlalchemy_event
 from sqlalchemy.orm import Session
 
 from .. import custody
@@ -209,6 +210,8 @@ def register(
     )
     session.add(webhook)
     session.flush()
+    # It listens from now on, also to this transaction's events.
+    session.info.pop(_UNHEARD, None)
     return webhook, secret
 
 
@@ -228,60 +231,77 @@ def _iso(moment: datetime | None) -> str | None:
     return moment.astimezone(timezone.utc).isoformat() if moment is not None else None
 
 
-def enqueue(session: Session, event: Event) -> list[WebhookDelivery]:
+# A form's listeners: the live webhooks of its retailer and of its
+# intermediary. The form's columns come along on every row, so one plain
+# Core statement (built once) reads both.
+_F, _SHOP, _EXIT, _HOOKS = Form.__table__, Retailer.__table__, ExitPoint.__table__, Webhook.__table__
+_OWNED_BY_FORM = and_(_HOOKS.c.deleted_at.is_(None),
+                      or_(_HOOKS.c.retailer_id == _F.c.retailer_id, _HOOKS.c.intermediary_id == _F.c.intermediary_id))
+_LISTENERS = (
+    select(
+        _HOOKS.c.id.label("webhook_id"), _HOOKS.c.events,
+        _F.c.id, _F.c.status, _SHOP.c.vat_number.label("retailer_vat"), _F.c.invoice_number, _F.c.currency,
+        _F.c.total_cents, _F.c.vat_cents, _F.c.refund_cents, _F.c.export_deadline,
+        _F.c.validated_at, _F.c.validated_total_cents, _F.c.validated_vat_cents,
+        _F.c.validated_refund_cents, _F.c.refunded_cents, _F.c.refunded_at,
+        _EXIT.c.code.label("exit_point"),
+    )
+    .select_from(_F.join(_SHOP, _F.c.retailer_id == _SHOP.c.id)
+                 .outerjoin(_EXIT, _F.c.exit_point_id == _EXIT.c.id)
+                 .join(_HOOKS, _OWNED_BY_FORM))
+    .where(_F.c.id == bindparam("form_id"))
+    .order_by(_HOOKS.c.id)
+)
+_INSERT_DELIVERY = WebhookDelivery.__table__.insert()
+
+# Forms whose transaction has read that no webhook listens to them (the
+# scan's facts query carries that: ``listened``): their events skip the
+# outbox's statements. Forgotten when the transaction ends.
+_UNHEARD = "forms_nobody_listens_to"
+
+
+def listened():
+    """A column for a query on ``forms``: whether a live webhook of the
+    form's retailer or intermediary exists."""
+    return exists().where(_OWNED_BY_FORM)
+
+
+def nobody_listens(session: Session, form_id: str) -> None:
+    """This transaction read that no webhook listens to ``form_id``'s
+    events (``listened``): as if ``enqueue`` had looked itself, at the
+    moment that read was made."""
+    session.info.setdefault(_UNHEARD, set()).add(form_id)
+
+
+@sqlalchemy_event.listens_for(Session, "after_transaction_end")
+def _forget_unheard(session, transaction) -> None:
+    if transaction.parent is None:
+        session.info.pop(_UNHEARD, None)
+
+
+def enqueue(session: Session, event: Event) -> int:
     """Write one outbox row per webhook that wants ``event``, in the
-    session's transaction. Called by ``audit.record``."""
-    if event.type not in EVENT_TYPES or event.form_id is None:
-        return []
+    session's transaction; returns how many. Called by ``audit.record``."""
+    if event.type not in EVENT_TYPES or event.form_id is None \
+            or event.form_id in session.info.get(_UNHEARD, ()):
+        return 0
     # The event's id, and the form as this transaction leaves it (status
     # changes are often plain UPDATE statements the ORM objects do not see).
     session.flush()
-    form = session.execute(
-        select(
-            Form.id, Form.status, Form.retailer_id, Form.intermediary_id,
-            Retailer.vat_number.label("retailer_vat"), Form.invoice_number, Form.currency,
-            Form.total_cents, Form.vat_cents, Form.refund_cents, Form.export_deadline,
-            Form.validated_at, Form.validated_total_cents, Form.validated_vat_cents,
-            Form.validated_refund_cents, Form.refunded_cents, Form.refunded_at,
-            ExitPoint.code.label("exit_point"),
-        )
-        .join(Retailer, Form.retailer_id == Retailer.id)
-        .outerjoin(ExitPoint, Form.exit_point_id == ExitPoint.id)
-        .where(Form.id == event.form_id)
-    ).one_or_none()
-    if form is None:
-        return []
-    owners = [Webhook.retailer_id == form.retailer_id]
-    if form.intermediary_id is not None:
-        owners.append(Webhook.intermediary_id == form.intermediary_id)
-    hooks = [
-        hook for hook in session.scalars(
-            select(Webhook).where(and_(Webhook.deleted_at.is_(None), or_(*owners))).order_by(Webhook.id)
-        )
-        if event.type in hook.events
-    ]
+    rows = session.execute(_LISTENERS, {"form_id": event.form_id}).all()
+    hooks = [row.webhook_id for row in rows if event.type in row.events]
     if not hooks:
-        return []
-    body = json.dumps(_payload(session, event, form), separators=(",", ":"))
+        return 0
+    body = json.dumps(_payload(session, event, rows[0]), separators=(",", ":"))
     message_id = new_message_id()
-    deliveries = [
-        WebhookDelivery(
-            webhook_id=hook.id,
-            event_id=event.id,
-            event_type=event.type,
-            message_id=message_id,
-            payload=body,
-            status="pending",
-            attempt_count=0,
-            failures=0,
-            next_attempt_at=event.at,
-            retry_window_start=event.at,
-            created_at=event.at,
-        )
+    # Nothing reads them back in this request: plain INSERTs, no ORM objects.
+    session.execute(_INSERT_DELIVERY, [
+        {"webhook_id": hook, "event_id": event.id, "event_type": event.type, "message_id": message_id,
+         "payload": body, "status": "pending", "attempt_count": 0, "failures": 0,
+         "next_attempt_at": event.at, "retry_window_start": event.at, "created_at": event.at}
         for hook in hooks
-    ]
-    session.add_all(deliveries)
-    return deliveries
+    ])
+    return len(hooks)
 
 
 def _payload(session: Session, event: Event, form) -> dict:
