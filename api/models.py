@@ -563,12 +563,16 @@ class WebhookAttempt(Base):
 
 
 class ChangeCounter(Base):
-    """The last number handed out by a change feed (``forms``): taken under
-    a row lock as a transaction commits, so numbers follow commit order."""
+    """The last number handed out by a change feed (``forms``) or the audit
+    chain (``audit``): taken under a row lock as a transaction commits, so
+    numbers follow commit order."""
 
     __tablename__ = "change_counters"
     name: Mapped[str] = mapped_column(String(32), primary_key=True)
     value: Mapped[int] = mapped_column(BigInteger)
+    # ``audit``: the hash of link ``value``, the one the next link chains to
+    # (api/services/audit_chain.py).
+    head_hash: Mapped[str | None] = mapped_column(String(64))
 
 
 class PairingCode(Base):

@@ -16,7 +16,11 @@ first link that does not hold.
 Numbers are taken like the change feed's (api/services/changes.py): from a
 counter row (``change_counters``, name ``audit``) updated as the last thing
 before the transaction commits, whose row lock orders the writers, so link
-n+1 is written by a transaction that saw link n committed. The hook that
+n+1 is written by a transaction that saw link n committed. The row also
+holds the chain's head (the newest link's hash), read in the statement that
+takes the numbers: under the lock, PostgreSQL gives that statement the
+row as the previous writer committed it, where a new statement would be
+needed to see the previous writer's link. The hook that
 numbers changed forms runs first and this one second, in one listener
 (api/services/audit.py): every transaction takes the two counters in the
 same order, so two writers never wait for each other in a cycle.
@@ -35,7 +39,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from sqlalchemy import BigInteger, bindparam, exists, func, insert, select
+from sqlalchemy import BigInteger, String, bindparam, exists, func, insert, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -105,48 +109,70 @@ def hand_up_or_forget(session: Session, transaction) -> None:
         noted.clear()
 
 
-def link_noted(session: Session, key_of: Callable[[Session], bytes]) -> None:
-    """Link the events the committing transaction wrote (the caller has
-    flushed), with the key ``key_of(session)``; the last step before COMMIT."""
+def noted(session: Session) -> list[tuple[int, bytes]]:
+    """The events the committing transaction wrote, oldest first, forgotten
+    here: to be linked by the one ``before_commit`` listener
+    (api/services/audit.py). The caller has flushed."""
     noted = session.info.get(_KEY)
     if not noted:
-        return
+        return []
     events = sorted(event for written in noted.values() for event in written)
     noted.clear()
-    if events:
-        append(session, key_of(session), events)
+    return events
 
 
 def _take_numbers(dialect) -> object:
-    """``n`` more numbers of the chain's counter, returning the last: one
+    """``n`` more numbers of the chain's counter, returning the last and the
+    chain's head (the hash of the link before the first of them): one
     statement, built once per dialect (every commit with events runs it)."""
     counters, links, n = ChangeCounter.__table__, AuditLink.__table__, bindparam("n", type_=BigInteger)
     # The first number ever (or after the counter row was lost) follows the
     # highest link there is.
     start = select(func.coalesce(func.max(links.c.seq), 0) + n).scalar_subquery()
-    return (dialect.insert(counters).values(name=COUNTER, value=start)
+    newest = select(links.c.hash).order_by(links.c.seq.desc()).limit(1).scalar_subquery()
+    return (dialect.insert(counters).values(name=COUNTER, value=start, head_hash=newest)
             .on_conflict_do_update(index_elements=[counters.c.name], set_={"value": counters.c.value + n})
-            .returning(counters.c.value))
+            .returning(counters.c.value, counters.c.head_hash))
 
 
 _TAKE = {"postgresql": _take_numbers(postgresql), "sqlite": _take_numbers(sqlite)}
 _HASH_OF = select(AuditLink.__table__.c.hash).where(AuditLink.__table__.c.seq == bindparam("seq"))
 _LINK = insert(AuditLink.__table__)
+_COUNTERS = ChangeCounter.__table__
+_NEW_HEAD = (update(_COUNTERS).where(_COUNTERS.c.name == COUNTER)
+             .values(head_hash=bindparam("head", type_=String)))
+# PostgreSQL: the links and the new head in one statement, the links as
+# arrays (one statement text whatever their number).
+_LINK_AND_HEAD = text(
+    "WITH linked AS (INSERT INTO audit_links (seq, event_id, hash) "
+    "SELECT * FROM unnest(CAST(:seqs AS bigint[]), CAST(:event_ids AS bigint[]), CAST(:hashes AS text[]))) "
+    f"UPDATE change_counters SET head_hash = :head WHERE name = '{COUNTER}'"
+)
 
 
 def append(session: Session, key: bytes, events: list[tuple[int, bytes]]) -> int:
     """Seal ``events`` (id, canonical bytes) with the next links of the
     chain; returns the last seq. The counter's row lock is held until the
     transaction ends."""
-    n = len(events)
     # Core statements on the session's connection: no ORM work on a path
     # every write takes.
     connection = session.connection()
-    last = connection.execute(_TAKE[connection.dialect.name], {"n": n}).scalar_one()
-    first = last - n + 1
-    # Read after the counter's lock is ours: the link before ours is
-    # committed by now (a new statement sees it, also on PostgreSQL).
-    previous = ZERO if first == 1 else connection.execute(_HASH_OF, {"seq": first - 1}).scalar()
+    last, head = connection.execute(_TAKE[connection.dialect.name], {"n": len(events)}).one()
+    return link(session, key, events, last, head)
+
+
+def link(session: Session, key: bytes, events: list[tuple[int, bytes]], last: int, head: str | None) -> int:
+    """Seal ``events`` with the links numbered up to ``last``, taken (with
+    the counter's row lock) when the chain's head was ``head``; returns
+    ``last``. The head moves to the last new link."""
+    connection = session.connection()
+    first = last - len(events) + 1
+    # The head on the counter's row was read under its lock: the link it
+    # names is committed by now.
+    previous = ZERO if first == 1 else head
+    if previous is None:
+        # A counter row without its head (restored by hand): the link before.
+        previous = connection.execute(_HASH_OF, {"seq": first - 1}).scalar()
     if previous is None:
         # The link before is gone (removed by hand): keep recording, from the
         # zero hash; verify-audit reports the gap.
@@ -155,7 +181,13 @@ def append(session: Session, key: bytes, events: list[tuple[int, bytes]]) -> int
     for seq, (event_id, stored) in enumerate(events, start=first):
         previous = link_hash(key, previous, stored)
         rows.append({"seq": seq, "event_id": event_id, "hash": previous})
-    connection.execute(_LINK, rows)
+    if connection.dialect.name == "postgresql":
+        connection.execute(_LINK_AND_HEAD, {"seqs": [r["seq"] for r in rows],
+                                            "event_ids": [r["event_id"] for r in rows],
+                                            "hashes": [r["hash"] for r in rows], "head": previous})
+    else:
+        connection.execute(_LINK, rows)
+        connection.execute(_NEW_HEAD, {"head": previous})
     return last
 
 

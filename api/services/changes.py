@@ -9,7 +9,8 @@ SQLite the timestamp is taken before the write lock, so the same happens).
 
 The number is taken from a counter row that the transaction updates as the
 very last thing before it commits (a ``before_commit`` hook; the audit chain,
-api/services/audit_chain.py, takes its own counter right after). The row
+api/services/audit_chain.py, takes its own counter right after; on
+PostgreSQL one call takes both: api/services/audit.py). The row
 lock is held until the commit, so the next transaction gets the next number
 only after this one is visible: numbers follow commit order, and a reader that
 has seen number N has seen every change numbered below N. A cursor on the
@@ -31,7 +32,7 @@ records an event in its transaction) and forms written through the ORM.
 """
 from __future__ import annotations
 
-from sqlalchemy import bindparam, event, func, select, update
+from sqlalchemy import BigInteger, bindparam, event, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
@@ -83,42 +84,56 @@ def _hand_up_or_forget(session, transaction) -> None:
         changed.clear()
 
 
-def number_noted(session: Session) -> None:
-    """Number the forms the committing transaction changed: called by the
-    one ``before_commit`` listener (api/services/audit.py), before the audit
-    chain takes its counter, so every writer takes the two counters in the
-    same order."""
+def noted(session: Session) -> list[str]:
+    """The forms the committing transaction changed, in the order they
+    changed, forgotten here: to be numbered by the one ``before_commit``
+    listener (api/services/audit.py), before the audit chain takes its
+    counter, so every writer takes the two counters in the same order.
+    The caller has flushed (ORM changes may name more forms)."""
     changed = session.info.get(_KEY)
     if not changed:
-        return
-    session.flush()  # ORM changes first: they may name more forms
+        return []
     ids = list({form_id: None for noted in changed.values() for form_id in noted})
     changed.clear()
-    if ids:
-        assign(session, ids)
+    return ids
+
+
+def _take_numbers(dialect):
+    """``n`` more numbers of the counter, returning the last: one
+    statement, built once per dialect (every commit that changes a form
+    runs it)."""
+    counters, n = ChangeCounter.__table__, bindparam("n", type_=BigInteger)
+    # The first number ever (or after the counter row was lost) follows the
+    # highest number already given.
+    start = select(func.coalesce(func.max(Form.__table__.c.change_seq), 0) + n).scalar_subquery()
+    return (dialect.insert(counters).values(name=COUNTER, value=start)
+            .on_conflict_do_update(index_elements=[counters.c.name], set_={"value": counters.c.value + n})
+            .returning(counters.c.value))
+
+
+_TAKE = {"postgresql": _take_numbers(postgresql), "sqlite": _take_numbers(sqlite)}
+_FORMS = Form.__table__
+_NUMBER = update(_FORMS).where(_FORMS.c.id == bindparam("b_id")).values(change_seq=bindparam("b_seq"))
 
 
 def assign(session: Session, form_ids: list[str]) -> None:
     """Give ``form_ids`` the next numbers of the counter (taken under its
     row lock until the transaction ends)."""
     n = len(form_ids)
-    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-    # The first number ever (or after the counter row was lost) follows the
-    # highest number already given.
-    start = select(func.coalesce(func.max(Form.change_seq), 0) + n).scalar_subquery()
-    statement = dialect.insert(ChangeCounter).values(name=COUNTER, value=start)
-    statement = statement.on_conflict_do_update(
-        index_elements=[ChangeCounter.name], set_={"value": ChangeCounter.value + n}
-    ).returning(ChangeCounter.value)
-    last = session.execute(statement).scalar_one()
-    numbers = {form_id: last - n + i for i, form_id in enumerate(form_ids, start=1)}
-    forms = Form.__table__
-    session.execute(
-        update(forms).where(forms.c.id == bindparam("b_id")).values(change_seq=bindparam("b_seq")),
-        [{"b_id": form_id, "b_seq": seq} for form_id, seq in numbers.items()],
-    )
-    # Forms loaded in this session see their number without a reload.
-    for form_id, seq in numbers.items():
+    connection = session.connection()
+    last = connection.execute(_TAKE[connection.dialect.name], {"n": n}).scalar_one()
+    connection.execute(_NUMBER, [{"b_id": form_id, "b_seq": seq} for form_id, seq in _numbers(form_ids, last)])
+    numbered(session, form_ids, last)
+
+
+def _numbers(form_ids: list[str], last: int):
+    return zip(form_ids, range(last - len(form_ids) + 1, last + 1))
+
+
+def numbered(session: Session, form_ids: list[str], last: int) -> None:
+    """``form_ids`` were given the numbers up to ``last``: forms loaded in
+    this session see theirs without a reload."""
+    for form_id, seq in _numbers(form_ids, last):
         form = session.identity_map.get(session.identity_key(Form, form_id))
         if form is not None:
             set_committed_value(form, "change_seq", seq)

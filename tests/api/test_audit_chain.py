@@ -133,7 +133,9 @@ def test_a_busy_day_verifies_and_every_event_has_the_next_link(app, world, runne
         seqs = session.scalars(select(AuditLink.seq).order_by(AuditLink.seq)).all()
         assert seqs == list(range(1, total + 1))
         assert session.scalar(select(AuditLink.hash).where(AuditLink.seq == head_seq)) == head_hash
-        assert session.get(ChangeCounter, "audit").value == head_seq
+        counter = session.get(ChangeCounter, "audit")
+        # The counter's row holds the head the next link chains to.
+        assert (counter.value, counter.head_hash) == (head_seq, head_hash)
         # The officer's note stays with the check, not in the unchangeable trail.
         notes = session.scalars(select(Event.data).where(Event.type == "form.rejected")).all()
         assert [{k: v for k, v in data.items() if k != "duty"} for data in notes] == [
@@ -436,6 +438,10 @@ def test_upgrading_links_the_events_already_there_in_id_order(app, old_database)
         links = conn.execute(select(AuditLink.seq, AuditLink.event_id).order_by(AuditLink.seq)).all()
         ids = conn.execute(select(Event.id).order_by(Event.id)).scalars().all()
     assert [tuple(link) for link in links] == list(zip(range(1, 8), ids))
+    with engine.connect() as conn:
+        head = conn.execute(select(ChangeCounter.value, ChangeCounter.head_hash)
+                            .where(ChangeCounter.name == "audit")).one()
+        assert tuple(head) == (7, conn.scalar(select(AuditLink.hash).where(AuditLink.seq == 7)))
     from sqlalchemy.orm import Session
     with Session(engine, info={"audit_chain_key": key}) as session:
         report = audit_chain.verify(session, key)
