@@ -25,6 +25,9 @@ from . import audit_chain, changes, webhooks
 UNCHANGING = frozenset({"form.scanned"})
 
 
+_INSERT_EVENT = Event.__table__.insert().returning(Event.__table__.c.id)
+
+
 def record(
     session: Session,
     form_id: str | None,
@@ -35,15 +38,15 @@ def record(
     at: datetime | None = None,
     **data,
 ) -> Event:
-    event = Event(
-        form_id=form_id,
-        type=type,
-        actor=actor,
-        exit_point=exit_point,
-        data=data,
-        at=at or utcnow(),
-    )
-    session.add(event)
+    """Append an event to the trail in the session's transaction; returns
+    it as written (not an object the session tracks)."""
+    values = {"form_id": form_id, "type": type, "actor": actor, "exit_point": exit_point, "data": data,
+              "at": at or utcnow()}
+    # ORM changes first (the form an issue adds, say: the event refers to
+    # it), then one plain INSERT: no ORM object to flush on every write.
+    session.flush()
+    event = Event(id=session.connection().execute(_INSERT_EVENT, values).scalar_one(), **values)
+    audit_chain.note_written(session, event)
     if form_id is not None:
         if type not in UNCHANGING:
             changes.note(session, form_id)
@@ -54,9 +57,9 @@ def record(
 
 # --- what happens as a transaction commits ------------------------------------
 # Every event is linked into the chain, however it was added (audit.record or
-# a plain session.add): the events each flush wrote are noted per
-# transaction, dropped with a rolled-back SAVEPOINT or transaction, and
-# linked when the transaction commits.
+# a plain session.add): the events audit.record and each flush wrote are
+# noted per transaction, dropped with a rolled-back SAVEPOINT or
+# transaction, and linked when the transaction commits.
 
 
 @sqlalchemy_event.listens_for(Session, "after_flush")

@@ -90,6 +90,12 @@ def note_flushed(session: Session, flushed: Iterable) -> None:
         session.info.setdefault(_KEY, {}).setdefault(_current(session), []).extend(events)
 
 
+def note_written(session: Session, event: Event) -> None:
+    """Remember an event written with a plain INSERT (``audit.record``),
+    as ``note_flushed`` does those the ORM flushed."""
+    session.info.setdefault(_KEY, {}).setdefault(_current(session), []).append((event.id, _as_stored(event)))
+
+
 def forget_rolled_back(session: Session) -> None:
     """Drop the events of the transaction or SAVEPOINT just rolled back (an
     ``after_rollback`` hook: it runs while that one is still the current

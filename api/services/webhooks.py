@@ -285,9 +285,8 @@ def enqueue(session: Session, event: Event) -> int:
     if event.type not in EVENT_TYPES or event.form_id is None \
             or event.form_id in session.info.get(_UNHEARD, ()):
         return 0
-    # The event's id, and the form as this transaction leaves it (status
-    # changes are often plain UPDATE statements the ORM objects do not see).
-    session.flush()
+    # The form as this transaction leaves it: audit.record flushed the ORM's
+    # changes, and status changes are often plain UPDATE statements.
     rows = session.execute(_LISTENERS, {"form_id": event.form_id}).all()
     hooks = [row.webhook_id for row in rows if event.type in row.events]
     if not hooks:
