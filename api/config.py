@@ -49,6 +49,10 @@ def load(instance_path: str) -> dict:
         "DATABASE_URL": env.get(
             "DATABASE_URL", f"sqlite:///{Path(instance_path) / 'taxfree.sqlite3'}"
         ),
+        # A pooled connection unused for this long is checked (SELECT 1)
+        # before a request gets it, and replaced if the database dropped it
+        # (api/database.py).
+        "DATABASE_PING_AFTER_IDLE_SECONDS": float(env.get("DATABASE_PING_AFTER_IDLE_SECONDS", "1")),
         # "production" or "development"; unset, a PostgreSQL DATABASE_URL
         # counts as production (is_production).
         "TAXFREE_ENV": env.get("TAXFREE_ENV", ""),

@@ -5,8 +5,10 @@ request (closed, and rolled back if still open, when the request ends).
 """
 from __future__ import annotations
 
+import time
+
 from flask import Flask, current_app, g
-from sqlalchemy import MetaData, create_engine, event
+from sqlalchemy import MetaData, create_engine, event, exc
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
@@ -27,7 +29,36 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
 
 
-def make_engine(url: str) -> Engine:
+# A connection the pool hands out right after it came back needs no check:
+# it just worked. One that sat unused for a while may have been dropped
+# meanwhile (the database restarted, a firewall closed it), so it is pinged
+# first and replaced if dead, as pool_pre_ping does for every checkout.
+# Under load, connections come back within milliseconds and a request
+# saves that round trip; a connection dropped in that window fails its
+# request with a 503 (api/problems.py), and SQLAlchemy then replaces every
+# pooled connection made before it.
+PING_AFTER_IDLE_SECONDS = 1.0
+_IDLE_SINCE = "idle_since"
+
+
+def _ping_after_idle(engine: Engine, seconds: float) -> None:
+    @event.listens_for(engine, "connect")
+    @event.listens_for(engine, "checkin")
+    def _idle_from_now(_dbapi_connection, record):
+        record.info[_IDLE_SINCE] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _ping_if_idle(dbapi_connection, record, _proxy):
+        if time.monotonic() - record.info.get(_IDLE_SINCE, 0.0) < seconds:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except engine.dialect.loaded_dbapi.Error as error:
+            # The pool replaces this connection and every one made before it.
+            raise exc.InvalidatePoolError() from error
+
+
+def make_engine(url: str, ping_after_idle: float = PING_AFTER_IDLE_SECONDS) -> Engine:
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"timeout": 30})
 
@@ -42,11 +73,13 @@ def make_engine(url: str) -> Engine:
             cur.close()
 
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+    engine = create_engine(url, pool_size=10, max_overflow=10)
+    _ping_after_idle(engine, ping_after_idle)
+    return engine
 
 
 def init_app(app: Flask) -> None:
-    engine = make_engine(app.config["DATABASE_URL"])
+    engine = make_engine(app.config["DATABASE_URL"], float(app.config["DATABASE_PING_AFTER_IDLE_SECONDS"]))
     app.extensions["db_engine"] = engine
     # Sessions carry the audit chain's key and the cipher of the signing
     # secrets (api/custody.py): events are linked as their transaction

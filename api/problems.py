@@ -139,7 +139,7 @@ def handle_unexpected(error: Exception):
         return handle_http_exception(error)
     if isinstance(error, OperationalError):
         # The database is down, restarting or locked: a moment's wait fixes
-        # it, and the pool reconnects by itself (pool_pre_ping).
+        # it, and the pool reconnects by itself (api/database.py).
         log.warning("database unavailable on %s %s: %s", request.method, request.path,
                     type(getattr(error, "orig", error)).__name__)
         return problem_response(503, "database_unavailable",

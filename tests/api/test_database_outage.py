@@ -17,8 +17,11 @@ from pathlib import Path
 
 import pytest
 import requests
+from sqlalchemy import create_engine, text
 
+from api import create_app
 from api.cli import migrate
+from shared import risk
 from tests.builders import item, traveller
 from tests.servers import free_port, gunicorn_command, server_environment, serving
 
@@ -139,3 +142,54 @@ def test_the_api_answers_503_while_postgresql_restarts_and_recovers_by_itself(
     figures(sent=kiosk.sent, scans=FORMS, acknowledged=len(kiosk.acknowledged),
             answered_503=len(kiosk.unavailable), connection_errors=kiosk.connection_errors,
             lost=FORMS - len(kiosk.acknowledged), duplicated=duplicated, other_errors=len(kiosk.other))
+
+
+def _drop_the_apis_connections(url: str) -> int:
+    """Close every other connection to the database from the server side,
+    as a restart or a firewall does; how many were closed."""
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return len(conn.execute(text(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()")).all())
+    finally:
+        engine.dispose()
+
+
+def test_a_pooled_connection_dropped_while_idle_is_replaced_before_a_request_uses_it(app, world, database_url):
+    form = world.issue("shop")
+    assert _drop_the_apis_connections(database_url) >= 1
+    time.sleep(app.config["DATABASE_PING_AFTER_IDLE_SECONDS"] + 0.2)
+
+    r = world.scan("kiosk", form["qr_payload"])
+
+    assert r.status_code == 200, r.get_json()
+    assert r.get_json()["verdict"] == "validated"
+
+
+def test_a_connection_dropped_between_busy_requests_fails_one_request_and_the_pool_recovers(
+        world, database_url, tmp_path, monkeypatch):
+    """No ping for a connection that just came back: a drop in that moment
+    costs one 503, which kiosks retry; the next request gets a new
+    connection."""
+    monkeypatch.setenv("INSTANCE_PATH", str(tmp_path / "busy"))
+    busy = create_app({"TESTING": True, "DATABASE_URL": database_url, "RISK_POLICY": {"sample_rate": 0.0},
+                       "DATABASE_PING_AFTER_IDLE_SECONDS": 3600})
+    busy.config["RISK"] = risk.policy_from_dict(busy.config["RISK_POLICY"])
+    client = busy.test_client()
+    kiosk = {"Authorization": f"Bearer {world.devices['kiosk']}"}
+    forms = [world.issue("shop", traveller=traveller(passport_number=f"B{n:08d}")) for n in range(2)]
+    try:
+        assert client.post("/api/v1/scans", json={"qr_payload": forms[0]["qr_payload"]},
+                           headers=kiosk).status_code == 200
+        _drop_the_apis_connections(database_url)
+
+        failed = client.post("/api/v1/scans", json={"qr_payload": forms[1]["qr_payload"]}, headers=kiosk)
+        retried = client.post("/api/v1/scans", json={"qr_payload": forms[1]["qr_payload"]}, headers=kiosk)
+    finally:
+        busy.extensions["db_engine"].dispose()
+
+    assert (failed.status_code, failed.get_json()["code"], failed.headers["Retry-After"]) == (
+        503, "database_unavailable", "5")
+    assert (retried.status_code, retried.get_json()["verdict"]) == (200, "validated")
