@@ -14,7 +14,8 @@ from __future__ import annotations
 from datetime import datetime
 
 from flask import current_app, has_app_context
-from sqlalchemy import event as sqlalchemy_event, text
+from sqlalchemy import bindparam, insert, literal_column, select, text
+from sqlalchemy import event as sqlalchemy_event
 from sqlalchemy.orm import Session
 
 from ..models import Event, utcnow
@@ -25,7 +26,9 @@ from . import audit_chain, changes, webhooks
 UNCHANGING = frozenset({"form.scanned"})
 
 
-_INSERT_EVENT = Event.__table__.insert().returning(Event.__table__.c.id)
+_EVENTS = Event.__table__
+_INSERT_EVENT = _EVENTS.insert().returning(_EVENTS.c.id)
+_COLUMNS = ("form_id", "type", "actor", "exit_point", "data", "at")
 
 
 def record(
@@ -45,8 +48,61 @@ def record(
     # ORM changes first (the form an issue adds, say: the event refers to
     # it), then one plain INSERT: no ORM object to flush on every write.
     session.flush()
-    event = Event(id=session.connection().execute(_INSERT_EVENT, values).scalar_one(), **values)
+    return _written(session, session.connection().execute(_INSERT_EVENT, values).scalar_one(), values)
+
+
+def record_after(
+    session: Session,
+    write,
+    params: dict,
+    form_id: str | None,
+    type: str,
+    actor: str,
+    *,
+    exit_point: str | None = None,
+    at: datetime | None = None,
+    **data,
+) -> Event | None:
+    """Run ``write`` (a Core UPDATE or INSERT of at most one row) with
+    ``params`` and, if it wrote its row, append the event it stands for, as
+    ``record`` does; None, and no event, if it wrote nothing (a
+    compare-and-set that lost). On PostgreSQL one statement does both: the
+    write is a WITH clause of the event's INSERT."""
+    values = {"form_id": form_id, "type": type, "actor": actor, "exit_point": exit_point, "data": data,
+              "at": at or utcnow()}
+    session.flush()
+    connection = session.connection()
+    if connection.dialect.name != "postgresql":
+        if connection.execute(write, params).rowcount != 1:
+            return None
+        return _written(session, connection.execute(_INSERT_EVENT, values).scalar_one(), values)
+    event_id = connection.execute(_with_event(write), {
+        **params, **{f"event_{name}": value for name, value in values.items()}}).scalar()
+    return None if event_id is None else _written(session, event_id, values)
+
+
+_WITH_EVENT: dict = {}
+
+
+def _with_event(write):
+    """``write``, and an event row for each row it wrote: one statement,
+    built once per ``write``."""
+    statement = _WITH_EVENT.get(write)
+    if statement is None:
+        written = write.returning(literal_column("1")).cte("written")
+        event = select(*(bindparam(f"event_{name}", type_=_EVENTS.c[name].type) for name in _COLUMNS))
+        statement = _WITH_EVENT[write] = (
+            insert(_EVENTS).from_select(_COLUMNS, event.select_from(written))
+            .returning(_EVENTS.c.id).add_cte(written))
+    return statement
+
+
+def _written(session: Session, event_id: int, values: dict) -> Event:
+    """An event just written: noted for the chain, the change feed and the
+    outbox."""
+    event = Event(id=event_id, **values)
     audit_chain.note_written(session, event)
+    form_id, type = values["form_id"], values["type"]
     if form_id is not None:
         if type not in UNCHANGING:
             changes.note(session, form_id)

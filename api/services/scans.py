@@ -215,7 +215,7 @@ def _awaits_verdict(form: FormFacts, now: datetime, at: datetime, ctx: ScanConte
 
 # The compare-and-set that takes a form out of the status it was read in,
 # one statement per outcome, built once; plain Core, no ORM objects
-# (``_compare_and_set`` keeps a Form the session holds in step).
+# (``_change`` keeps a Form the session holds in step).
 _STILL = (_F.c.id == bindparam("form_id")) & (_F.c.status == bindparam("was"))
 _EXPIRE = _F.update().where(_STILL).values(status="expired", updated_at=bindparam("updated_at"))
 _VALIDATE = _F.update().where(_STILL).values(
@@ -228,11 +228,14 @@ _SEND_TO_DESK = _F.update().where(_STILL).values(
     status="check_required", exit_point_id=bindparam("exit_point_id"), updated_at=bindparam("updated_at"))
 
 
-def _compare_and_set(session: Session, statement, form: FormFacts, values: dict) -> bool:
-    """Run one of the statements above on ``form``, as read; on success the
+def _change(session: Session, statement, form: FormFacts, values: dict, event: str, device: Principal,
+            now: datetime, **data) -> bool:
+    """Run one of the statements above on ``form``, as read, and record
+    ``event`` if it won (api/services/audit.record_after); on success the
     facts, and a Form the session already holds (one issued in the same
     session, say), show what it wrote without reading the form back."""
-    if session.execute(statement, {"form_id": form.id, "was": form.status, **values}).rowcount != 1:
+    if audit.record_after(session, statement, {"form_id": form.id, "was": form.status, **values}, form.id,
+                          event, device.actor, at=now, exit_point=device.exit_point_code, **data) is None:
         return False
     form.status = values["status"]
     form.exit_point_id = values.get("exit_point_id", form.exit_point_id)
@@ -249,11 +252,8 @@ def _decide_issued(session: Session, form: FormFacts, device: Principal, ctx: Sc
     """Give a form awaiting its verdict that verdict; False if another
     request changed the form first. ``at`` is when the traveller scanned."""
     if rules.is_expired(form.export_deadline, at, ctx.ruleset.timezone):
-        done = _compare_and_set(session, _EXPIRE, form, {"status": "expired", "updated_at": now})
-        if done:
-            audit.record(session, form.id, "form.expired", device.actor, at=now,
-                         exit_point=device.exit_point_code)
-        return done
+        return _change(session, _EXPIRE, form, {"status": "expired", "updated_at": now}, "form.expired",
+                       device, now)
     facts = risk.ScanFacts(
         form_id=form.id,
         total_cents=form.total_cents,
@@ -276,17 +276,12 @@ def _decide_issued(session: Session, form: FormFacts, device: Principal, ctx: Sc
             validated_vat_cents=form.vat_cents,
             validated_refund_cents=form.refund_cents,
         )
-        if not _compare_and_set(session, _VALIDATE, form, values):
-            return False
-        audit.record(session, form.id, "form.validated", device.actor, at=now,
-                     exit_point=device.exit_point_code, by="scan", channel=channel_of(device))
-    else:
-        if not _compare_and_set(session, _SEND_TO_DESK, form, dict(common, status="check_required")):
-            return False
-        session.add(Check(form_id=form.id, exit_point_id=device.exit_point_id,
-                          fired_rules=fired, opened_at=now))
-        audit.record(session, form.id, "form.check_required", device.actor, at=now,
-                     exit_point=device.exit_point_code, fired_rules=fired, channel=channel_of(device))
+        return _change(session, _VALIDATE, form, values, "form.validated", device, now,
+                       by="scan", channel=channel_of(device))
+    if not _change(session, _SEND_TO_DESK, form, dict(common, status="check_required"), "form.check_required",
+                   device, now, fired_rules=fired, channel=channel_of(device)):
+        return False
+    session.add(Check(form_id=form.id, exit_point_id=device.exit_point_id, fired_rules=fired, opened_at=now))
     return True
 
 
@@ -449,14 +444,18 @@ def move_check(session: Session, form_id: str, was: int, here: Principal, now: d
     return True
 
 
-_INSERT_SCAN = Scan.__table__.insert()
+# Every column by name, so that the statement also works as a WITH clause
+# of its event's INSERT (api/services/audit.record_after).
+_INSERT_SCAN = _SCANS.insert().values({name: bindparam(name) for name in (
+    "form_id", "device_id", "exit_point_id", "verdict", "reason_code", "created_at", "channel", "install_key",
+    "received_at", "queued")})
 
 
 def _record(session: Session, device: Principal, outcome: ScanOutcome, form: FormFacts | None,
             now: datetime, at: datetime, queued: bool) -> ScanOutcome:
     channel = channel_of(device)
     # Nothing reads the row back: a plain INSERT, no ORM object.
-    session.execute(_INSERT_SCAN, {
+    row = {
         "form_id": form.id if form is not None else None,
         "device_id": device.id if device.kind == "device" else None,
         "exit_point_id": device.exit_point_id,
@@ -467,14 +466,16 @@ def _record(session: Session, device: Principal, outcome: ScanOutcome, form: For
         "install_key": device.install_key,
         "received_at": now,
         "queued": queued,
-    })
-    if form is not None:
-        # The event's time is when the API received the scan; a queued one
-        # also says when the device made it.
-        offline = {"scanned_at": at.isoformat(), "queued": True} if queued else {}
-        audit.record(session, form.id, "form.scanned", device.actor, at=now,
-                     exit_point=device.exit_point_code, verdict=outcome.verdict,
-                     reason_code=outcome.reason_code, channel=channel, **offline)
+    }
+    if form is None:
+        session.execute(_INSERT_SCAN, row)
+        return outcome
+    # The event's time is when the API received the scan; a queued one
+    # also says when the device made it.
+    offline = {"scanned_at": at.isoformat(), "queued": True} if queued else {}
+    audit.record_after(session, _INSERT_SCAN, row, form.id, "form.scanned", device.actor, at=now,
+                       exit_point=device.exit_point_code, verdict=outcome.verdict,
+                       reason_code=outcome.reason_code, channel=channel, **offline)
     return outcome
 
 
