@@ -1,11 +1,11 @@
 """Bulk submission: many forms in one transaction, each judged on its own,
 so one bad form never keeps the others from being stored.
 
-``forms.issue`` checks everything (retailer, eligibility, an invoice that
-already has a form, also one stored earlier in the same batch, since each
-form is flushed as it is issued) before it writes anything, so a refused
-form leaves nothing behind. What it cannot see coming is a clash at INSERT
-time: another request storing the same invoice at the same moment.
+``forms.issue`` checks everything (retailer, eligibility) before it writes
+anything, and its form's INSERT settles an invoice that already has a form
+(also one stored earlier in the same batch, or by another request at the
+same moment) by writing nothing, so a refused form leaves nothing behind.
+What it cannot see coming is another clash at INSERT time.
 
 On PostgreSQL each form runs inside a SAVEPOINT, and such a clash costs
 only that form (409). SQLite's Python driver handles SAVEPOINTs unreliably

@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import Select, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session, joinedload, make_transient_to_detached
 
 from shared import formid, qrtoken, rules
 
@@ -90,13 +91,15 @@ def resolve_retailer(session: Session, principal: Principal, retailer_vat: str |
     """The retailer a new form is issued for."""
     require_retail(principal)
     if principal.role == "retailer":
-        retailer = session.get(Retailer, principal.retailer_id)
+        # Its intermediary in the same statement: issuing needs its fee.
+        retailer = session.get(Retailer, principal.retailer_id, options=[joinedload(Retailer.intermediary)])
         if retailer_vat and retailer_vat != retailer.vat_number:
             raise _field_problem("retailer_vat", "You can only issue forms for your own shop.")
         return retailer
     if not retailer_vat:
         raise _field_problem("retailer_vat", "Name the retailer the form is issued for.")
-    retailer = session.scalar(select(Retailer).where(Retailer.vat_number == retailer_vat))
+    retailer = session.scalar(select(Retailer).options(joinedload(Retailer.intermediary))
+                              .where(Retailer.vat_number == retailer_vat))
     if retailer is None or (
         principal.role == "intermediary" and retailer.intermediary_id != principal.intermediary_id
     ):
@@ -133,23 +136,13 @@ def issue(session: Session, principal: Principal, data: dict, issuer: Issuer, no
             "This purchase does not qualify for a tax-free refund: " + violations[0].message,
             errors=errors,
         )
-    if session.scalar(select(Form.id).where(
-        Form.retailer_id == retailer.id, Form.invoice_number == data["invoice_number"]
-    )):
-        # The unique constraint still guards against two at the same moment.
-        raise Problem(
-            409,
-            "duplicate_invoice",
-            f"Invoice {data['invoice_number']} already has a tax-free form.",
-            errors={"invoice_number": ["This invoice already has a tax-free form."]},
-        )
     fee_bp = retailer.intermediary.fee_bp if retailer.intermediary else 0
     totals = rules.compute_totals(lines, fee_bp)
     deadline = rules.export_deadline(data["purchase_date"], issuer.ruleset.export_months)
     form_id = formid.new_form_id(issuer.ruleset.country)
-    form = Form(
+    values = dict(
         id=form_id,
-        retailer=retailer,
+        retailer_id=retailer.id,
         intermediary_id=principal.intermediary_id if principal.role == "intermediary" else retailer.intermediary_id,
         status="issued",
         invoice_number=data["invoice_number"],
@@ -185,8 +178,9 @@ def issue(session: Session, principal: Principal, data: dict, issuer: Issuer, no
         created_at=now,
         updated_at=now,
     )
-    form.lines = [
-        FormLine(
+    line_values = [
+        dict(
+            form_id=form_id,
             line=n,
             description=item["description"],
             quantity=item["quantity"],
@@ -199,12 +193,52 @@ def issue(session: Session, principal: Principal, data: dict, issuer: Issuer, no
         )
         for n, item in enumerate(items, start=1)
     ]
-    session.add(form)
-    session.flush()
+    session.flush()  # ORM changes first: a batch's earlier forms, say
+    connection = session.connection()
+    # The invoice's unique constraint answers whether it already has a form,
+    # in the INSERT itself: no read before it, and no race after one.
+    if connection.execute(_INSERT_FORM[connection.dialect.name], values).scalar() is None:
+        raise Problem(
+            409,
+            "duplicate_invoice",
+            f"Invoice {data['invoice_number']} already has a tax-free form.",
+            errors={"invoice_number": ["This invoice already has a tax-free form."]},
+        )
+    connection.execute(_INSERT_LINE, line_values)
+    form = _as_loaded(session, Form(**values, **_NOT_YET), [FormLine(**line, present=None) for line in line_values],
+                      retailer)
     audit.record(
         session, form.id, "form.issued", principal.actor, at=now,
         total_cents=form.total_cents, refund_cents=form.refund_cents,
     )
+    return form
+
+
+def _insert_form(dialect):
+    forms = Form.__table__
+    return (dialect.insert(forms)
+            .on_conflict_do_nothing(index_elements=[forms.c.retailer_id, forms.c.invoice_number])
+            .returning(forms.c.id))
+
+
+# Plain INSERTs, built once: the ORM's unit of work costs more than the
+# two statements themselves.
+_INSERT_FORM = {"postgresql": _insert_form(postgresql), "sqlite": _insert_form(sqlite)}
+_INSERT_LINE = FormLine.__table__.insert()
+# A new form's columns that only later steps fill in.
+_NOT_YET = dict(personal_data_removed_at=None, validated_at=None, exit_point_id=None,
+                validated_total_cents=None, validated_vat_cents=None, validated_refund_cents=None,
+                refunded_cents=None, refunded_at=None, change_seq=None)
+
+
+def _as_loaded(session: Session, form: Form, lines: list[FormLine], retailer: Retailer) -> Form:
+    """``form`` and its ``lines``, just inserted, as persistent objects of
+    the session, as if read back (the caller may act on them at once)."""
+    form.retailer = retailer
+    form.lines = lines
+    for obj in (form, *lines):
+        make_transient_to_detached(obj)
+    session.add(form)
     return form
 
 
