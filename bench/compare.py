@@ -53,8 +53,12 @@ import run as bench_run
 from harness import log
 
 KINDS = ("scan_fresh", "scan_rescan", "forms_post", "checks_get")
+# Also measured when asked for (--kinds): fresh scans sent with an
+# Idempotency-Key each, as kiosks send them.
+FRESH_KINDS = ("scan_fresh", "scan_fresh_key")
 LABELS = {"scan_fresh": "POST /scans (fresh form)", "scan_rescan": "POST /scans (re-scan)",
-          "forms_post": "POST /forms", "checks_get": "GET /checks?exit_point=AMS"}
+          "forms_post": "POST /forms", "checks_get": "GET /checks?exit_point=AMS",
+          "scan_fresh_key": "POST /scans (fresh form, Idempotency-Key)"}
 WARM_UP = 20
 PROFILED = 600  # fresh scans under py-spy, per tree
 
@@ -92,6 +96,7 @@ def _inproc(config: dict) -> dict:
     rescans = config["rescans"]
     headers = {
         "scan_fresh": {"Authorization": f"Bearer {config['device_token']}"},
+        "scan_fresh_key": {"Authorization": f"Bearer {config['device_token']}"},
         "scan_rescan": {"Authorization": f"Bearer {config['device_token']}"},
         "forms_post": {"Authorization": f"Bearer {config['shop_token']}"},
         "checks_get": {"Authorization": f"Bearer {config['officer_token']}"},
@@ -101,6 +106,9 @@ def _inproc(config: dict) -> dict:
     def request(kind: str, i: int):
         if kind == "scan_fresh":
             return client.post("/api/v1/scans", json={"qr_payload": next(fresh)}, headers=headers[kind])
+        if kind == "scan_fresh_key":
+            return client.post("/api/v1/scans", json={"qr_payload": next(fresh)},
+                               headers={**headers[kind], "Idempotency-Key": f"{tag}-{i}"})
         if kind == "scan_rescan":
             return client.post("/api/v1/scans", json={"qr_payload": rescans[i % len(rescans)]},
                                headers=headers[kind])
@@ -251,7 +259,7 @@ def measure(args, trees: dict, kinds: list, instance: Path) -> dict:
                      "load_average_start": os.getloadavg()[0]}
     with database(args.backend, instance) as (url, db_pid):
         world = fixture.build_world(url, instance)
-        per_round = args.requests + WARM_UP
+        per_round = (args.requests + WARM_UP) * max(1, sum(k in FRESH_KINDS for k in kinds))
         wrk_need = args.repeats * 2 * 700 * args.seconds if args.wrk else 0
         fresh_need = 2 * args.rounds * per_round + 2 * (PROFILED + WARM_UP) + wrk_need + 400
         t = time.monotonic()
