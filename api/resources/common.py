@@ -49,7 +49,9 @@ def idempotent(body, produce: Callable[[], tuple[dict, int]], headers_of=None) -
         return _json(stored.response_body, stored.status_code, headers_of, replayed=True)
     try:
         payload, status = produce()
-        idempotency.remember(session, owner, key, body_hash, status, payload)
+        if not idempotency.remember(session, owner, key, body_hash, status, payload):
+            # Another request stored its response under the key first.
+            raise Problem(409, "conflict", "Another request changed the same data at the same moment; retry.")
         session.commit()
     except (IntegrityError, Problem) as clash:
         if isinstance(clash, Problem) and clash.status != 409:

@@ -15,9 +15,11 @@ import hashlib
 import hmac
 import json
 
+from sqlalchemy import bindparam, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from ..models import IdempotencyRecord
+from ..models import IdempotencyRecord, utcnow
 from ..problems import Problem
 
 MAX_KEY_LENGTH = 255
@@ -51,9 +53,24 @@ def check_key(key: str) -> str:
     return key
 
 
-def replay(session: Session, owner: str, key: str, body_hash: str, body) -> IdempotencyRecord | None:
-    """The stored first response for ``key``, or None if the key is new."""
-    record = session.get(IdempotencyRecord, (owner, key))
+_RECORDS = IdempotencyRecord.__table__
+# Plain Core statements, built once: every write sent with a key runs them.
+_STORED = select(_RECORDS.c.request_hash, _RECORDS.c.status_code, _RECORDS.c.response_body).where(
+    _RECORDS.c.owner == bindparam("owner"), _RECORDS.c.key == bindparam("key"))
+
+
+def _insert(dialect):
+    return (dialect.insert(_RECORDS).on_conflict_do_nothing(index_elements=[_RECORDS.c.owner, _RECORDS.c.key])
+            .returning(_RECORDS.c.key))
+
+
+_REMEMBER = {"postgresql": _insert(postgresql), "sqlite": _insert(sqlite)}
+
+
+def replay(session: Session, owner: str, key: str, body_hash: str, body):
+    """The stored first response for ``key`` (its ``status_code`` and
+    ``response_body``), or None if the key is new."""
+    record = session.execute(_STORED, {"owner": owner, "key": key}).one_or_none()
     if record is not None and not (hmac.compare_digest(record.request_hash, body_hash)
                                    or hmac.compare_digest(record.request_hash, _legacy_hash(body))):
         raise Problem(
@@ -64,9 +81,11 @@ def replay(session: Session, owner: str, key: str, body_hash: str, body) -> Idem
     return record
 
 
-def remember(session: Session, owner: str, key: str, body_hash: str, status: int, body) -> None:
-    session.add(
-        IdempotencyRecord(
-            owner=owner, key=key, request_hash=body_hash, status_code=status, response_body=body
-        )
-    )
+def remember(session: Session, owner: str, key: str, body_hash: str, status: int, body) -> bool:
+    """Store the response for ``key`` in the session's transaction; False,
+    and nothing stored, if another request stored one for the key first
+    (on PostgreSQL the INSERT waits for that request's transaction to end)."""
+    connection = session.connection()
+    return connection.execute(_REMEMBER[connection.dialect.name], {
+        "owner": owner, "key": key, "request_hash": body_hash, "status_code": status, "response_body": body,
+        "created_at": utcnow()}).scalar() is not None
