@@ -46,13 +46,18 @@ FRAME = re.compile(r"^(?P<func>.+?) \((?P<file>[^:()]+):(?P<line>\d+)\)$")
 STAGES = [
     ("audit: hash chain links", "api/services/audit_chain.py", None),
     ("change feed counter", "api/services/changes.py", None),
+    # PostgreSQL: both counters in one call (take_commit_numbers).
+    ("change feed and audit counters", "api/services/audit.py", {"_number_and_link"}),
     ("webhook outbox enqueue", "api/services/webhooks.py", None),
     ("ORM flush (event and check rows)", "sqlalchemy/orm/session.py", {"flush", "_autoflush"}),
-    ("audit: event rows", "api/services/audit.py", None),
+    ("audit: event rows", "api/services/audit.py", {"record", "_written", "_with_event"}),
+    # One statement on PostgreSQL: a scan's compare-and-set or its scan row,
+    # with the event it stands for.
+    ("compare-and-set / scan row, with its event", "api/services/audit.py", {"record_after"}),
     ("commit (COMMIT, session)", "sqlalchemy/orm/session.py", {"commit"}),
     ("risk engine", "shared/risk.py", None),
     ("facts query", "api/services/scans.py", {"_form_facts"}),
-    ("compare-and-set", "api/services/scans.py", {"_compare_and_set"}),
+    ("compare-and-set", "api/services/scans.py", {"_change"}),
     ("scan row", "api/services/scans.py", {"_record"}),
     ("issue: QR payload signing", "shared/qrtoken.py", {"sign_form_token"}),
     ("QR token verify (PyJWT + Ed25519)", "shared/qrtoken.py", None),
