@@ -148,6 +148,17 @@ SHAPES = [
 SAMPLED = [{"code": "random_sample", "detail": "Picked by the random check."}]
 
 
+# Each fixture form's traveller: a passport of its own (``passport_of``),
+# the same country and date of birth for all; the traveller's app signs in
+# with them (bench/traveller_load.py).
+TRAVELLER_COUNTRY = "CN"
+TRAVELLER_BIRTH = date(1988, 3, 14)
+
+
+def passport_of(index: int) -> str:
+    return f"E{index:09d}"
+
+
 def form_id_of(index: int) -> str:
     """A well-formed, unique, random-looking form id for a fixture index (an
     odd multiplier is a bijection modulo 2**35)."""
@@ -174,7 +185,7 @@ def _form_rows(world: World, start: int, count: int, scannable: int, pending_che
         k = index - start
         fid = form_id_of(index)
         shape, totals = shapes[index % 2]
-        passport = f"E{index:09d}"
+        passport = passport_of(index)
         if k < scannable:
             created = now - timedelta(minutes=rng.randrange(1, 24 * 60))
             status = "issued"
@@ -198,9 +209,9 @@ def _form_rows(world: World, start: int, count: int, scannable: int, pending_che
             "id": fid, "retailer_id": world.retailer_id, "intermediary_id": world.intermediary_id,
             "status": status, "invoice_number": f"FX-{index:09d}", "purchase_date": purchase,
             "payment_method": "card", "refund_method": "card", "first_name": "Mei", "last_name": "Chen",
-            "passport_number": passport, "passport_country": "CN",
-            "passport_key": hmac.new(secret, f"CN:{passport}".encode(), hashlib.sha256).hexdigest(),
-            "nationality": "CN", "residence_country": "CN", "date_of_birth": date(1988, 3, 14),
+            "passport_number": passport, "passport_country": TRAVELLER_COUNTRY,
+            "passport_key": hmac.new(secret, f"{TRAVELLER_COUNTRY}:{passport}".encode(), hashlib.sha256).hexdigest(),
+            "nationality": "CN", "residence_country": "CN", "date_of_birth": TRAVELLER_BIRTH,
             "email": None, "currency": "EUR", "total_cents": totals.total_cents,
             "vat_cents": totals.vat_cents, "fee_cents": totals.fee_cents,
             "refund_cents": totals.refund_cents, "fee_bp": world.fee_bp, "export_deadline": deadline,

@@ -183,6 +183,9 @@ def postmaster_pid(pg_dir: Path) -> int:
 # --- wrk ----------------------------------------------------------------------
 
 WRK_LINE = re.compile(r"^BENCH (\{.*\})$", re.M)
+# What report.lua prints for every script; the rest are the script's counters.
+WRK_FIELDS = ("requests", "duration_us", "p50_us", "p99_us", "max_us", "connect", "read", "write", "status",
+              "timeout")
 
 
 def wrk(url: str, script: str, clients: int, seconds: float, args: list[str] = (), timeout_s: int = 10,
@@ -223,7 +226,8 @@ def wrk(url: str, script: str, clients: int, seconds: float, args: list[str] = (
         "errors": errors,
         "error_detail": {k: raw[k] for k in ("connect", "read", "write", "status", "timeout") if raw[k]},
         "cpu_ms_per_request": cpu,
-        **{k: v for k, v in raw.items() if k in ("refused", "wrapped", "unexpected")},
+        # The script's own counters (refused, wrapped, verdicts ...).
+        **{k: v for k, v in raw.items() if k not in WRK_FIELDS},
     }
 
 
