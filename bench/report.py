@@ -153,7 +153,7 @@ def _num(value, digits=2) -> str:
     return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
 
 
-SECTION_LABELS = {"api": "1. API", "growth": "2. growth", "qr": "3. QR decoding",
+SECTION_LABELS = {"api": "1. API", "app": "1. API: traveller app", "growth": "2. growth", "qr": "3. QR decoding",
                   "scan_to_verdict": "4. scan to verdict", "bulk": "5. bulk", "mrz": "6. passport zones",
                   "profile": "where the time goes"}
 
@@ -176,6 +176,8 @@ def without_raw(results: dict) -> dict:
     out = dict(results)
     if "api" in out:
         out["api"] = {b: {k: v for k, v in r.items() if k != "raw"} for b, r in out["api"].items()}
+    if "app" in out:
+        out["app"] = {b: {k: v for k, v in r.items() if k != "raw"} for b, r in out["app"].items()}
     if "statements" in out.get("profile", {}):
         out["profile"] = dict(out["profile"], statements={
             label: dict(st, sql=[_short_sql(q) for q in st["sql"]])
@@ -368,14 +370,18 @@ def markdown(results: dict) -> str:
     lines += ["", "### Other targets", "", "| target | wanted | measured | met | beside it |",
               "|---|---|---|---|---|"]
     target_rows(targets(results, OTHER_TARGETS))
+    if results.get("app"):
+        from traveller_load import summary
 
-    if "api" in results:
+        lines += [""] + summary(results["app"])
+
+    if "api" in results or results.get("app"):
         g = results["gunicorn"]
         lines += ["", "## 1. API throughput and latency (gunicorn, wrk on 127.0.0.1)", "",
                   f"gunicorn.conf.py: {g.get('workers')} workers x {g.get('threads')} threads "
                   f"({g.get('worker_class')}). wrk (1 thread) runs on the same 2 cores. "
                   "CPU ms/request: the API's workers + the database server + wrk.", ""]
-        for backend, data in results["api"].items():
+        for backend, data in results.get("api", {}).items():
             lines += [f"### {backend}", "",
                       "| endpoint | clients | requests/s | p50 ms | p99 ms | errors | vs floor | vs bare | "
                       "CPU ms/req (server) | CPU ms/req (workers + db + wrk) |",
@@ -398,6 +404,10 @@ def markdown(results: dict) -> str:
                                  f"{fmt(cell['p50_ms'])} | {fmt(cell['p99_ms'])} | {errors} | {to_floor} | "
                                  f"{ratio} | {server} | {cpu} |")
             lines.append("")
+        if results.get("app"):
+            from traveller_load import markdown as app_markdown
+
+            lines += app_markdown(results["app"])
 
     if "growth" in results:
         gr = results["growth"]

@@ -1,7 +1,7 @@
 """make bench: run every benchmark, write bench/results/latest.md and
 latest.json, print the table.
 
-    .venv/bin/python bench/run.py [--quick] [--only api,growth,qr,verdict,bulk,mrz] [--clients 32]
+    .venv/bin/python bench/run.py [--quick] [--only api,app,growth,qr,verdict,bulk,mrz] [--clients 32]
 
 --quick shortens every run (a smoke test of the suite, not figures to
 keep: its results go to bench/results/quick.md and quick.json).
@@ -9,8 +9,8 @@ keep: its results go to bench/results/quick.md and quick.json).
 ``verdict``); their sections replace those of the existing results file,
 the other sections are kept from the run that wrote them, and the results
 say which run each section comes from.
---clients runs the API benchmark at fewer client counts (its section then
-has only those rows).
+--clients runs the API benchmarks (api, app) at fewer client counts (their
+sections then have only those rows).
 The API benchmarks need wrk and PostgreSQL (bench/system-packages.sh
 installs them); qr and mrz need neither.
 """
@@ -42,9 +42,10 @@ import mrz_read  # noqa: E402
 import qr_decode  # noqa: E402
 import report  # noqa: E402
 import scan_to_verdict  # noqa: E402
+import traveller_load  # noqa: E402
 
 # --only names -> the results' top-level keys each one writes.
-SECTIONS = {"api": ("api", "profile"), "growth": ("growth",), "qr": ("qr",),
+SECTIONS = {"api": ("api", "profile"), "app": ("app",), "growth": ("growth",), "qr": ("qr",),
             "verdict": ("scan_to_verdict",), "bulk": ("bulk",), "mrz": ("mrz",)}
 ALIASES = {"scan_to_verdict": "verdict"}
 
@@ -105,7 +106,7 @@ def main() -> None:
     if only - set(SECTIONS):
         parser.error(f"unknown --only {', '.join(sorted(only - set(SECTIONS)))} (known: {', '.join(SECTIONS)})")
     seconds, repeats = (1, 1) if args.quick else (2, 3)
-    if only & {"api", "growth"}:  # the ones that load the API with wrk
+    if only & {"api", "app", "growth"}:  # the ones that load the API with wrk
         harness.need("wrk")
     harness.WORK.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
@@ -208,6 +209,14 @@ def run_server_benchmarks(args, only: set, seconds: int, repeats: int, instance:
                     seconds=seconds))
             log("profiling scans (py-spy) and counting SQL statements")
             attempt(results, "profile", lambda: hotspots.run(world, pg_feed, pg_pid, seconds=3 if args.quick else 10))
+        if "app" in only:
+            log("the traveller app's validations beside the kiosk's scan")
+            attempt(results, "app", lambda: traveller_load.run(
+                world, pg_feed, pg_pid, instance, clients_list=args.clients, repeats=repeats, seconds=seconds,
+                quick=args.quick))
+            if results.get("app", {}).get("failures"):  # one backend failed, the other's figures kept
+                results.setdefault("failures", {})["app"] = "; ".join(
+                    f"{backend}: {why}" for backend, why in results["app"].pop("failures").items())
         if only & {"verdict", "bulk"}:
             with harness.gunicorn("api:create_app()", world.env, "api-kiosk") as api:
                 if "verdict" in only:
@@ -220,7 +229,7 @@ def run_server_benchmarks(args, only: set, seconds: int, repeats: int, instance:
 
 
 def run_all(args, only: set, seconds: int, repeats: int, instance: Path, results: dict) -> None:
-    if only & {"api", "verdict", "bulk"}:
+    if only & {"api", "app", "verdict", "bulk"}:
         run_server_benchmarks(args, only, seconds, repeats, instance, results)
 
     if "growth" in only:

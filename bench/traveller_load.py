@@ -1,6 +1,7 @@
-"""7. The traveller app's path: POST /api/v1/traveller/validations beside the
-kiosk's POST /scans, measured one after the other in the same run, at 1, 8,
-32 and 64 clients, on PostgreSQL and SQLite.
+"""The traveller app's path (``--only app``; in section 1 of the results):
+POST /api/v1/traveller/validations beside the kiosk's POST /scans, measured
+one after the other in the same run, at 1, 8, 32 and 64 clients, on
+PostgreSQL and SQLite.
 
 Each validation is another traveller's, as the app sends it: the traveller
 signed in beforehand (POST /traveller/session, outside the timed runs), one
