@@ -373,7 +373,7 @@ def markdown(results: dict) -> str:
     if results.get("app"):
         from traveller_load import summary
 
-        lines += [""] + summary(results["app"])
+        lines += summary(results["app"])
 
     if "api" in results or results.get("app"):
         g = results["gunicorn"]

@@ -182,6 +182,8 @@ class TravellerFeed:
         """The next ``limit`` travellers, signed in (again, if their token is
         getting old)."""
         chunk = self.travellers[self.offset:self.offset + limit]
+        if not chunk:
+            raise RuntimeError(f"no traveller left of {len(self.travellers)}: raise traveller_load.POOL")
         stale = time.monotonic() - SIGN_IN_AGAIN_AFTER_S
         sign_in(base, [t for t in chunk if t.token is None or t.signed_in_at < stale])
         return chunk
@@ -203,6 +205,8 @@ def kiosk_file(feed, device_token: str, name: str, limit: int) -> str:
     fresh form's QR payload a line (from api_load.PayloadFeed ``feed``)."""
     path = harness.WORK / f"kiosk-scans-{name}.tsv"
     chunk = feed.payloads[feed.offset:feed.offset + limit]
+    if not chunk:
+        raise RuntimeError(f"no fresh form left for the kiosk's scans of {len(feed.payloads)}")
     path.write_text("".join(f"{device_token}\t{json.dumps({'qr_payload': p})}\n" for p in chunk))
     return str(path)
 
@@ -359,8 +363,9 @@ def markdown(app: dict) -> list[str]:
 
 
 def summary(app: dict, clients: int = 32) -> list[str]:
-    """The short table beside the targets: app and kiosk at ``clients``."""
-    lines = [f"Traveller app vs kiosk scan at {clients} clients (section 1; no target set):", "",
+    """The short table beside the targets: app and kiosk at ``clients``
+    (nothing when that count was not measured)."""
+    lines = ["", f"Traveller app vs kiosk scan at {clients} clients (section 1; no target set):", "",
              ("| backend | app requests/s | kiosk requests/s | app/kiosk requests/s | app p99 ms | kiosk p99 ms | "
               "app/kiosk p99 | CPU ms/req app / kiosk |"), "|---|---|---|---|---|---|---|---|"]
     for backend, data in app.items():
@@ -370,4 +375,4 @@ def summary(app: dict, clients: int = 32) -> list[str]:
         lines.append(f"| {backend} | {fmt(a['rps'], 0)} | {fmt(k['rps'], 0)} | {fmt(versus['rps_ratio'], 2)} | "
                      f"{fmt(a['p99_ms'])} | {fmt(k['p99_ms'])} | {fmt(versus['p99_ratio'], 2)} | "
                      f"{fmt(a['cpu_ms_server'], 2).split(' ')[0]} / {fmt(k['cpu_ms_server'], 2).split(' ')[0]} |")
-    return lines
+    return lines if len(lines) > 5 else []
