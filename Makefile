@@ -87,7 +87,7 @@ fuzz: system-packages venv
 	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-200} TEST_POSTGRES_URL="$$url" $(VENV)/bin/python -m pytest -q tests/api/test_fuzz.py
 
 # Performance benchmarks (bench/README.md), not part of `make test`: about
-# 10 minutes; writes bench/results/latest.md and latest.json.
+# 15 minutes; writes bench/results/latest.md and latest.json.
 bench: venv
 	@bench/system-packages.sh
 	$(VENV)/bin/python -m pip install -q -e '.[test,bench]'
