@@ -5,15 +5,14 @@ from __future__ import annotations
 
 import re
 from functools import cache
-from itertools import pairwise
 from pathlib import Path
 
 from kivy.uix.label import Label
-from kivy.uix.scrollview import ScrollView
 from kivy.uix.textinput import TextInput
 
 from officer_app.wording import CATALOGS
 from shared.i18n import parse_po
+from tests.kivy_layout import broken_words, in_scroll_view
 from tests.officer.catalog import used_messages
 
 WORD = re.compile(r"[A-Za-z][A-Za-z'-]*[A-Za-z]")
@@ -54,14 +53,6 @@ def hint_too_wide(field: TextInput) -> bool:
     return hint.content_size[0] > field.width - field.padding[0] - field.padding[2] + 1
 
 
-def in_scroll_view(widget) -> bool:
-    while widget.parent is not None and widget.parent is not widget:
-        widget = widget.parent
-        if isinstance(widget, ScrollView):
-            return True
-    return False
-
-
 def _laid_out(label, text_size):
     """The label's text laid out again, without shortening or a line limit."""
     core = label._label
@@ -88,20 +79,6 @@ def cut_off(label) -> list[str]:
         problems.append(f"too wide: needs {label.texture_size[0]} of {label.width} px")
     problems += [f"word cut: {cut}" for cut in broken_words(label)]
     return problems
-
-
-def broken_words(label) -> list[str]:
-    """Words the label's wrapping cut in two: Kivy breaks a word that does
-    not fit its line anywhere."""
-    lines = [("".join(w.text for w in line.words), line.line_wrap) for line in label._label._cached_lines]
-    cut = []
-    for (before, _), (after, wrapped) in pairwise(lines):
-        if not (wrapped and before and after) or before[-1] == " " or after[0] == " ":
-            continue
-        tail, head = before.rsplit(" ", 1)[-1], after.split(" ", 1)[0]
-        if (tail + head) in label.text.replace("\n", " "):
-            cut.append(f"{tail}|{head}")
-    return cut
 
 
 def off_screen(label, window_height: float) -> bool:

@@ -6,17 +6,16 @@ and a good fix. No API is needed: the wallet holds what an earlier visit
 fetched, and the API address is a closed port."""
 from __future__ import annotations
 
-import unicodedata
 from datetime import date
 
 import numpy as np
 import pytest
-from kivy.uix.scrollview import ScrollView
 from kivy.uix.textinput import TextInput
 
 from shared.i18n import LANGUAGES
 from shared.traveller_client import FormVerdict, ValidationResult
 from tests.glyphs import boxes
+from tests.kivy_layout import broken_words, in_scroll_view
 from tests.traveller.conftest import INSIDE, OUTSIDE, POST, SECRET, fill_wallet, open_forms
 from tests.traveller.samples import ZONE_LINE1, ZONE_LINE2
 from traveller_app import gate, trip
@@ -75,30 +74,6 @@ def test_every_screen_draws_real_glyphs_and_every_text_fits_the_phone(phone_with
             if isinstance(field, TextInput) and field.hint_text:
                 assert boxes(field.hint_text, field.font_name) == [], (name, field.hint_text)
     assert checked > 1000
-
-
-def in_scroll_view(widget) -> bool:
-    while widget.parent is not None and widget.parent is not widget:
-        widget = widget.parent
-        if isinstance(widget, ScrollView):
-            return True
-    return False
-
-
-def broken_words(label) -> list[str]:
-    """Words the label's wrapping cut in two ("Обнови" / "ть"): Kivy breaks a
-    word that does not fit its line anywhere. Chinese and Japanese may break
-    between any two characters; Arabic is broken at spaces before drawing."""
-    lines = [("".join(w.text for w in line.words), line.line_wrap) for line in label._label._cached_lines]
-    cut = []
-    for (before, _), (after, wrapped) in zip(lines, lines[1:]):
-        if not (wrapped and before and after) or before[-1] == " " or after[0] == " ":
-            continue
-        tail, head = before.rsplit(" ", 1)[-1], after.split(" ", 1)[0]
-        wide = unicodedata.east_asian_width(tail[-1]) in "WF" or unicodedata.east_asian_width(head[0]) in "WF"
-        if not wide and (tail + head) in label.text.replace("\n", " "):
-            cut.append(f"{tail}|{head}")
-    return cut
 
 
 def ink_columns(label) -> np.ndarray:
