@@ -229,33 +229,32 @@ def _unauthorized(detail: str, code: str = "unauthorized") -> Problem:
 # the principal needs, in one plain Core statement built once (no ORM
 # objects, no ORM execution machinery: this runs before every scan).
 _DEVICES, _EXIT_POINTS, _USERS = Device.__table__, ExitPoint.__table__, User.__table__
-_DEVICE = (
+_DEVICE = database.HotStatement(
     select(_DEVICES.c.id, _DEVICES.c.kind, _DEVICES.c.exit_point_id, _DEVICES.c.token_hash,
            _DEVICES.c.revoked_at, _EXIT_POINTS.c.code.label("exit_point_code"))
     .join(_EXIT_POINTS, _DEVICES.c.exit_point_id == _EXIT_POINTS.c.id)
     .where(_DEVICES.c.id == bindparam("device_id"))
 )
-_USER = select(_USERS.c.id, _USERS.c.role, _USERS.c.retailer_id, _USERS.c.intermediary_id,
-               _USERS.c.token_version, _USERS.c.disabled_at).where(
-    _USERS.c.id == bindparam("user_id"))
+_USER = database.HotStatement(select(
+    _USERS.c.id, _USERS.c.role, _USERS.c.retailer_id, _USERS.c.intermediary_id, _USERS.c.token_version,
+    _USERS.c.disabled_at).where(_USERS.c.id == bindparam("user_id")))
 
 
 def _principal_from_device_token(token: str) -> Principal:
     device_id = token[len(DEVICE_TOKEN_PREFIX):].split(".", 1)[0]
-    device = database.session().execute(_DEVICE, {"device_id": device_id}).one_or_none()
-    if (
-        device is None
-        or device.revoked_at is not None
-        or not hmac.compare_digest(device.token_hash, _device_token_hash(token))
-    ):
+    device = _DEVICE.execute(database.session(), {"device_id": device_id}).fetchone()
+    if device is None:
+        raise _unauthorized("The device token is not valid or the device was revoked.")
+    id_, kind, exit_point_id, token_hash, revoked_at, exit_point_code = device
+    if revoked_at is not None or not hmac.compare_digest(token_hash, _device_token_hash(token)):
         raise _unauthorized("The device token is not valid or the device was revoked.")
     return Principal(
         kind="device",
-        id=device.id,
+        id=id_,
         role=DEVICE_ROLE,
-        exit_point_id=device.exit_point_id,
-        exit_point_code=device.exit_point_code,
-        device_kind=device.kind,
+        exit_point_id=exit_point_id,
+        exit_point_code=exit_point_code,
+        device_kind=kind,
     )
 
 
@@ -290,20 +289,21 @@ def _principal_from_access_token(token: str) -> Principal:
     except jwt.InvalidTokenError:
         raise _unauthorized("The access token is not valid.")
     kind, _, user_id = str(claims["sub"]).partition(":")
-    user = (session.execute(_USER, {"user_id": int(user_id)}).one_or_none()
+    user = (_USER.execute(session, {"user_id": int(user_id)}).fetchone()
             if kind == "user" and user_id.isdigit() else None)
     if user is None:
         raise _unauthorized("The access token's user no longer exists.")
+    id_, role, retailer_id, intermediary_id, token_version, disabled_at = user
     # Disabling a user, a new password or a new role bumps the version:
     # every token issued before is refused from that moment.
-    if user.disabled_at is not None or claims["ver"] != user.token_version:
+    if disabled_at is not None or claims["ver"] != token_version:
         raise _unauthorized("The access token was revoked; log in again.", code="token_revoked")
     return Principal(
         kind="user",
-        id=str(user.id),
-        role=user.role,
-        retailer_id=user.retailer_id,
-        intermediary_id=user.intermediary_id,
+        id=str(id_),
+        role=role,
+        retailer_id=retailer_id,
+        intermediary_id=intermediary_id,
         auth_time=int(claims["auth_time"]),
     )
 

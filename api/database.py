@@ -106,3 +106,89 @@ def _close_session(_exc=None) -> None:
     s = g.pop("db_session", None)
     if s is not None:
         s.close()
+
+
+class HotStatement:
+    """A Core statement that a hot path (every scan, every commit) runs.
+
+    SQLAlchemy's own work around each execution (the compiled cache's
+    lookup, parameter and execution-context objects, result wrapping) costs
+    about as much CPU as psycopg's and more than a plain statement takes
+    PostgreSQL to run. On PostgreSQL the statement is therefore compiled once
+    and sent through the session's driver connection, in the session's
+    transaction, with the same type conversion both ways (the types' own
+    bind and result processors). Listeners of ``before_cursor_execute``
+    still see it; errors are raised as SQLAlchemy raises them (a lost
+    connection is a 503 and invalidated, api/problems.py). SQLite runs it
+    through SQLAlchemy as usual.
+
+    ``execute`` returns a cursor-like object (fetchone, fetchall, rowcount)
+    whose rows are tuples, in the statement's column order.
+    """
+
+    def __init__(self, statement) -> None:
+        self.statement = statement
+        self._compiled: dict = {}
+
+    def _for(self, dialect):
+        compiled = self._compiled.get(dialect.name)
+        if compiled is None:
+            c = self.statement.compile(dialect=dialect)
+            if "POSTCOMPILE" in c.string:
+                raise ValueError("a HotStatement cannot hold expanding parameters (IN lists, literal binds)")
+            binds = {name: bind.type.dialect_impl(dialect).bind_processor(dialect)
+                     for bind, name in c.bind_names.items()}
+            # The values written into the statement itself (.values(status="expired")).
+            fixed = {name: bind.effective_value for bind, name in c.bind_names.items() if not bind.required}
+            results = [column.type.dialect_impl(dialect).result_processor(dialect, None)
+                       for column in getattr(self.statement, "selected_columns", ())]
+            if not any(results):
+                # An INSERT ... RETURNING names its columns here instead.
+                returning = getattr(self.statement, "_returning", ()) or ()
+                results = [column.type.dialect_impl(dialect).result_processor(dialect, None) for column in returning]
+            compiled = self._compiled[dialect.name] = (
+                c.string, {k: p for k, p in binds.items() if p is not None}, fixed,
+                results if any(results) else None)
+        return compiled
+
+    def execute(self, session: Session, params: dict):
+        connection = session.connection()
+        dialect = connection.dialect
+        if dialect.name != "postgresql":
+            return connection.execute(self.statement, params)
+        sql, binds, fixed, results = self._for(dialect)
+        if fixed:
+            params = {**fixed, **params}
+        if binds:
+            params = {k: (binds[k](v) if k in binds else v) for k, v in params.items()}
+        driver = connection.connection.driver_connection
+        cursor = driver.cursor()
+        if connection.dispatch.before_cursor_execute:
+            connection.dispatch.before_cursor_execute(connection, cursor, sql, params, None, False)
+        try:
+            cursor.execute(sql, params)
+        except Exception as error:
+            # As SQLAlchemy handles a failed statement: wrapped in its
+            # exception classes, handle_error listeners told, a lost
+            # connection invalidated.
+            connection._handle_dbapi_exception(error, sql, params, cursor, None)
+        return cursor if results is None else _Processed(cursor, results)
+
+
+class _Processed:
+    """A cursor whose rows pass through the columns' result processors."""
+
+    def __init__(self, cursor, processors) -> None:
+        self._cursor, self._processors = cursor, processors
+        self.rowcount = cursor.rowcount
+
+    def _row(self, row):
+        return tuple(value if p is None or value is None else p(value)
+                     for p, value in zip(self._processors, row))
+
+    def fetchone(self):
+        row = self._cursor.fetchone()
+        return None if row is None else self._row(row)
+
+    def fetchall(self):
+        return [self._row(row) for row in self._cursor.fetchall()]

@@ -18,6 +18,7 @@ from sqlalchemy import bindparam, insert, literal_column, select, text
 from sqlalchemy import event as sqlalchemy_event
 from sqlalchemy.orm import Session
 
+from ..database import HotStatement
 from ..models import Event, utcnow
 from . import audit_chain, changes, webhooks
 
@@ -27,8 +28,9 @@ UNCHANGING = frozenset({"form.scanned"})
 
 
 _EVENTS = Event.__table__
-_INSERT_EVENT = _EVENTS.insert().returning(_EVENTS.c.id)
 _COLUMNS = ("form_id", "type", "actor", "exit_point", "data", "at")
+_INSERT_EVENT = HotStatement(
+    _EVENTS.insert().values({name: bindparam(name) for name in _COLUMNS}).returning(_EVENTS.c.id))
 
 
 def record(
@@ -48,7 +50,7 @@ def record(
     # ORM changes first (the form an issue adds, say: the event refers to
     # it), then one plain INSERT: no ORM object to flush on every write.
     session.flush()
-    return _written(session, session.connection().execute(_INSERT_EVENT, values).scalar_one(), values)
+    return _written(session, _INSERT_EVENT.execute(session, values).fetchone()[0], values)
 
 
 def record_after(
@@ -75,10 +77,10 @@ def record_after(
     if connection.dialect.name != "postgresql":
         if connection.execute(write, params).rowcount != 1:
             return None
-        return _written(session, connection.execute(_INSERT_EVENT, values).scalar_one(), values)
-    event_id = connection.execute(_with_event(write), {
-        **params, **{f"event_{name}": value for name, value in values.items()}}).scalar()
-    return None if event_id is None else _written(session, event_id, values)
+        return _written(session, _INSERT_EVENT.execute(session, values).fetchone()[0], values)
+    row = _with_event(write).execute(session, {
+        **params, **{f"event_{name}": value for name, value in values.items()}}).fetchone()
+    return None if row is None else _written(session, row[0], values)
 
 
 _WITH_EVENT: dict = {}
@@ -86,12 +88,12 @@ _WITH_EVENT: dict = {}
 
 def _with_event(write):
     """``write``, and an event row for each row it wrote: one statement,
-    built once per ``write``."""
+    built once per ``write`` (PostgreSQL only)."""
     statement = _WITH_EVENT.get(write)
     if statement is None:
         written = write.returning(literal_column("1")).cte("written")
         event = select(*(bindparam(f"event_{name}", type_=_EVENTS.c[name].type) for name in _COLUMNS))
-        statement = _WITH_EVENT[write] = (
+        statement = _WITH_EVENT[write] = HotStatement(
             insert(_EVENTS).from_select(_COLUMNS, event.select_from(written))
             .returning(_EVENTS.c.id).add_cte(written))
     return statement
@@ -149,8 +151,8 @@ def _number_and_link(session) -> None:
     if connection.dialect.name == "postgresql":
         # One round trip for both counters, taken in the same order by the
         # function (migration 0014) as by the two statements below.
-        forms_last, audit_last, head = connection.execute(
-            _TAKE_COMMIT_NUMBERS, {"form_ids": form_ids, "events": len(events)}).one()
+        forms_last, audit_last, head = _TAKE_COMMIT_NUMBERS.execute(
+            session, {"form_ids": form_ids, "events": len(events)}).fetchone()
         if form_ids:
             changes.numbered(session, form_ids, forms_last)
         if events:
@@ -162,8 +164,8 @@ def _number_and_link(session) -> None:
         audit_chain.append(session, _chain_key(session), events)
 
 
-_TAKE_COMMIT_NUMBERS = text(
-    "SELECT forms_last, audit_last, audit_head FROM take_commit_numbers(CAST(:form_ids AS text[]), :events)")
+_TAKE_COMMIT_NUMBERS = HotStatement(text(
+    "SELECT forms_last, audit_last, audit_head FROM take_commit_numbers(CAST(:form_ids AS text[]), :events)"))
 
 
 def _chain_key(session: Session) -> bytes:

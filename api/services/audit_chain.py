@@ -43,6 +43,7 @@ from sqlalchemy import BigInteger, String, bindparam, exists, func, insert, sele
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from ..database import HotStatement
 from ..models import AuditLink, ChangeCounter, Event
 
 COUNTER = "audit"
@@ -149,11 +150,11 @@ _NEW_HEAD = (update(_COUNTERS).where(_COUNTERS.c.name == COUNTER)
              .values(head_hash=bindparam("head", type_=String)))
 # PostgreSQL: the links and the new head in one statement, the links as
 # arrays (one statement text whatever their number).
-_LINK_AND_HEAD = text(
+_LINK_AND_HEAD = HotStatement(text(
     "WITH linked AS (INSERT INTO audit_links (seq, event_id, hash) "
     "SELECT * FROM unnest(CAST(:seqs AS bigint[]), CAST(:event_ids AS bigint[]), CAST(:hashes AS text[]))) "
     f"UPDATE change_counters SET head_hash = :head WHERE name = '{COUNTER}'"
-)
+))
 
 
 def append(session: Session, key: bytes, events: list[tuple[int, bytes]]) -> int:
@@ -188,9 +189,9 @@ def link(session: Session, key: bytes, events: list[tuple[int, bytes]], last: in
         previous = link_hash(key, previous, stored)
         rows.append({"seq": seq, "event_id": event_id, "hash": previous})
     if connection.dialect.name == "postgresql":
-        connection.execute(_LINK_AND_HEAD, {"seqs": [r["seq"] for r in rows],
-                                            "event_ids": [r["event_id"] for r in rows],
-                                            "hashes": [r["hash"] for r in rows], "head": previous})
+        _LINK_AND_HEAD.execute(session, {"seqs": [r["seq"] for r in rows],
+                                         "event_ids": [r["event_id"] for r in rows],
+                                         "hashes": [r["hash"] for r in rows], "head": previous})
     else:
         connection.execute(_LINK, rows)
         connection.execute(_NEW_HEAD, {"head": previous})

@@ -18,13 +18,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import bindparam, func, literal_column, select
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from shared import qrtoken, risk, rules
 
 from ..auth import Principal
+from ..database import HotStatement
 from ..models import Check, Device, ExitPoint, Form, FormLine, Intermediary, Retailer, Scan
 from ..problems import Problem
 from . import audit, webhooks
@@ -120,13 +121,13 @@ class FormFacts:
 _F, _LINES, _SHOP, _PAYER = (Form.__table__, FormLine.__table__, Retailer.__table__,
                              Intermediary.__table__)
 _RECENT, _HERE = Form.__table__.alias("recent"), ExitPoint.__table__.alias("here")
-_FACTS = (
+_FACTS = HotStatement(
     select(
         _F.c.id, _F.c.status, _F.c.export_deadline, _F.c.total_cents, _F.c.vat_cents,
         _F.c.refund_cents, _F.c.validated_total_cents, _F.c.exit_point_id, _F.c.passport_key,
         _F.c.passport_country, _SHOP.c.vat_number, func.coalesce(_PAYER.c.name, _SHOP.c.name),
         # Category names are identifiers (shared.rules.CATEGORIES): no comma in any.
-        select(func.aggregate_strings(_LINES.c.category, ","))
+        select(func.aggregate_strings(_LINES.c.category, literal_column("','")))
         .where(_LINES.c.form_id == _F.c.id).scalar_subquery(),
         select(func.count()).select_from(_RECENT)
         .where(_RECENT.c.passport_key == _F.c.passport_key, _RECENT.c.created_at >= bindparam("since"))
@@ -142,11 +143,11 @@ _FACTS = (
 
 def _form_facts(session: Session, form_id: str, device: Principal, ctx: ScanContext,
                 now: datetime) -> FormFacts | None:
-    row = session.execute(_FACTS, {
+    row = _FACTS.execute(session, {
         "form_id": form_id, "here": device.exit_point_id,
         # The risk engine counts the traveller's forms of the last days, this one included.
         "since": now - timedelta(days=ctx.policy.frequent_days),
-    }).one_or_none()
+    }).fetchone()
     if row is None:
         return None
     (id_, status, deadline, total, vat, refund, validated_total, exit_point_id, passport_key,
