@@ -14,7 +14,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from flask import current_app, has_app_context
-from sqlalchemy import bindparam, insert, literal_column, select, text
+from sqlalchemy import bindparam, insert, literal_column, select, text, union_all
 from sqlalchemy import event as sqlalchemy_event
 from sqlalchemy.orm import Session
 
@@ -83,6 +83,39 @@ def record_after(
     return None if row is None else _written(session, row[0], values)
 
 
+def record_pair_after(session: Session, write, params: dict, event: dict, then, row: dict,
+                      then_event: dict) -> tuple[Event, Event] | None:
+    """``record_after`` for two writes: ``write`` (as there) and, only if it
+    wrote its row, ``then`` (a Core INSERT of one row, ``row`` its values),
+    each with its event (``event`` and ``then_event``: record's keywords,
+    ``data`` among them). A scan that gives a form its verdict writes the
+    form's change and the scan row so. On PostgreSQL one statement writes
+    all four rows; None, and nothing written, if ``write`` wrote nothing."""
+    first, second = _event_values(**event), _event_values(**then_event)
+    session.flush()
+    connection = session.connection()
+    if connection.dialect.name != "postgresql":
+        if connection.execute(write, params).rowcount != 1:
+            return None
+        written = _written(session, _INSERT_EVENT.execute(session, first).fetchone()[0], first)
+        connection.execute(then, row)
+        return written, _written(session, _INSERT_EVENT.execute(session, second).fetchone()[0], second)
+    ids = sorted(r[0] for r in _with_events(write, then, tuple(row)).execute(session, {
+        **params, **{f"then_{name}": value for name, value in row.items()},
+        **{f"event_{name}": value for name, value in first.items()},
+        **{f"then_event_{name}": value for name, value in second.items()}}).fetchall())
+    if not ids:
+        return None
+    # The events were inserted in this order, so took their ids in it.
+    return _written(session, ids[0], first), _written(session, ids[1], second)
+
+
+def _event_values(form_id: str | None, type: str, actor: str, *, exit_point: str | None = None,
+                  at: datetime | None = None, data: dict) -> dict:
+    return {"form_id": form_id, "type": type, "actor": actor, "exit_point": exit_point, "data": data,
+            "at": at or utcnow()}
+
+
 _WITH_EVENT: dict = {}
 
 
@@ -96,6 +129,26 @@ def _with_event(write):
         statement = _WITH_EVENT[write] = HotStatement(
             insert(_EVENTS).from_select(_COLUMNS, event.select_from(written))
             .returning(_EVENTS.c.id).add_cte(written))
+    return statement
+
+
+def _with_events(write, then, names: tuple[str, ...]):
+    """``write``, then ``then`` with the columns ``names``, both only if
+    ``write`` wrote its row, and their two events: one statement, built once
+    per ``write``, ``then`` and ``names`` (PostgreSQL only)."""
+    key = (write, then, names)
+    statement = _WITH_EVENT.get(key)
+    if statement is None:
+        written = write.returning(literal_column("1")).cte("written")
+        table = then.table
+        then_row = select(*(bindparam(f"then_{name}", type_=table.c[name].type) for name in names))
+        then_written = insert(table).from_select(names, then_row.select_from(written)).cte("then_written")
+        events = union_all(*(
+            select(*(bindparam(f"{prefix}{name}", type_=_EVENTS.c[name].type) for name in _COLUMNS))
+            .select_from(written) for prefix in ("event_", "then_event_")))
+        statement = _WITH_EVENT[key] = HotStatement(
+            insert(_EVENTS).from_select(_COLUMNS, events).returning(_EVENTS.c.id)
+            .add_cte(written).add_cte(then_written))
     return statement
 
 

@@ -15,7 +15,7 @@ the audit trail.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 
 from sqlalchemy import bindparam, func, literal_column, select
@@ -229,32 +229,24 @@ _SEND_TO_DESK = _F.update().where(_STILL).values(
     status="check_required", exit_point_id=bindparam("exit_point_id"), updated_at=bindparam("updated_at"))
 
 
-def _change(session: Session, statement, form: FormFacts, values: dict, event: str, device: Principal,
-            now: datetime, **data) -> bool:
-    """Run one of the statements above on ``form``, as read, and record
-    ``event`` if it won (api/services/audit.record_after); on success the
-    facts, and a Form the session already holds (one issued in the same
-    session, say), show what it wrote without reading the form back."""
-    if audit.record_after(session, statement, {"form_id": form.id, "was": form.status, **values}, form.id,
-                          event, device.actor, at=now, exit_point=device.exit_point_code, **data) is None:
-        return False
-    form.status = values["status"]
-    form.exit_point_id = values.get("exit_point_id", form.exit_point_id)
-    form.validated_total_cents = values.get("validated_total_cents", form.validated_total_cents)
-    loaded = session.identity_map.get(session.identity_key(Form, form.id))
-    if loaded is not None:
-        for name, value in values.items():
-            set_committed_value(loaded, name, value)
-    return True
+@dataclass
+class _Change:
+    """A form's change from the status it was read in: one of the statements
+    above with its values, and the event it stands for."""
+
+    statement: object
+    values: dict
+    event: str
+    data: dict
+    check: list | None = None  # the fired rules of a check to open at the desk
 
 
-def _decide_issued(session: Session, form: FormFacts, device: Principal, ctx: ScanContext,
-                   now: datetime, at: datetime) -> bool:
-    """Give a form awaiting its verdict that verdict; False if another
-    request changed the form first. ``at`` is when the traveller scanned."""
+def _decide_issued(form: FormFacts, device: Principal, ctx: ScanContext, now: datetime,
+                   at: datetime) -> _Change:
+    """The verdict of a form awaiting it, as the change that gives it. ``at``
+    is when the traveller scanned."""
     if rules.is_expired(form.export_deadline, at, ctx.ruleset.timezone):
-        return _change(session, _EXPIRE, form, {"status": "expired", "updated_at": now}, "form.expired",
-                       device, now)
+        return _Change(_EXPIRE, {"status": "expired", "updated_at": now}, "form.expired", {})
     facts = risk.ScanFacts(
         form_id=form.id,
         total_cents=form.total_cents,
@@ -277,13 +269,30 @@ def _decide_issued(session: Session, form: FormFacts, device: Principal, ctx: Sc
             validated_vat_cents=form.vat_cents,
             validated_refund_cents=form.refund_cents,
         )
-        return _change(session, _VALIDATE, form, values, "form.validated", device, now,
-                       by="scan", channel=channel_of(device))
-    if not _change(session, _SEND_TO_DESK, form, dict(common, status="check_required"), "form.check_required",
-                   device, now, fired_rules=fired, channel=channel_of(device)):
-        return False
-    session.add(Check(form_id=form.id, exit_point_id=device.exit_point_id, fired_rules=fired, opened_at=now))
-    return True
+        return _Change(_VALIDATE, values, "form.validated", {"by": "scan", "channel": channel_of(device)})
+    return _Change(_SEND_TO_DESK, dict(common, status="check_required"), "form.check_required",
+                   {"fired_rules": fired, "channel": channel_of(device)}, check=fired)
+
+
+def _apply(form: FormFacts, change: _Change) -> FormFacts:
+    """The facts as ``change`` leaves the form (the form itself is written
+    with the scan row, ``_record``)."""
+    return replace(form, status=change.values["status"],
+                   exit_point_id=change.values.get("exit_point_id", form.exit_point_id),
+                   validated_total_cents=change.values.get("validated_total_cents", form.validated_total_cents))
+
+
+def _changed(session: Session, form: FormFacts, change: _Change, device: Principal, now: datetime) -> None:
+    """``change`` won: a check it opens is added, and a Form the session
+    already holds (one issued in the same session, say) shows what was
+    written without reading the form back."""
+    if change.check is not None:
+        session.add(Check(form_id=form.id, exit_point_id=device.exit_point_id, fired_rules=change.check,
+                          opened_at=now))
+    loaded = session.identity_map.get(session.identity_key(Form, form.id))
+    if loaded is not None:
+        for name, value in change.values.items():
+            set_committed_value(loaded, name, value)
 
 
 def scan(
@@ -389,8 +398,15 @@ def _judge(session: Session, device: Principal, form_id: str, ctx: ScanContext,
                               "This queued scan claims a time before the form was issued.",
                               errors={"scanned_at": ["Before the form was issued."]})
             at = form.created_at
-        if (not _awaits_verdict(form, now, at, ctx) or _decide_issued(session, form, device, ctx, now, at)) \
-                and _check_follows_traveller(session, form, device, now, at):
+        if _awaits_verdict(form, now, at, ctx):
+            # The verdict, and the scan that gave it: written together, if
+            # the form is still as read.
+            change = _decide_issued(form, device, ctx, now, at)
+            outcome = verdict_of(_apply(form, change), device)
+            if _record(session, device, outcome, form, now, at, queued, change) is not None:
+                _changed(session, form, change, device, now)
+                return outcome
+        elif _check_follows_traveller(session, form, device, now, at):
             return _record(session, device, verdict_of(form, device), form, now, at, queued)
         session.rollback()  # another device or an officer changed it first: read it again
     raise RuntimeError("form status kept changing during a scan")
@@ -453,7 +469,10 @@ _INSERT_SCAN = _SCANS.insert().values({name: bindparam(name) for name in (
 
 
 def _record(session: Session, device: Principal, outcome: ScanOutcome, form: FormFacts | None,
-            now: datetime, at: datetime, queued: bool) -> ScanOutcome:
+            now: datetime, at: datetime, queued: bool, change: _Change | None = None) -> ScanOutcome | None:
+    """Record the scan that gave ``outcome``, with its event; with
+    ``change``, the form's change too, and only if the form is still in the
+    status it was read in (None if another request changed it first)."""
     channel = channel_of(device)
     # Nothing reads the row back: a plain INSERT, no ORM object.
     row = {
@@ -474,9 +493,17 @@ def _record(session: Session, device: Principal, outcome: ScanOutcome, form: For
     # The event's time is when the API received the scan; a queued one
     # also says when the device made it.
     offline = {"scanned_at": at.isoformat(), "queued": True} if queued else {}
-    audit.record_after(session, _INSERT_SCAN, row, form.id, "form.scanned", device.actor, at=now,
-                       exit_point=device.exit_point_code, verdict=outcome.verdict,
-                       reason_code=outcome.reason_code, channel=channel, **offline)
+    scanned = {"verdict": outcome.verdict, "reason_code": outcome.reason_code, "channel": channel, **offline}
+    if change is None:
+        audit.record_after(session, _INSERT_SCAN, row, form.id, "form.scanned", device.actor, at=now,
+                           exit_point=device.exit_point_code, **scanned)
+        return outcome
+    event = {"form_id": form.id, "actor": device.actor, "at": now, "exit_point": device.exit_point_code}
+    if audit.record_pair_after(
+            session, change.statement, {"form_id": form.id, "was": form.status, **change.values},
+            {**event, "type": change.event, "data": change.data},
+            _INSERT_SCAN, row, {**event, "type": "form.scanned", "data": scanned}) is None:
+        return None
     return outcome
 
 
