@@ -18,14 +18,15 @@ import hmac
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Select, select, update
+from sqlalchemy import Select, bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, joinedload, make_transient_to_detached
 
 from shared import formid, qrtoken, rules
 
 from ..auth import Principal
-from ..models import Check, ExitPoint, Form, FormLine, Retailer
+from ..database import HotStatement
+from ..models import Check, ExitPoint, Form, FormLine, Intermediary, Retailer
 from ..problems import Problem
 from . import audit
 
@@ -91,8 +92,7 @@ def resolve_retailer(session: Session, principal: Principal, retailer_vat: str |
     """The retailer a new form is issued for."""
     require_retail(principal)
     if principal.role == "retailer":
-        # Its intermediary in the same statement: issuing needs its fee.
-        retailer = session.get(Retailer, principal.retailer_id, options=[joinedload(Retailer.intermediary)])
+        retailer = _own_shop(session, principal.retailer_id)
         if retailer_vat and retailer_vat != retailer.vat_number:
             raise _field_problem("retailer_vat", "You can only issue forms for your own shop.")
         return retailer
@@ -104,6 +104,36 @@ def resolve_retailer(session: Session, principal: Principal, retailer_vat: str |
         principal.role == "intermediary" and retailer.intermediary_id != principal.intermediary_id
     ):
         raise _field_problem("retailer_vat", "No retailer with this VAT number that you act for.")
+    return retailer
+
+
+# A shop issuing its own form: its row and its intermediary's (issuing needs
+# the fee) in one plain statement, made into the session's objects without
+# the ORM's loading machinery (every form a till issues reads them).
+_SHOPS, _INTERMEDIARIES = Retailer.__table__, Intermediary.__table__
+_SHOP = HotStatement(
+    select(*_SHOPS.c, *_INTERMEDIARIES.c)
+    .outerjoin(_INTERMEDIARIES, _SHOPS.c.intermediary_id == _INTERMEDIARIES.c.id)
+    .where(_SHOPS.c.id == bindparam("retailer_id")))
+
+
+def _own_shop(session: Session, retailer_id: int) -> Retailer:
+    retailer = session.identity_map.get(session.identity_key(Retailer, retailer_id))
+    if retailer is not None:
+        return retailer
+    row = _SHOP.execute(session, {"retailer_id": retailer_id}).fetchone()
+    n = len(_SHOPS.c)
+    retailer = Retailer(**dict(zip(_SHOPS.c.keys(), row[:n])))
+    intermediary = None
+    if retailer.intermediary_id is not None:
+        intermediary = session.identity_map.get(session.identity_key(Intermediary, retailer.intermediary_id))
+        if intermediary is None:
+            intermediary = Intermediary(**dict(zip(_INTERMEDIARIES.c.keys(), row[n:])))
+            make_transient_to_detached(intermediary)
+            session.add(intermediary)
+    retailer.intermediary = intermediary
+    make_transient_to_detached(retailer)
+    session.add(retailer)
     return retailer
 
 
