@@ -23,8 +23,8 @@ queue) at ``--clients`` connections, ``--repeats`` times; requests/s,
 p50/p99 and CPU ms per request of the API's workers and of PostgreSQL, as
 median (min-max) over the repeats.
 
-``--profile`` also runs py-spy (--gil) over each tree's in-process fresh
-scans and prints the layers and functions as bench/hotspots.py does;
+``--profile [KIND]`` also runs py-spy (--gil) over each tree's in-process
+requests of one kind (fresh scans unless named) and prints the layers and functions as bench/hotspots.py does;
 ``--sql`` lists the statements of one request of each kind; ``--webhooks``
 registers a webhook of the shop first, so that validations and checks also
 write their outbox rows, as they do wherever intermediaries listen.
@@ -232,7 +232,8 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--seconds", type=int, default=3)
-    parser.add_argument("--profile", action="store_true", help="py-spy over each tree's fresh scans")
+    parser.add_argument("--profile", nargs="?", const="scan_fresh", choices=KINDS + ("scan_fresh_key",),
+                        help="py-spy over each tree's requests of one kind (fresh scans if not named)")
     parser.add_argument("--webhooks", action="store_true", help="the shop listens to validations and checks")
     parser.add_argument("--sql", action="store_true", help="list the statements of the last request of each kind")
     parser.add_argument("--out", type=Path, help="write every figure as JSON here")
@@ -317,10 +318,10 @@ def measure(args, trees: dict, kinds: list, instance: Path) -> dict:
             for name, per in samples.items()}
 
         if args.profile:
-            figures["profile"] = {}
+            figures["profile"], figures["profile_kind"] = {}, args.profile
             for name, tree in trees.items():
                 out = harness.WORK / f"compare-{name}.raw"
-                run_tree(tree, {**base_config, "fresh": take(PROFILED + WARM_UP), "kinds": ["scan_fresh"],
+                run_tree(tree, {**base_config, "fresh": take(PROFILED + WARM_UP), "kinds": [args.profile],
                                 "requests": PROFILED, "tag": f"P{name}", "py_spy_out": str(out)})
                 figures["profile"][name] = hotspots.summarise(out, top=12)
 
@@ -409,7 +410,8 @@ def report(figures: dict, kinds, args) -> str:
                 lines += [s[:160] for s in figures["sql"][name][k]] + ["```"]
     if "profile" in figures:
         for name, p in figures["profile"].items():
-            lines += ["", f"py-spy --gil, {name}, in-process fresh scans ({p['samples']} samples):",
+            lines += ["", f"py-spy --gil, {name}, in-process {LABELS[figures['profile_kind']]} "
+                          f"({p['samples']} samples):",
                       "layers: " + "; ".join(f"{k} {v}%" for k, v in p["layers"]),
                       "app functions: " + "; ".join(f"{k} {v}%" for k, v in p["app_functions"]),
                       "self: " + "; ".join(f"{k} {v}%" for k, v in p["self"])]
