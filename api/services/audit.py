@@ -11,6 +11,7 @@ Event data names no traveller: it outlives the personal data on the form
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
 from flask import current_app, has_app_context
@@ -42,9 +43,9 @@ def record(
     exit_point: str | None = None,
     at: datetime | None = None,
     **data,
-) -> Event:
+) -> Written:
     """Append an event to the trail in the session's transaction; returns
-    it as written (not an object the session tracks)."""
+    it as written."""
     values = {"form_id": form_id, "type": type, "actor": actor, "exit_point": exit_point, "data": data,
               "at": at or utcnow()}
     # ORM changes first (the form an issue adds, say: the event refers to
@@ -64,7 +65,7 @@ def record_after(
     exit_point: str | None = None,
     at: datetime | None = None,
     **data,
-) -> Event | None:
+) -> Written | None:
     """Run ``write`` (a Core UPDATE or INSERT of at most one row) with
     ``params`` and, if it wrote its row, append the event it stands for, as
     ``record`` does; None, and no event, if it wrote nothing (a
@@ -84,7 +85,7 @@ def record_after(
 
 
 def record_pair_after(session: Session, write, params: dict, event: dict, then, row: dict,
-                      then_event: dict) -> tuple[Event, Event] | None:
+                      then_event: dict) -> tuple[Written, Written] | None:
     """``record_after`` for two writes: ``write`` (as there) and, only if it
     wrote its row, ``then`` (a Core INSERT of one row, ``row`` its values),
     each with its event (``event`` and ``then_event``: record's keywords,
@@ -152,10 +153,25 @@ def _with_events(write, then, names: tuple[str, ...]):
     return statement
 
 
-def _written(session: Session, event_id: int, values: dict) -> Event:
+@dataclass(frozen=True, slots=True)
+class Written:
+    """An event as it was written: the row's values, not an ORM object (an
+    Event the session tracked would cost more to make than to write)."""
+
+    id: int
+    form_id: str | None
+    type: str
+    actor: str
+    exit_point: str | None
+    data: dict
+    at: datetime
+
+
+def _written(session: Session, event_id: int, values: dict) -> Written:
     """An event just written: noted for the chain, the change feed and the
     outbox."""
-    event = Event(id=event_id, **values)
+    event = Written(event_id, values["form_id"], values["type"], values["actor"], values["exit_point"],
+                    values["data"], values["at"])
     audit_chain.note_written(session, event)
     form_id, type = values["form_id"], values["type"]
     if form_id is not None:

@@ -67,7 +67,7 @@ def link_hash(key: bytes, previous: str, event: bytes) -> str:
     return hmac.new(key, previous.encode() + event, hashlib.sha256).hexdigest()
 
 
-def _as_stored(event: Event) -> bytes:
+def _as_stored(event) -> bytes:
     """``canonical`` of an event just written, from the values in memory
     made equal to what the database gives back: JSON turns tuples into
     lists and keys into strings."""
@@ -91,8 +91,9 @@ def note_flushed(session: Session, flushed: Iterable) -> None:
         session.info.setdefault(_KEY, {}).setdefault(_current(session), []).extend(events)
 
 
-def note_written(session: Session, event: Event) -> None:
-    """Remember an event written with a plain INSERT (``audit.record``),
+def note_written(session: Session, event) -> None:
+    """Remember an event written with a plain INSERT (``audit.record``'s
+    ``Written``),
     as ``note_flushed`` does those the ORM flushed."""
     session.info.setdefault(_KEY, {}).setdefault(_current(session), []).append((event.id, _as_stored(event)))
 

@@ -279,9 +279,10 @@ def _forget_unheard(session, transaction) -> None:
         session.info.pop(_UNHEARD, None)
 
 
-def enqueue(session: Session, event: Event) -> int:
+def enqueue(session: Session, event) -> int:
     """Write one outbox row per webhook that wants ``event``, in the
-    session's transaction; returns how many. Called by ``audit.record``."""
+    session's transaction; returns how many. Called by ``audit.record``
+    with the event as written (``audit.Written``)."""
     if event.type not in EVENT_TYPES or event.form_id is None \
             or event.form_id in session.info.get(_UNHEARD, ()):
         return 0
@@ -303,7 +304,7 @@ def enqueue(session: Session, event: Event) -> int:
     return len(hooks)
 
 
-def _payload(session: Session, event: Event, form) -> dict:
+def _payload(session: Session, event, form) -> dict:
     """The webhook body: what happened to the form, without the
     traveller's personal data (the form itself is one GET away)."""
     lines = session.execute(
