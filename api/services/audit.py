@@ -79,7 +79,35 @@ def record_after(
         if connection.execute(write, params).rowcount != 1:
             return None
         return _written(session, _INSERT_EVENT.execute(session, values).fetchone()[0], values)
-    row = _with_event(write).execute(session, {
+    return _record_by(session, _with_event(write), params, values)
+
+
+def event_for_each(source, *ctes) -> HotStatement:
+    """PostgreSQL: an INSERT of one event per row of ``source`` (a CTE of
+    the write the event stands for) returning its id; ``ctes``, further
+    writes that depend on ``source``, go in the same statement. The event's
+    values are parameters (``record_by``)."""
+    event = select(*(bindparam(f"event_{name}", type_=_EVENTS.c[name].type) for name in _COLUMNS))
+    statement = insert(_EVENTS).from_select(_COLUMNS, event.select_from(source)).returning(_EVENTS.c.id)
+    for cte in (source, *ctes):
+        statement = statement.add_cte(cte)
+    return HotStatement(statement)
+
+
+def record_by(session: Session, statement: HotStatement, params: dict, form_id: str | None, type: str,
+              actor: str, *, exit_point: str | None = None, at: datetime | None = None,
+              **data) -> Written | None:
+    """Run ``statement`` (made by ``event_for_each``) with ``params`` and
+    the event's values; the event as written, or None if the write it stands
+    for wrote nothing (then neither did the statement)."""
+    values = {"form_id": form_id, "type": type, "actor": actor, "exit_point": exit_point, "data": data,
+              "at": at or utcnow()}
+    session.flush()
+    return _record_by(session, statement, params, values)
+
+
+def _record_by(session: Session, statement: HotStatement, params: dict, values: dict) -> Written | None:
+    row = statement.execute(session, {
         **params, **{f"event_{name}": value for name, value in values.items()}}).fetchone()
     return None if row is None else _written(session, row[0], values)
 
@@ -125,11 +153,7 @@ def _with_event(write):
     built once per ``write`` (PostgreSQL only)."""
     statement = _WITH_EVENT.get(write)
     if statement is None:
-        written = write.returning(literal_column("1")).cte("written")
-        event = select(*(bindparam(f"event_{name}", type_=_EVENTS.c[name].type) for name in _COLUMNS))
-        statement = _WITH_EVENT[write] = HotStatement(
-            insert(_EVENTS).from_select(_COLUMNS, event.select_from(written))
-            .returning(_EVENTS.c.id).add_cte(written))
+        statement = _WITH_EVENT[write] = event_for_each(write.returning(literal_column("1")).cte("written"))
     return statement
 
 

@@ -13,12 +13,13 @@ sell or refund.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Select, bindparam, select, update
+from sqlalchemy import Select, bindparam, func, select, true, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, joinedload, make_transient_to_detached
 
@@ -224,37 +225,56 @@ def issue(session: Session, principal: Principal, data: dict, issuer: Issuer, no
         for n, item in enumerate(items, start=1)
     ]
     session.flush()  # ORM changes first: a batch's earlier forms, say
-    connection = session.connection()
     # The invoice's unique constraint answers whether it already has a form,
     # in the INSERT itself: no read before it, and no race after one.
-    if connection.execute(_INSERT_FORM[connection.dialect.name], values).scalar() is None:
+    issued = {"form_id": form_id, "type": "form.issued", "actor": principal.actor, "at": now,
+              "total_cents": totals.total_cents, "refund_cents": totals.refund_cents}
+    if session.connection().dialect.name == "postgresql":
+        # The form, its lines and its event in one statement (all or none).
+        lines = {f"lines_{name}": [line[name] for line in line_values] for name in _LINE_COLUMNS}
+        inserted = audit.record_by(session, _issue_statement(tuple(values)), {**values, **lines}, **issued) \
+            is not None
+    else:
+        inserted = session.connection().execute(_INSERT_FORM, values).scalar() is not None
+        if inserted:
+            session.connection().execute(_INSERT_LINE, line_values)
+            audit.record(session, **issued)
+    if not inserted:
         raise Problem(
             409,
             "duplicate_invoice",
             f"Invoice {data['invoice_number']} already has a tax-free form.",
             errors={"invoice_number": ["This invoice already has a tax-free form."]},
         )
-    connection.execute(_INSERT_LINE, line_values)
-    form = _as_loaded(session, Form(**values, **_NOT_YET), [FormLine(**line, present=None) for line in line_values],
+    return _as_loaded(session, Form(**values, **_NOT_YET), [FormLine(**line, present=None) for line in line_values],
                       retailer)
-    audit.record(
-        session, form.id, "form.issued", principal.actor, at=now,
-        total_cents=form.total_cents, refund_cents=form.refund_cents,
-    )
-    return form
-
-
-def _insert_form(dialect):
-    forms = Form.__table__
-    return (dialect.insert(forms)
-            .on_conflict_do_nothing(index_elements=[forms.c.retailer_id, forms.c.invoice_number])
-            .returning(forms.c.id))
 
 
 # Plain INSERTs, built once: the ORM's unit of work costs more than the
-# two statements themselves.
-_INSERT_FORM = {"postgresql": _insert_form(postgresql), "sqlite": _insert_form(sqlite)}
-_INSERT_LINE = FormLine.__table__.insert()
+# statements themselves.
+_FORMS, _LINES = Form.__table__, FormLine.__table__
+_LINE_COLUMNS = ("line", "description", "quantity", "unit_price_cents", "vat_rate_bp", "vat_cents", "total_cents",
+                 "category", "serial_number")
+_INSERT_FORM = (sqlite.insert(_FORMS)
+                .on_conflict_do_nothing(index_elements=[_FORMS.c.retailer_id, _FORMS.c.invoice_number])
+                .returning(_FORMS.c.id))
+_INSERT_LINE = _LINES.insert()
+
+
+@functools.cache
+def _issue_statement(columns: tuple[str, ...]):
+    """PostgreSQL: the form (unless its invoice has one) with ``columns``,
+    its lines (given as one array per column) and its event, one
+    statement."""
+    form = (postgresql.insert(_FORMS).values({name: bindparam(name) for name in columns})
+            .on_conflict_do_nothing(index_elements=[_FORMS.c.retailer_id, _FORMS.c.invoice_number])
+            .returning(_FORMS.c.id).cte("issued"))
+    rows = func.unnest(*(bindparam(f"lines_{name}", type_=postgresql.ARRAY(_LINES.c[name].type))
+                         for name in _LINE_COLUMNS)).table_valued(*_LINE_COLUMNS).render_derived()
+    lines = _LINES.insert().from_select(
+        ("form_id", *_LINE_COLUMNS), select(form.c.id, *rows.c).select_from(form).join(rows, true())
+    ).cte("lines")
+    return audit.event_for_each(form, lines)
 # A new form's columns that only later steps fill in.
 _NOT_YET = dict(personal_data_removed_at=None, validated_at=None, exit_point_id=None,
                 validated_total_cents=None, validated_vat_cents=None, validated_refund_cents=None,
