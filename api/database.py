@@ -140,12 +140,11 @@ class HotStatement:
                      for bind, name in c.bind_names.items()}
             # The values written into the statement itself (.values(status="expired")).
             fixed = {name: bind.effective_value for bind, name in c.bind_names.items() if not bind.required}
-            results = [column.type.dialect_impl(dialect).result_processor(dialect, None)
-                       for column in getattr(self.statement, "selected_columns", ())]
-            if not any(results):
-                # An INSERT ... RETURNING names its columns here instead.
-                returning = getattr(self.statement, "_returning", ()) or ()
-                results = [column.type.dialect_impl(dialect).result_processor(dialect, None) for column in returning]
+            if hasattr(self.statement, "returning_column_descriptions"):  # INSERT/UPDATE ... RETURNING
+                types = [d["type"] for d in self.statement.returning_column_descriptions]
+            else:  # a SELECT (a plain text() has no typed columns)
+                types = [column.type for column in getattr(self.statement, "selected_columns", ())]
+            results = [type_.dialect_impl(dialect).result_processor(dialect, None) for type_ in types]
             compiled = self._compiled[dialect.name] = (
                 c.string, {k: p for k, p in binds.items() if p is not None}, fixed,
                 results if any(results) else None)
@@ -160,7 +159,11 @@ class HotStatement:
         if fixed:
             params = {**fixed, **params}
         if binds:
-            params = {k: (binds[k](v) if k in binds else v) for k, v in params.items()}
+            try:
+                params = {k: (binds[k](v) if k in binds else v) for k, v in params.items()}
+            except Exception as error:
+                # As SQLAlchemy reports a value its column type refuses.
+                raise exc.StatementError(f"({type(error).__qualname__}) {error}", sql, params, error) from error
         driver = connection.connection.driver_connection
         cursor = driver.cursor()
         if connection.dispatch.before_cursor_execute:
@@ -168,9 +171,9 @@ class HotStatement:
         try:
             cursor.execute(sql, params)
         except Exception as error:
-            # As SQLAlchemy handles a failed statement: wrapped in its
-            # exception classes, handle_error listeners told, a lost
-            # connection invalidated.
+            # As SQLAlchemy handles a failed statement (its own method for
+            # it): wrapped in its exception classes, handle_error listeners
+            # told, a lost connection invalidated.
             connection._handle_dbapi_exception(error, sql, params, cursor, None)
         return cursor if results is None else _Processed(cursor, results)
 
