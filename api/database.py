@@ -117,8 +117,8 @@ class HotStatement:
     PostgreSQL to run. On PostgreSQL the statement is therefore compiled once
     and sent through the session's driver connection, in the session's
     transaction, with the same type conversion both ways (the types' own
-    bind and result processors). Listeners of ``before_cursor_execute``
-    still see it; errors are raised as SQLAlchemy raises them (a lost
+    bind and result processors). Listeners of ``before_cursor_execute`` and
+    ``after_cursor_execute`` still see it; errors are raised as SQLAlchemy raises them (a lost
     connection is a 503 and invalidated, api/problems.py). SQLite runs it
     through SQLAlchemy as usual.
 
@@ -166,8 +166,9 @@ class HotStatement:
                 raise exc.StatementError(f"({type(error).__qualname__}) {error}", sql, params, error) from error
         driver = connection.connection.driver_connection
         cursor = driver.cursor()
-        if connection.dispatch.before_cursor_execute:
-            connection.dispatch.before_cursor_execute(connection, cursor, sql, params, None, False)
+        dispatch = connection.dispatch
+        if dispatch.before_cursor_execute:
+            dispatch.before_cursor_execute(connection, cursor, sql, params, None, False)
         try:
             cursor.execute(sql, params)
         except Exception as error:
@@ -175,6 +176,8 @@ class HotStatement:
             # it): wrapped in its exception classes, handle_error listeners
             # told, a lost connection invalidated.
             connection._handle_dbapi_exception(error, sql, params, cursor, None)
+        if dispatch.after_cursor_execute:
+            dispatch.after_cursor_execute(connection, cursor, sql, params, None, False)
         return cursor if results is None else _Processed(cursor, results)
 
 

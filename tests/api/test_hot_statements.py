@@ -47,21 +47,29 @@ def test_listeners_see_hot_statements_and_errors_are_sqlalchemys(app, world):
     engine = app.extensions["db_engine"]
 
     def before(_conn, _cursor, statement, *_args):
-        seen.append(statement)
+        seen.append(("before", statement))
+
+    def after(_conn, _cursor, statement, *_args):
+        seen.append(("after", statement))
 
     event.listen(engine, "before_cursor_execute", before)
+    event.listen(engine, "after_cursor_execute", after)
     try:
         with app.app_context():
             session = database.session()
+            values = {"form_id": None, "actor": "user:1", "data": {}, "at": datetime.now(timezone.utc)}
+            _insert_event().execute(session, values)
             with pytest.raises(exc.IntegrityError):
                 # No such form: the foreign key refuses it, and the view's
                 # IntegrityError handling (api/resources/common.py) applies.
-                _insert_event().execute(session, {"form_id": "NO-SUCH-FORM", "actor": "user:1", "data": {},
-                                                  "at": datetime.now(timezone.utc)})
+                _insert_event().execute(session, {**values, "form_id": "NO-SUCH-FORM"})
             session.rollback()
     finally:
         event.remove(engine, "before_cursor_execute", before)
-    assert any("INSERT INTO events" in statement for statement in seen)
+        event.remove(engine, "after_cursor_execute", after)
+    inserts = [when for when, statement in seen if "INSERT INTO events" in statement]
+    # Both sides of the one that ran, only "before" of the one that failed.
+    assert inserts == ["before", "after", "before"]
 
 
 def test_a_hot_write_inside_a_rolled_back_savepoint_is_gone(app):
