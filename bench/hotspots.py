@@ -50,14 +50,17 @@ STAGES = [
     ("change feed and audit counters", "api/services/audit.py", {"_number_and_link"}),
     ("webhook outbox enqueue", "api/services/webhooks.py", None),
     ("ORM flush (event and check rows)", "sqlalchemy/orm/session.py", {"flush", "_autoflush"}),
-    ("audit: event rows", "api/services/audit.py", {"record", "_written", "_with_event"}),
-    # One statement on PostgreSQL: a scan's compare-and-set or its scan row,
-    # with the event it stands for.
-    ("compare-and-set / scan row, with its event", "api/services/audit.py", {"record_after"}),
+    ("audit: event rows", "api/services/audit.py", {"record", "_written", "_with_event", "_with_events",
+                                                     "event_for_each"}),
+    # One statement on PostgreSQL: a scan's compare-and-set and its scan row
+    # (or the scan row alone), with the events they stand for.
+    ("compare-and-set / scan row, with its event", "api/services/audit.py",
+     {"record_after", "record_pair_after"}),
+    # One statement on PostgreSQL: a form issued, its lines and its event.
+    ("issue: form, lines and event", "api/services/audit.py", {"record_by"}),
     ("commit (COMMIT, session)", "sqlalchemy/orm/session.py", {"commit"}),
     ("risk engine", "shared/risk.py", None),
     ("facts query", "api/services/scans.py", {"_form_facts"}),
-    ("compare-and-set", "api/services/scans.py", {"_change"}),
     ("scan row", "api/services/scans.py", {"_record"}),
     ("issue: QR payload signing", "shared/qrtoken.py", {"sign_form_token"}),
     ("QR token verify (PyJWT + Ed25519)", "shared/qrtoken.py", None),
@@ -88,13 +91,22 @@ def _in(file: str, prefix: str) -> bool:
     return file.startswith(prefix) or f"/{prefix}" in file
 
 
+# Frames that stand for their caller: a hot statement (api/database.py) is
+# the work of whoever runs it.
+TRANSPARENT = ("api/database.py", {"execute", "_for", "fetchone", "fetchall", "_row", "__init__"})
+TRANSPARENT_AUDIT = ("api/services/audit.py", {"_record_by"})
+
+
 def stage_of(frames) -> str:
     """The stage of a stack (outermost frame first): its innermost frame
     that a stage names, else the library of its innermost frame that has
     one."""
     for func, file in reversed(frames):
+        name = func.rsplit(".", 1)[-1]
+        if any(_in(file, prefix) and name in funcs for prefix, funcs in (TRANSPARENT, TRANSPARENT_AUDIT)):
+            continue
         for stage, prefix, funcs in STAGES:
-            if _in(file, prefix) and (funcs is None or func.rsplit(".", 1)[-1] in funcs):
+            if _in(file, prefix) and (funcs is None or name in funcs):
                 return stage
     for _, file in reversed(frames):
         for name, prefixes in OUTSIDE:
