@@ -32,7 +32,6 @@ from sqlalchemy.orm import Session
 from .. import custody
 from ..auth import Principal
 from ..models import (
-    Event,
     ExitPoint,
     Form,
     FormLine,
