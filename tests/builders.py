@@ -1,9 +1,12 @@
-"""Builders for tests: request bodies, and the World the `world` fixture
-(tests/conftest.py) builds through the API itself."""
+"""Builders for tests: request bodies, the World the `world` fixture
+(tests/conftest.py) builds through the API itself, and ``rows`` to read
+what a server under test committed."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+
+from sqlalchemy import create_engine, text
 
 PASSWORD = "correct-horse-battery"
 TODAY = date.today()
@@ -75,3 +78,14 @@ class World:
 
     def scan(self, device: str, qr_payload: str):
         return self.post(device, "/api/v1/scans", {"qr_payload": qr_payload})
+
+
+def rows(database_url: str, sql: str, **params) -> list:
+    """The rows of one SQL query, on a connection of its own: what a
+    server under test (another process) has committed."""
+    engine = create_engine(database_url)
+    try:
+        with engine.connect() as conn:
+            return conn.execute(text(sql), params).all()
+    finally:
+        engine.dispose()

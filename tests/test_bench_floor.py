@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 
-from tests.builders import form_body
+from tests.builders import form_body, rows
 from tests.conftest import BACKENDS
 
 BENCH = Path(__file__).resolve().parent.parent / "bench"
@@ -32,15 +32,6 @@ def floor(app, database_url, monkeypatch):
     yield module.app.test_client()
     if module._floor is not None:
         module._floor.pool.close()
-
-
-def rows(database_url, sql, **params):
-    engine = create_engine(database_url)
-    try:
-        with engine.connect() as conn:
-            return conn.execute(text(sql), params).all()
-    finally:
-        engine.dispose()
 
 
 def issued(world) -> dict:

@@ -19,10 +19,10 @@ from pathlib import Path
 
 import pytest
 import requests
-from sqlalchemy import create_engine, text
 
 from api.services.traveller import judge_flight
 from shared import rules
+from tests.builders import rows
 from tests.servers import free_port, gunicorn_command, serving
 
 BENCH = Path(__file__).resolve().parent.parent / "bench"
@@ -42,15 +42,6 @@ def bench(monkeypatch):
 def bench_world(bench, database_url, tmp_path):
     fixture, _ = bench
     return fixture.build_world(database_url, tmp_path / "instance")
-
-
-def rows(database_url, sql, **params):
-    engine = create_engine(database_url)
-    try:
-        with engine.connect() as conn:
-            return conn.execute(text(sql), params).all()
-    finally:
-        engine.dispose()
 
 
 def test_the_bench_validations_are_validated_by_a_live_api(bench, bench_world, database_url, tmp_path):

@@ -46,8 +46,7 @@ def record(
 ) -> Written:
     """Append an event to the trail in the session's transaction; returns
     it as written."""
-    values = {"form_id": form_id, "type": type, "actor": actor, "exit_point": exit_point, "data": data,
-              "at": at or utcnow()}
+    values = _event_values(form_id, type, actor, exit_point=exit_point, at=at, data=data)
     # ORM changes first (the form an issue adds, say: the event refers to
     # it), then one plain INSERT: no ORM object to flush on every write.
     session.flush()
@@ -71,8 +70,7 @@ def record_after(
     ``record`` does; None, and no event, if it wrote nothing (a
     compare-and-set that lost). On PostgreSQL one statement does both: the
     write is a WITH clause of the event's INSERT."""
-    values = {"form_id": form_id, "type": type, "actor": actor, "exit_point": exit_point, "data": data,
-              "at": at or utcnow()}
+    values = _event_values(form_id, type, actor, exit_point=exit_point, at=at, data=data)
     session.flush()
     connection = session.connection()
     if connection.dialect.name != "postgresql":
@@ -100,8 +98,7 @@ def record_by(session: Session, statement: HotStatement, params: dict, form_id: 
     """Run ``statement`` (made by ``event_for_each``) with ``params`` and
     the event's values; the event as written, or None if the write it stands
     for wrote nothing (then neither did the statement)."""
-    values = {"form_id": form_id, "type": type, "actor": actor, "exit_point": exit_point, "data": data,
-              "at": at or utcnow()}
+    values = _event_values(form_id, type, actor, exit_point=exit_point, at=at, data=data)
     session.flush()
     return _record_by(session, statement, params, values)
 

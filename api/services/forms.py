@@ -229,15 +229,16 @@ def issue(session: Session, principal: Principal, data: dict, issuer: Issuer, no
     # in the INSERT itself: no read before it, and no race after one.
     issued = {"form_id": form_id, "type": "form.issued", "actor": principal.actor, "at": now,
               "total_cents": totals.total_cents, "refund_cents": totals.refund_cents}
-    if session.connection().dialect.name == "postgresql":
+    connection = session.connection()
+    if connection.dialect.name == "postgresql":
         # The form, its lines and its event in one statement (all or none).
         lines = {f"lines_{name}": [line[name] for line in line_values] for name in _LINE_COLUMNS}
         inserted = audit.record_by(session, _issue_statement(tuple(values)), {**values, **lines}, **issued) \
             is not None
     else:
-        inserted = session.connection().execute(_INSERT_FORM, values).scalar() is not None
+        inserted = connection.execute(_INSERT_FORM, values).scalar() is not None
         if inserted:
-            session.connection().execute(_INSERT_LINE, line_values)
+            connection.execute(_INSERT_LINE, line_values)
             audit.record(session, **issued)
     if not inserted:
         raise Problem(
