@@ -906,8 +906,11 @@ class DeskCheck(Strict):
     fired_rules = fields.List(fields.Dict())
 
 
+_DESK_CHECK = DeskCheck()
+
+
 class DeskForm(FormSchema):
-    check = fields.Function(lambda f: DeskCheck().dump(f.desk_check) if getattr(f, "desk_check", None) else None,
+    check = fields.Function(lambda f: _DESK_CHECK.dump(f.desk_check) if getattr(f, "desk_check", None) else None,
                             metadata={"description": "The form's check at the desk, with the rules that "
                                                      "sent it there; null without one"})
 

@@ -30,6 +30,8 @@ LINE_FIELDS = ("description", "category", "quantity", "price", "vat_rate", "seri
 FORM_FIELDS = ("invoice_number", "purchase_date", "payment_method")
 PAYMENT_METHODS = ("card", "cash", "mobile", "other")
 
+# Made once: making a schema copies its fields, nested schemas too.
+_FORM_CREATE = FormCreate()
 _LINE_KEY = re.compile(r"^items\.(\d{1,3})\.([a-z_]+)$")
 # Euros with an optional decimal comma or point and at most two decimals;
 # no thousands separators, so "1.250" is never read as 1250.
@@ -144,7 +146,7 @@ def body_of(entry: Entry) -> dict | None:
     # Empty text means "not given": the schema then says what is missing.
     raw = _without_empty(raw)
     try:
-        body = FormCreate().load(raw)
+        body = _FORM_CREATE.load(raw)
     except ma.ValidationError as invalid:
         for path, messages in flatten_errors(invalid.messages).items():
             path = re.sub(r"\.unit_price_cents$", ".price", path)

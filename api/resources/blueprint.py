@@ -22,3 +22,11 @@ class Parser(FlaskParser):
 
 class Blueprint(flask_smorest.Blueprint):
     ARGUMENTS_PARSER = Parser()
+
+    def arguments(self, schema, *args, **kwargs):
+        # webargs makes a new instance of a schema class for every request it
+        # parses, and marshmallow copies every field to make one (nested
+        # schemas too): for a form, twice the cost of loading it. One
+        # instance, made here, serves every request; a schema holds no state
+        # between loads.
+        return super().arguments(schema() if isinstance(schema, type) else schema, *args, **kwargs)

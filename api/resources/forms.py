@@ -33,8 +33,8 @@ from .common import IDEMPOTENCY_HEADER, check_if_match, idempotent, keyring, wit
 
 blp = Blueprint("forms", __name__, url_prefix="/api/v1/forms", description="Tax-free forms")
 # Made once: making a schema copies its fields (the lines' schema too),
-# which costs more than dumping a form.
-_FORM = FormSchema()
+# which costs more than dumping or loading a form.
+_FORM, _FORM_CREATE = FormSchema(), FormCreate()
 
 # A form's owners act on it (issue, cancel, record the refund); customs
 # staff read it. The administrator manages exit points, users and devices
@@ -129,7 +129,7 @@ def issue_batch(body):
 
 def _parse_form(raw) -> dict | Problem:
     try:
-        return FormCreate().load(raw)
+        return _FORM_CREATE.load(raw)
     except ValidationError as error:
         errors = problems.flatten_errors(error.messages)
         return Problem(422, "invalid_request",

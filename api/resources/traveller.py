@@ -34,6 +34,9 @@ from ..services import duties, exit_point_presence, forms, traveller
 from .blueprint import Blueprint
 from .common import IDEMPOTENCY_HEADER, idempotent, keyring
 
+# Made once (making a schema copies its fields): one per answer this module gives by hand.
+_VALIDATION_RESPONSE, _CHECK = ValidationResponse(), CheckSchema()
+
 blp = Blueprint("traveller", __name__, url_prefix="/api/v1/traveller",
                 description="The traveller's app: sign-in with the passport, forms, validation at the exit point")
 desk = Blueprint("desk", __name__, url_prefix="/api/v1", description="The desk and the traveller's app")
@@ -125,7 +128,7 @@ def validations(body):
         session = database.session()
         result = traveller.validate(session, current_principal(), body, current_app.config,
                                     keyring().keyset(session), utcnow())
-        return ValidationResponse().dump(result), 200
+        return _VALIDATION_RESPONSE.dump(result), 200
 
     response = idempotent(body, judge)
     if response.status_code == 200 and "Idempotent-Replayed" not in response.headers:
@@ -185,7 +188,7 @@ def open_check(body):
         check, opened = traveller.open_desk_check(session, officer, form, duty.exit_point,
                                                   current_app.config["RULESET"].timezone, now)
         check.line_count = len(form.lines)
-        return CheckSchema().dump(check), 201 if opened else 200
+        return _CHECK.dump(check), 201 if opened else 200
 
     response = idempotent(body, record)
     if response.status_code == 201 and "Idempotent-Replayed" not in response.headers:
