@@ -21,6 +21,7 @@ import ipaddress
 import json
 import secrets
 import socket
+from collections import namedtuple
 from datetime import datetime, timezone
 from urllib.parse import urlsplit
 
@@ -31,6 +32,7 @@ from sqlalchemy.orm import Session
 
 from .. import custody
 from ..auth import Principal
+from ..database import HotStatement
 from ..models import (
     ExitPoint,
     Form,
@@ -231,12 +233,14 @@ def _iso(moment: datetime | None) -> str | None:
 
 
 # A form's listeners: the live webhooks of its retailer and of its
-# intermediary. The form's columns come along on every row, so one plain
-# Core statement (built once) reads both.
+# intermediary, with the form's columns and its lines on every row (one row
+# per webhook and line: a handful), so that one statement, built once and
+# sent as a hot statement, reads all a payload needs.
 _F, _SHOP, _EXIT, _HOOKS = Form.__table__, Retailer.__table__, ExitPoint.__table__, Webhook.__table__
+_LINES = FormLine.__table__
 _OWNED_BY_FORM = and_(_HOOKS.c.deleted_at.is_(None),
                       or_(_HOOKS.c.retailer_id == _F.c.retailer_id, _HOOKS.c.intermediary_id == _F.c.intermediary_id))
-_LISTENERS = (
+_LISTENERS = HotStatement(
     select(
         _HOOKS.c.id.label("webhook_id"), _HOOKS.c.events,
         _F.c.id, _F.c.status, _SHOP.c.vat_number.label("retailer_vat"), _F.c.invoice_number, _F.c.currency,
@@ -244,14 +248,21 @@ _LISTENERS = (
         _F.c.validated_at, _F.c.validated_total_cents, _F.c.validated_vat_cents,
         _F.c.validated_refund_cents, _F.c.refunded_cents, _F.c.refunded_at,
         _EXIT.c.code.label("exit_point"),
+        _LINES.c.line, _LINES.c.description, _LINES.c.quantity, _LINES.c.total_cents.label("line_total_cents"),
+        _LINES.c.vat_cents.label("line_vat_cents"), _LINES.c.present,
     )
     .select_from(_F.join(_SHOP, _F.c.retailer_id == _SHOP.c.id)
                  .outerjoin(_EXIT, _F.c.exit_point_id == _EXIT.c.id)
-                 .join(_HOOKS, _OWNED_BY_FORM))
+                 .join(_HOOKS, _OWNED_BY_FORM)
+                 .outerjoin(_LINES, _LINES.c.form_id == _F.c.id))
     .where(_F.c.id == bindparam("form_id"))
-    .order_by(_HOOKS.c.id)
+    .order_by(_HOOKS.c.id, _LINES.c.line)
 )
-_INSERT_DELIVERY = WebhookDelivery.__table__.insert()
+_Listening = namedtuple("_Listening", _LISTENERS.statement.selected_columns.keys())
+_DELIVERY_COLUMNS = ("webhook_id", "event_id", "event_type", "message_id", "payload", "status", "attempt_count",
+                     "failures", "next_attempt_at", "retry_window_start", "created_at")
+_INSERT_DELIVERY = HotStatement(
+    WebhookDelivery.__table__.insert().values({name: bindparam(name) for name in _DELIVERY_COLUMNS}))
 
 # Forms whose transaction has read that no webhook listens to them (the
 # scan's facts query carries that: ``listened``): their events skip the
@@ -287,31 +298,27 @@ def enqueue(session: Session, event) -> int:
         return 0
     # The form as this transaction leaves it: audit.record flushed the ORM's
     # changes, and status changes are often plain UPDATE statements.
-    rows = session.execute(_LISTENERS, {"form_id": event.form_id}).all()
-    hooks = [row.webhook_id for row in rows if event.type in row.events]
+    rows = [_Listening(*row) for row in _LISTENERS.execute(session, {"form_id": event.form_id}).fetchall()]
+    hooks = list(dict.fromkeys(row.webhook_id for row in rows if event.type in row.events))
     if not hooks:
         return 0
-    body = json.dumps(_payload(session, event, rows[0]), separators=(",", ":"))
+    # Each line once (the rows repeat them per webhook), in order.
+    lines = list({row.line: row for row in rows if row.line is not None}.values())
+    body = json.dumps(_payload(event, rows[0], lines), separators=(",", ":"))
     message_id = new_message_id()
-    # Nothing reads them back in this request: plain INSERTs, no ORM objects.
-    session.execute(_INSERT_DELIVERY, [
-        {"webhook_id": hook, "event_id": event.id, "event_type": event.type, "message_id": message_id,
-         "payload": body, "status": "pending", "attempt_count": 0, "failures": 0,
-         "next_attempt_at": event.at, "retry_window_start": event.at, "created_at": event.at}
-        for hook in hooks
-    ])
+    # Nothing reads them back in this request: plain INSERTs, no ORM
+    # objects; one per webhook (a form has one or two).
+    for hook in hooks:
+        _INSERT_DELIVERY.execute(session, {
+            "webhook_id": hook, "event_id": event.id, "event_type": event.type, "message_id": message_id,
+            "payload": body, "status": "pending", "attempt_count": 0, "failures": 0,
+            "next_attempt_at": event.at, "retry_window_start": event.at, "created_at": event.at})
     return len(hooks)
 
 
-def _payload(session: Session, event, form) -> dict:
+def _payload(event, form, lines) -> dict:
     """The webhook body: what happened to the form, without the
     traveller's personal data (the form itself is one GET away)."""
-    lines = session.execute(
-        select(FormLine.line, FormLine.description, FormLine.quantity, FormLine.total_cents,
-               FormLine.vat_cents, FormLine.present)
-        .where(FormLine.form_id == form.id)
-        .order_by(FormLine.line)
-    ).all()
 
     def validated(present: bool | None) -> bool | None:
         if form.status in _VALIDATED:
@@ -339,7 +346,7 @@ def _payload(session: Session, event, form) -> dict:
         "reason_code": (event.data or {}).get("reason_code"),
         "lines": [
             {"line": l.line, "description": l.description, "quantity": l.quantity,
-             "total_cents": l.total_cents, "vat_cents": l.vat_cents, "validated": validated(l.present)}
+             "total_cents": l.line_total_cents, "vat_cents": l.line_vat_cents, "validated": validated(l.present)}
             for l in lines
         ],
     }
