@@ -14,11 +14,13 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+from typing import NamedTuple
 
 from sqlalchemy import bindparam, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from ..database import HotStatement
 from ..models import IdempotencyRecord, utcnow
 from ..problems import Problem
 
@@ -54,23 +56,34 @@ def check_key(key: str) -> str:
 
 
 _RECORDS = IdempotencyRecord.__table__
-# Plain Core statements, built once: every write sent with a key runs them.
-_STORED = select(_RECORDS.c.request_hash, _RECORDS.c.status_code, _RECORDS.c.response_body).where(
-    _RECORDS.c.owner == bindparam("owner"), _RECORDS.c.key == bindparam("key"))
+# Hot statements, built once: every write sent with a key (every kiosk
+# scan) runs both.
+_STORED = HotStatement(select(_RECORDS.c.request_hash, _RECORDS.c.status_code, _RECORDS.c.response_body).where(
+    _RECORDS.c.owner == bindparam("owner"), _RECORDS.c.key == bindparam("key")))
+
+
+class Stored(NamedTuple):
+    """The first response to a request with a key."""
+
+    request_hash: str
+    status_code: int
+    response_body: dict
 
 
 def _insert(dialect):
-    return (dialect.insert(_RECORDS).on_conflict_do_nothing(index_elements=[_RECORDS.c.owner, _RECORDS.c.key])
-            .returning(_RECORDS.c.key))
+    return HotStatement(
+        dialect.insert(_RECORDS).values({name: bindparam(name) for name in _RECORDS.c.keys()})
+        .on_conflict_do_nothing(index_elements=[_RECORDS.c.owner, _RECORDS.c.key]).returning(_RECORDS.c.key))
 
 
 _REMEMBER = {"postgresql": _insert(postgresql), "sqlite": _insert(sqlite)}
 
 
-def replay(session: Session, owner: str, key: str, body_hash: str, body):
+def replay(session: Session, owner: str, key: str, body_hash: str, body) -> Stored | None:
     """The stored first response for ``key`` (its ``status_code`` and
     ``response_body``), or None if the key is new."""
-    record = session.execute(_STORED, {"owner": owner, "key": key}).one_or_none()
+    row = _STORED.execute(session, {"owner": owner, "key": key}).fetchone()
+    record = None if row is None else Stored(*row)
     if record is not None and not (hmac.compare_digest(record.request_hash, body_hash)
                                    or hmac.compare_digest(record.request_hash, _legacy_hash(body))):
         raise Problem(
@@ -85,7 +98,6 @@ def remember(session: Session, owner: str, key: str, body_hash: str, status: int
     """Store the response for ``key`` in the session's transaction; False,
     and nothing stored, if another request stored one for the key first
     (on PostgreSQL the INSERT waits for that request's transaction to end)."""
-    connection = session.connection()
-    return connection.execute(_REMEMBER[connection.dialect.name], {
+    return _REMEMBER[session.get_bind().dialect.name].execute(session, {
         "owner": owner, "key": key, "request_hash": body_hash, "status_code": status, "response_body": body,
-        "created_at": utcnow()}).scalar() is not None
+        "created_at": utcnow()}).fetchone() is not None
