@@ -15,6 +15,7 @@ the audit trail.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 
@@ -106,6 +107,9 @@ class FormFacts:
     exit_point_id: int | None
     passport_key: str | None
     passport_country: str
+    # The traveller's app proves a form is theirs with it; kept out of repr
+    # (personal data).
+    date_of_birth: date | None = field(repr=False)
     retailer_vat: str
     payer: str  # the intermediary, or the shop itself
     categories: frozenset[str]
@@ -125,7 +129,7 @@ _FACTS = HotStatement(
     select(
         _F.c.id, _F.c.status, _F.c.export_deadline, _F.c.total_cents, _F.c.vat_cents,
         _F.c.refund_cents, _F.c.validated_total_cents, _F.c.exit_point_id, _F.c.passport_key,
-        _F.c.passport_country, _SHOP.c.vat_number, func.coalesce(_PAYER.c.name, _SHOP.c.name),
+        _F.c.passport_country, _F.c.date_of_birth, _SHOP.c.vat_number, func.coalesce(_PAYER.c.name, _SHOP.c.name),
         # Category names are identifiers (shared.rules.CATEGORIES): no comma in any.
         select(func.aggregate_strings(_LINES.c.category, literal_column("','")))
         .where(_LINES.c.form_id == _F.c.id).scalar_subquery(),
@@ -151,12 +155,13 @@ def _form_facts(session: Session, form_id: str, device: Principal, ctx: ScanCont
     if row is None:
         return None
     (id_, status, deadline, total, vat, refund, validated_total, exit_point_id, passport_key,
-     passport_country, retailer_vat, payer, categories, recent, desk, created_at, updated_at, listened) = row
+     passport_country, date_of_birth, retailer_vat, payer, categories, recent, desk, created_at, updated_at,
+     listened) = row
     if not listened:
         # The outbox need not look again for this form's events.
         webhooks.nobody_listens(session, id_)
     return FormFacts(id_, status, deadline, total, vat, refund, validated_total, exit_point_id,
-                     passport_key, passport_country, retailer_vat, payer,
+                     passport_key, passport_country, date_of_birth, retailer_vat, payer,
                      frozenset(categories.split(",")) if categories else frozenset(), recent, desk or "",
                      created_at, updated_at, listened)
 
@@ -385,9 +390,14 @@ def _replay_time(session: Session, device: Principal, scanned_at: datetime | Non
 
 
 def _judge(session: Session, device: Principal, form_id: str, ctx: ScanContext,
-           now: datetime, at: datetime, queued: bool) -> ScanOutcome:
+           now: datetime, at: datetime, queued: bool,
+           owned: Callable[[FormFacts], bool] | None = None) -> ScanOutcome | None:
+    """The verdict on ``form_id``, recorded with its scan. With ``owned``,
+    None for a form it refuses, and nothing recorded."""
     for _attempt in range(3):
         form = _form_facts(session, form_id, device, ctx, now)
+        if owned is not None and (form is None or not owned(form)):
+            return None
         if form is None:
             return _record(session, device, _refused("form_not_found", form_id=form_id), None, now, at, queued)
         if queued and at < form.created_at:
@@ -512,11 +522,13 @@ def _record(session: Session, device: Principal, outcome: ScanOutcome, form: For
 # principal (kind "traveller"), placed at the exit point being validated at.
 
 def judge_form(session: Session, traveller: Principal, form_id: str, ctx: ScanContext,
-               now: datetime) -> ScanOutcome:
+               now: datetime, owned: Callable[[FormFacts], bool]) -> ScanOutcome | None:
     """Judge one of the traveller's forms as if its QR code had been scanned
     at ``traveller``'s exit point now: the same compare-and-set, audit trail
-    and webhooks as a kiosk scan, on channel "app"."""
-    return _judge(session, traveller, form_id, ctx, now, now, False)
+    and webhooks as a kiosk scan, on channel "app". None, and nothing
+    recorded, if there is no such form or ``owned`` says it is not theirs
+    (read in the statement that reads the form's facts)."""
+    return _judge(session, traveller, form_id, ctx, now, now, False, owned)
 
 
 @dataclass

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import and_, bindparam, func, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, joinedload, selectinload
 
@@ -34,6 +34,7 @@ from shared.airports import UnknownAirport
 from shared.countries import is_eu
 
 from .. import auth
+from ..database import HotStatement
 from ..auth import Principal
 from ..models import AppInstall, Check, ExitPoint, Form, Retailer, Sailing, Scan, utcnow
 from ..problems import Problem
@@ -238,19 +239,29 @@ def _evidence(data: dict) -> presence.Evidence:
     )
 
 
+# What the risk engine weighs of the phone, in one statement: how long ago
+# the install first signed in, and how many other passports it validated
+# forms of lately.
+_INSTALLS, _SCANS, _FORMS = AppInstall.__table__, Scan.__table__, Form.__table__
+_APP_FACTS = HotStatement(select(
+    select(_INSTALLS.c.first_seen_at).where(_INSTALLS.c.install_key == bindparam("install_key"))
+    .scalar_subquery(),
+    select(func.count(func.distinct(_FORMS.c.passport_key)))
+    .select_from(_SCANS.join(_FORMS, _SCANS.c.form_id == _FORMS.c.id))
+    .where(_SCANS.c.install_key == bindparam("install_key"), _SCANS.c.channel == "app",
+           _SCANS.c.created_at >= bindparam("since", type_=_SCANS.c.created_at.type),
+           _FORMS.c.passport_key != bindparam("passport_key"))
+    .scalar_subquery(),
+))
+
+
 def _app_facts(session: Session, traveller: Principal, report: presence.PresenceReport,
                policy: risk.RiskPolicy, now: datetime) -> risk.AppFacts:
-    first_seen = session.scalar(select(AppInstall.first_seen_at).where(
-        AppInstall.install_key == traveller.install_key))
+    first_seen, others = _APP_FACTS.execute(session, {
+        "install_key": traveller.install_key, "passport_key": traveller.passport_key,
+        "since": now - timedelta(minutes=policy.app_passports_window_minutes)}).fetchone()
     age = (now - first_seen).total_seconds() / 60 if first_seen is not None else 0.0
-    since = now - timedelta(minutes=policy.app_passports_window_minutes)
-    others = session.scalar(
-        select(func.count(func.distinct(Form.passport_key)))
-        .select_from(Scan).join(Form, Scan.form_id == Form.id)
-        .where(Scan.install_key == traveller.install_key, Scan.channel == "app", Scan.created_at >= since,
-               Form.passport_key != traveller.passport_key)
-    ) or 0
-    return risk.AppFacts(presence=report, install_age_minutes=age, other_passports_recent=others)
+    return risk.AppFacts(presence=report, install_age_minutes=age, other_passports_recent=others or 0)
 
 
 def reference(secret: bytes, form_id: str, exit_point: str) -> str:
@@ -281,18 +292,23 @@ def validate(session: Session, traveller: Principal, body: dict, config, keys, n
     ctx = scans.ScanContext(config["RULESET"], config["RISK"], keys, config["RISK_SAMPLING_KEY"].encode(),
                             app=_app_facts(session, here, report, config["RISK"], now) if report else None)
     items = []
+    def owned(form) -> bool:
+        return _theirs(form.passport_key, form.date_of_birth, traveller, secret)
+
     for form_id in dict.fromkeys(formid.normalize_form_id(f) for f in body["form_ids"]):
-        owner = session.execute(select(Form.passport_key, Form.date_of_birth, Form.export_deadline)
-                                .where(Form.id == form_id)).one_or_none()
-        if owner is None or not _theirs(owner[0], owner[1], traveller, secret):
+        if refusal is None:
+            # Whose the form is, read with the facts the verdict needs.
+            outcome = scans.judge_form(session, here, form_id, ctx, now, owned)
+        else:
+            owner = session.execute(select(Form.passport_key, Form.date_of_birth, Form.export_deadline)
+                                    .where(Form.id == form_id)).one_or_none()
+            outcome = (scans.refuse_form(session, here, form_id, refusal.reason_code, refusal.message, now,
+                                         owner[2])
+                       if owner is not None and _theirs(owner[0], owner[1], traveller, secret) else None)
+        if outcome is None:
             # Another passport's form looks exactly like no form at all.
             outcome = scans.ScanOutcome(scans.REFUSED, "form_not_found", scans.REFUSALS["form_not_found"],
                                         form_id=form_id)
-        elif refusal is not None:
-            outcome = scans.refuse_form(session, here, form_id, refusal.reason_code, refusal.message, now,
-                                        owner[2])
-        else:
-            outcome = scans.judge_form(session, here, form_id, ctx, now)
         items.append({
             "form_id": outcome.form_id, "verdict": outcome.verdict, "reason_code": outcome.reason_code,
             "message": outcome.message,
