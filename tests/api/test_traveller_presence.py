@@ -246,4 +246,9 @@ def test_another_passports_form_looks_like_no_form_and_is_left_alone(app_world):
     phone = app_world.phone().signed_in()
     item = one(phone.verdicts([theirs["id"], ]))
     assert (item["verdict"], item["reason_code"]) == ("refused", "form_not_found")
+    # From outside the zone too (the phone is refused before any form is judged).
+    outside = one(phone.verdicts([theirs["id"]], evidence=phone.evidence(gps=phone.gps(OUTSIDE_AMS))))
+    assert (outside["verdict"], outside["reason_code"]) == ("refused", "form_not_found")
     assert app_world.status(theirs["id"]) == "issued"
+    # Not even a scan on its trail.
+    assert [e["type"] for e in app_world.events(theirs["id"])] == ["form.issued"]
