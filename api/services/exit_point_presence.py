@@ -5,15 +5,17 @@ of exit points, and ferry sailings from seaports. Operators manage them
 from __future__ import annotations
 
 import secrets
+from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from shared import countries, presence
 
+from ..database import HotStatement
 from ..models import ExitPoint, Sailing, SensorPost, ValidationZone
 from ..problems import Problem
 
@@ -21,8 +23,43 @@ from ..problems import Problem
 def exit_point_by_code(session: Session, code: str) -> ExitPoint:
     exit_point = session.scalar(select(ExitPoint).where(ExitPoint.code == (code or "").upper()))
     if exit_point is None:
-        raise Problem(404, "exit_point_not_found", f"No exit point {code}.")
+        raise _no_exit_point(code)
     return exit_point
+
+
+def _no_exit_point(code: str) -> Problem:
+    return Problem(404, "exit_point_not_found", f"No exit point {code}.")
+
+
+@dataclass(frozen=True)
+class Place:
+    """An exit point as a traveller's validation reads it: what the trip
+    rules need of its row, and its zones' polygons."""
+
+    id: int
+    code: str
+    name: str
+    kind: str
+    zones: tuple[dict, ...]
+
+
+# The exit point and its zones, one row per zone, in one hot statement:
+# every validation from the traveller's app reads them.
+_EXIT_POINTS, _ZONES = ExitPoint.__table__, ValidationZone.__table__
+_PLACE = HotStatement(
+    select(_EXIT_POINTS.c.id, _EXIT_POINTS.c.code, _EXIT_POINTS.c.name, _EXIT_POINTS.c.kind, _ZONES.c.polygon)
+    .select_from(_EXIT_POINTS.outerjoin(_ZONES, _ZONES.c.exit_point_id == _EXIT_POINTS.c.id))
+    .where(_EXIT_POINTS.c.code == bindparam("code"))
+    .order_by(_ZONES.c.name))
+
+
+def place(session: Session, code: str) -> Place:
+    """The exit point ``code`` names, with its validation zones; 404 if none."""
+    rows = _PLACE.execute(session, {"code": (code or "").upper()}).fetchall()
+    if not rows:
+        raise _no_exit_point(code)
+    id_, code_, name, kind, _ = rows[0]
+    return Place(id_, code_, name, kind, tuple(polygon for *_, polygon in rows if polygon is not None))
 
 
 # --- zones -------------------------------------------------------------------------

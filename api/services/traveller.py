@@ -39,6 +39,7 @@ from ..auth import Principal
 from ..models import AppInstall, Check, ExitPoint, Form, Retailer, Sailing, Scan, utcnow
 from ..problems import Problem
 from . import audit, exit_point_presence, forms, scans, throttle
+from .exit_point_presence import Place
 
 OPEN = ("issued", "check_required")
 DECIDED = ("validated", "partially_validated", "rejected", "refunded")
@@ -175,7 +176,7 @@ def judge_flight(boarding_pass: str, exit_point: str, now: datetime, tz: str) ->
     return None
 
 
-def judge_sailing(sailing: Sailing | None, exit_point: ExitPoint, now: datetime, tz: str,
+def judge_sailing(sailing: Sailing | None, exit_point: ExitPoint | Place, now: datetime, tz: str,
                   hours_before: float) -> TripRefusal | None:
     """Whether a ferry traveller on ``sailing`` may validate at ``exit_point``
     now: the sailing leaves from here, outside the EU, today, within
@@ -208,7 +209,7 @@ def judge_sailing(sailing: Sailing | None, exit_point: ExitPoint, now: datetime,
     return None
 
 
-def _judge_trip(session: Session, trip: dict | None, exit_point: ExitPoint, config, now: datetime
+def _judge_trip(session: Session, trip: dict | None, exit_point: Place, config, now: datetime
                 ) -> TripRefusal | None:
     if trip is None:
         return None
@@ -275,7 +276,7 @@ def validate(session: Session, traveller: Principal, body: dict, config, keys, n
     """Judge the traveller's forms at the exit point in ``body`` with the
     evidence the phone sent. Does not commit."""
     secret = config["PASSPORT_HASH_KEY"].encode()
-    exit_point = exit_point_presence.exit_point_by_code(session, body["exit_point"])
+    exit_point = exit_point_presence.place(session, body["exit_point"])
     evidence = _evidence(body["evidence"])
     if not hmac.compare_digest(install_key(secret, evidence.install_id), traveller.install_key):
         raise Problem(422, "install_mismatch", "The evidence comes from another app install than the sign-in.",
@@ -284,7 +285,7 @@ def validate(session: Session, traveller: Principal, body: dict, config, keys, n
     refusal = _judge_trip(session, body.get("trip"), exit_point, config, now)
     report = None
     if refusal is None:
-        zones = [z.polygon for z in exit_point_presence.zones_of(session, exit_point.id)]
+        zones = list(exit_point.zones)
         posts = exit_point_presence.posts_named(session, [b.post_id for b in evidence.beacons])
         report = presence.judge(evidence, exit_point.code, zones, posts, config["PRESENCE"], now)
         if not report.here:
