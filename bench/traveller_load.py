@@ -64,7 +64,7 @@ STEP_SECONDS = 30  # the API's PRESENCE_POLICY default
 TRAVELLER_START = 10_000_000
 # Travellers and kiosk forms per backend, enough for every run at the rates
 # seen on 2 cores (a cell that runs out says so: "wrapped").
-POOL = {"travellers": 6000, "sqlite_kiosk_forms": 8000}
+POOL = {"travellers": 14000, "sqlite_kiosk_forms": 14000}
 # A token is re-issued (signed in again) when older than this; it lives 900 s.
 SIGN_IN_AGAIN_AFTER_S = 600
 
