@@ -34,8 +34,8 @@ from shared.airports import UnknownAirport
 from shared.countries import is_eu
 
 from .. import auth
-from ..database import HotStatement
 from ..auth import Principal
+from ..database import HotStatement
 from ..models import AppInstall, Check, ExitPoint, Form, Retailer, Sailing, Scan, utcnow
 from ..problems import Problem
 from . import audit, exit_point_presence, forms, scans, throttle
@@ -292,10 +292,11 @@ def validate(session: Session, traveller: Principal, body: dict, config, keys, n
             refusal = TripRefusal("not_at_exit_point", f"You are not at {exit_point.name} yet. " + NOT_HERE)
     ctx = scans.ScanContext(config["RULESET"], config["RISK"], keys, config["RISK_SAMPLING_KEY"].encode(),
                             app=_app_facts(session, here, report, config["RISK"], now) if report else None)
-    items = []
+
     def owned(form) -> bool:
         return _theirs(form.passport_key, form.date_of_birth, traveller, secret)
 
+    items = []
     for form_id in dict.fromkeys(formid.normalize_form_id(f) for f in body["form_ids"]):
         if refusal is None:
             # Whose the form is, read with the facts the verdict needs.

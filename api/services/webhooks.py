@@ -307,7 +307,7 @@ def enqueue(session: Session, event) -> int:
     body = json.dumps(_payload(event, rows[0], lines), separators=(",", ":"))
     message_id = new_message_id()
     # Nothing reads them back in this request: plain INSERTs, no ORM
-    # objects; one per webhook (a form has one or two).
+    # objects; one per webhook (the form's shop and intermediary have a few).
     for hook in hooks:
         _INSERT_DELIVERY.execute(session, {
             "webhook_id": hook, "event_id": event.id, "event_type": event.type, "message_id": message_id,
