@@ -92,9 +92,10 @@ def _in(file: str, prefix: str) -> bool:
 
 
 # Frames that stand for their caller: a hot statement (api/database.py) is
-# the work of whoever runs it.
-TRANSPARENT = ("api/database.py", {"execute", "_for", "fetchone", "fetchall", "_row", "__init__"})
-TRANSPARENT_AUDIT = ("api/services/audit.py", {"_record_by"})
+# the work of whoever runs it, and so is audit's shared helper for the
+# statements that write a change with its event.
+TRANSPARENT = (("api/database.py", {"execute", "_for", "fetchone", "fetchall", "_row", "__init__"}),
+               ("api/services/audit.py", {"_record_by"}))
 
 
 def stage_of(frames) -> str:
@@ -103,7 +104,7 @@ def stage_of(frames) -> str:
     one."""
     for func, file in reversed(frames):
         name = func.rsplit(".", 1)[-1]
-        if any(_in(file, prefix) and name in funcs for prefix, funcs in (TRANSPARENT, TRANSPARENT_AUDIT)):
+        if any(_in(file, prefix) and name in funcs for prefix, funcs in TRANSPARENT):
             continue
         for stage, prefix, funcs in STAGES:
             if _in(file, prefix) and (funcs is None or name in funcs):
