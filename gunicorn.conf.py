@@ -20,7 +20,10 @@ What `make bench` and side-by-side runs of other settings showed:
   follows the reasoning above: cores + 1 processes, 2 threads each.
 - gthread rather than sync: HTTP keep-alive for kiosks and intermediaries
   that send many requests, and a slow or idle client does not hold a
-  worker (sync workers need a buffering proxy in front for that).
+  worker (sync workers need a buffering proxy in front for that). Its
+  workers take new connections only while they have a thread free
+  (BalancedThreadWorker below): kept-alive connections, nginx's upstream
+  pool among them, otherwise pile up on one worker.
 - The garbage collector's full passes walk every object of the process:
   with Flask, SQLAlchemy and the app loaded that is about 140,000 objects
   and 45 to 95 ms a pass, in the middle of whichever requests the worker
@@ -45,10 +48,74 @@ import gc
 import os
 import shutil
 import tempfile
+import time
+
+from gunicorn.workers.gthread import ThreadWorker
 
 _cores = os.cpu_count() or 2
 
-worker_class = "gthread"
+
+class BalancedThreadWorker(ThreadWorker):
+    """gthread that leaves new connections to workers with a thread free.
+
+    Every worker waits on the one listening socket and gthread accepts
+    whatever it is woken for, queueing it behind its own threads however
+    busy they are. Kept-alive connections then stay wherever they first
+    landed: `make bench` saw 30 of 32 clients' connections on one worker
+    while the two others idled, and that worker, bound to one core by the
+    GIL, set the pace (POST /forms at 265 requests/s instead of 415, in
+    about one run of three). Here a worker whose threads are all taken
+    stops listening, so an idle worker takes the connection, as sync
+    workers share them out.
+
+    When every worker is busy, kept-alive clients alone would keep them so
+    and a new client would wait in the socket's queue for as long as they
+    keep sending (6.5 s of 8 in a trial). So a busy worker still takes one
+    new connection once it has left them to the others for BUSY_LEAVES_NEW
+    seconds, and then leaves them again.
+    """
+
+    BUSY_LEAVES_NEW = 0.02
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # Requests handed to the thread pool and not yet finished, and since
+        # when this worker has left new connections to the others; only the
+        # main thread (the event loop) touches them.
+        self.in_flight = 0
+        self.leaving_since = 0.0
+
+    def busy(self) -> bool:
+        return self.in_flight >= self.cfg.threads
+
+    def leave_new_connections(self) -> None:
+        self.leaving_since = time.monotonic()
+        super().set_accept_enabled(False)
+
+    def enqueue_req(self, conn):
+        self.in_flight += 1
+        if self.in_flight == self.cfg.threads:
+            self.leave_new_connections()
+        super().enqueue_req(conn)
+
+    def accept(self, listener):
+        super().accept(listener)
+        if self.busy():  # took one while busy: the next ones go to the others first
+            self.leave_new_connections()
+
+    def finish_request(self, conn, fs):
+        self.in_flight -= 1
+        super().finish_request(conn, fs)
+
+    def set_accept_enabled(self, enabled):
+        """The event loop asks at every turn while this differs from its
+        own rule (accept below worker_connections)."""
+        if enabled and self.busy():
+            enabled = time.monotonic() - self.leaving_since >= self.BUSY_LEAVES_NEW
+        super().set_accept_enabled(enabled)
+
+
+worker_class = BalancedThreadWorker
 workers = int(os.environ.get("GUNICORN_WORKERS") or os.environ.get("WEB_CONCURRENCY") or _cores + 1)
 threads = int(os.environ.get("GUNICORN_THREADS") or 2)
 # Seconds an idle keep-alive connection stays open: a kiosk scanning a

@@ -84,7 +84,10 @@ def attempt(results: dict, name: str, fn):
 def gunicorn_settings() -> dict:
     namespace: dict = {}
     exec(harness.GUNICORN_CONF.read_text(), namespace)
-    return {k: namespace[k] for k in ("worker_class", "workers", "threads", "keepalive") if k in namespace}
+    settings = {k: namespace[k] for k in ("worker_class", "workers", "threads", "keepalive") if k in namespace}
+    if isinstance(settings.get("worker_class"), type):  # a class defined in the file: its name
+        settings["worker_class"] = settings["worker_class"].__name__
+    return settings
 
 
 def main() -> None:

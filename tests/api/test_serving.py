@@ -2,6 +2,10 @@
 from __future__ import annotations
 
 import os
+import socket
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 
 import requests
 
@@ -20,3 +24,128 @@ def test_gunicorn_serves_the_app_from_its_factory(database_url, tmp_path):
         missing = requests.get(f"{url}/api/v1/forms/NL0000000", timeout=5)
         assert missing.status_code == 401
         assert missing.headers["Content-Type"] == "application/problem+json"
+
+
+def _ready(sock: socket.socket, reader) -> None:
+    """GET /readyz on a kept-alive connection, its answer read to the end."""
+    sock.sendall(b"GET /readyz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+    assert reader.readline().startswith(b"HTTP/1.1 200")
+    length = 0
+    while (header := reader.readline()) != b"\r\n":
+        if header.lower().startswith(b"content-length:"):
+            length = int(header.split(b":")[1])
+    reader.read(length)
+
+
+def _connections_per_process(port: int) -> dict[int, int]:
+    """Established connections to ``port`` on 127.0.0.1, counted per process
+    that holds the server's end (from /proc: which socket each worker has)."""
+    server_end = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(table) as lines:
+            next(lines)
+            for line in lines:
+                fields = line.split()
+                local_port, state, inode = int(fields[1].rsplit(":", 1)[1], 16), fields[3], fields[9]
+                if local_port == port and state == "01":  # ESTABLISHED
+                    server_end.add(f"socket:[{inode}]")
+    counts: dict[int, int] = {}
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                if f"127.0.0.1:{port}".encode() not in f.read():
+                    continue
+            held = sum(os.readlink(f"/proc/{pid}/fd/{fd}") in server_end for fd in os.listdir(f"/proc/{pid}/fd"))
+        except (FileNotFoundError, PermissionError):
+            continue
+        if held:
+            counts[int(pid)] = held
+    return counts
+
+
+def _every_worker_serving(port: int, workers: int) -> None:
+    """Return once each of the ``workers`` has answered (a worker loads the
+    app for a second or more after the first one already answers): open
+    connections one after the other, keeping each, until that many
+    processes hold one."""
+    held: list[socket.socket] = []
+    try:
+        deadline = time.monotonic() + 60
+        while len(_connections_per_process(port)) < workers:
+            assert time.monotonic() < deadline, "the workers did not all start"
+            sock = socket.create_connection(("127.0.0.1", port), timeout=30)
+            held.append(sock)
+            _ready(sock, sock.makefile("rb"))
+    finally:
+        for sock in held:
+            sock.close()
+    while _connections_per_process(port):  # the workers have seen them closed
+        time.sleep(0.05)
+
+
+def test_kept_alive_connections_spread_over_the_workers(database_url, tmp_path):
+    """Clients that open their connections at once and keep them (kiosks,
+    an intermediary's pool, a proxy's upstream pool) end up spread over the
+    workers, not piled on whichever worker woke first while the others idle."""
+    port = free_port()
+    env = {**os.environ, "DATABASE_URL": database_url, "INSTANCE_PATH": str(tmp_path)}
+    clients, requests_each = 24, 20
+    with serving(gunicorn_command(port, workers=3), port, env, ready="/readyz"):
+        _every_worker_serving(port, 3)
+        barrier = threading.Barrier(clients)
+        opened: list[socket.socket] = []
+
+        def client() -> None:
+            barrier.wait()
+            sock = socket.create_connection(("127.0.0.1", port), timeout=30)
+            opened.append(sock)
+            reader = sock.makefile("rb")
+            for _ in range(requests_each):
+                _ready(sock, reader)
+
+        with ThreadPoolExecutor(clients) as pool:
+            for done in [pool.submit(client) for _ in range(clients)]:
+                done.result()
+        try:
+            per_worker = _connections_per_process(port)
+        finally:
+            for sock in opened:
+                sock.close()
+    assert sum(per_worker.values()) == clients
+    assert len(per_worker) == 3, per_worker
+    # Even would be 8 each; the stock gthread worker left 20 or more on one.
+    assert max(per_worker.values()) <= clients // 2, per_worker
+
+
+def test_a_new_client_is_served_while_kept_alive_clients_keep_every_worker_busy(database_url, tmp_path):
+    """Workers with every thread taken leave new connections to idle ones;
+    when none is idle, a new client must still get in, not wait for as long
+    as the others keep sending."""
+    port = free_port()
+    env = {**os.environ, "DATABASE_URL": database_url, "INSTANCE_PATH": str(tmp_path)}
+    newcomers_done = threading.Event()
+    busy_served: list[int] = []
+    with serving(gunicorn_command(port, workers=3), port, env, ready="/readyz") as url:
+        _every_worker_serving(port, 3)
+
+        def busy() -> None:
+            served = 0
+            with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+                reader = sock.makefile("rb")
+                deadline = time.monotonic() + 30
+                while not newcomers_done.is_set() and time.monotonic() < deadline:
+                    _ready(sock, reader)
+                    served += 1
+            busy_served.append(served)
+
+        with ThreadPoolExecutor(24) as pool:
+            running = [pool.submit(busy) for _ in range(24)]
+            time.sleep(1)  # every worker has its share of them, all threads taken
+            for _ in range(10):
+                assert requests.get(f"{url}/readyz", timeout=30).status_code == 200
+            # Answered while the others kept every worker busy, not after.
+            assert not any(done.done() for done in running)
+            newcomers_done.set()
+            for done in running:
+                done.result()
+    assert len(busy_served) == 24 and min(busy_served) > 0
