@@ -7,17 +7,19 @@ and its bare Flask yardstick with exactly these settings.
 Tuned for the project's machines: 2 cores, PostgreSQL on the same machine.
 What `make bench` and side-by-side runs of other settings showed:
 
-- Request handling is CPU-bound Python: a scan costs about 4 ms of CPU in
-  the worker (SQLAlchemy is most of it) and about 1 ms in PostgreSQL,
-  and the worker waits for the database for about a third of the request.
-  Three to six requests in flight keep both cores busy; more only queue.
+- Request handling is CPU-bound Python: a fresh scan costs about 2.4 ms
+  of CPU in the worker and 1.2 ms in PostgreSQL, and the worker waits for
+  the database for a good part of the request. Three to six requests in
+  flight keep both cores busy; more only queue.
 - Processes for parallel Python (the GIL); two threads per worker let a
-  worker run one request while another waits for the database, while more
-  threads only queue for the GIL. Measured side by side for scans at 32
-  clients: 3 workers x 2 threads, 4 x 1, 4 x 2, 2 x 4 and 5 sync workers
-  came out within the noise of each other (other sessions' test suites
-  shared the machine); none was consistently better, so the choice
-  follows the reasoning above: cores + 1 processes, 2 threads each.
+  worker run one request while another waits for the database, and one
+  slow request (a batch of forms, an export) does not hold up every
+  connection its worker keeps alive. Side by side at 32 clients with the
+  connections spread (below), 4 workers x 1 thread served 10 % more scans
+  per second than 3 x 2 at 8 % less CPU per scan (two threads hand the GIL
+  back and forth), but with that hold-up; so cores + 1 processes, 2 threads
+  each, and GUNICORN_WORKERS / GUNICORN_THREADS for a site that wants the
+  other.
 - gthread rather than sync: HTTP keep-alive for kiosks and intermediaries
   that send many requests, and a slow or idle client does not hold a
   worker (sync workers need a buffering proxy in front for that). Its

@@ -323,7 +323,7 @@ def machine() -> dict:
         "memory_gib": round(mem_gib, 1),
         "os": platform.platform(),
         "python": platform.python_version(),
-        # Other work on the machine (other sessions' test suites) shows here.
+        # Other work on the machine (a test suite running alongside) shows here.
         "load_average_start": [round(x, 2) for x in os.getloadavg()],
         "versions": {
             "postgresql": _version([str(pg[-1]), "--version"]) if pg else "not found",
