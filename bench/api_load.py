@@ -20,7 +20,10 @@ from __future__ import annotations
 
 import json
 import secrets
+from contextlib import contextmanager, nullcontext
 from datetime import date, timedelta
+
+import requests
 
 import harness
 import fixture
@@ -31,15 +34,19 @@ CLIENTS = (1, 8, 32, 64)
 FLOORS = {"scan_fresh": "floor_scan_fresh", "scan_rescan": "floor_scan_rescan",
           "forms_post": "floor_forms_post", "checks_get": "floor_checks_get"}
 ENDPOINTS = ("bare",) + tuple(e for real, floor in FLOORS.items() for e in (real, floor))
-# A fresh scan as the kiosk sends it, with an Idempotency-Key of its own:
-# a row beside the others (the targets read the scan without one).
-ENDPOINTS = ENDPOINTS[:3] + ("scan_fresh_keyed",) + ENDPOINTS[3:]
-FLOOR_OF = {**FLOORS, "scan_fresh_keyed": "floor_scan_fresh"}
+# Rows beside the others (the targets read the plain fresh scan): a fresh
+# scan as the kiosk sends it, with an Idempotency-Key of its own; and one
+# while a webhook of the shop listens (registered for the run, removed
+# after it), so that each validation also reads who listens and writes its
+# outbox row, as wherever a refund intermediary or the shop listens.
+ENDPOINTS = ENDPOINTS[:3] + ("scan_fresh_keyed", "scan_fresh_listened") + ENDPOINTS[3:]
+FLOOR_OF = {**FLOORS, "scan_fresh_keyed": "floor_scan_fresh", "scan_fresh_listened": "floor_scan_fresh"}
 LABELS = {
     "bare": "bare Flask JSON",
     "scan_fresh": "POST /scans (fresh form)",
     "floor_scan_fresh": "minimal scan (fresh form)",
     "scan_fresh_keyed": "POST /scans (fresh form, Idempotency-Key)",
+    "scan_fresh_listened": "POST /scans (fresh form, a webhook listens)",
     "scan_rescan": "POST /scans (re-scan)",
     "floor_scan_rescan": "minimal scan (re-scan)",
     "forms_post": "POST /forms",
@@ -71,6 +78,22 @@ class PayloadFeed:
         self.offset += requests + 2 * clients + 8
 
 
+@contextmanager
+def _listening(base: str, world: fixture.World):
+    """A webhook of the shop for validations and checks while the block
+    runs (nothing delivers to it here: its outbox rows stay)."""
+    auth = {"Authorization": f"Bearer {world.shop_token}"}
+    r = requests.post(base + "/api/v1/webhooks", headers=auth, timeout=10,
+                      json={"url": "https://refunds.example.com/taxfree/webhooks",
+                            "events": ["form.validated", "form.check_required"]})
+    assert r.status_code == 201, r.text
+    try:
+        yield
+    finally:
+        r = requests.delete(f"{base}/api/v1/webhooks/{r.json()['id']}", headers=auth, timeout=10)
+        assert r.status_code == 204, r.text
+
+
 def _rescan_file(payloads: list[str], name: str) -> str:
     path = harness.WORK / f"rescans-{name}.jsonl"
     path.write_text("".join(json.dumps({"qr_payload": p}) + "\n" for p in payloads))
@@ -88,7 +111,10 @@ def measure_backend(world: fixture.World, feed: PayloadFeed, bare: harness.Serve
     purchase = (date.today() - timedelta(days=1)).isoformat()
     endpoints = [e for e in ENDPOINTS if floor is not None or not e.startswith("floor_")]
     runs: dict = {e: {c: [] for c in clients_list} for e in endpoints}
-    with harness.gunicorn("api:create_app()", world.env, f"api-{name}") as api:
+    # The listened-to row's webhook names a host that does not resolve here
+    # (no network): URL checks, its only effect, let it through.
+    env = {**world.env, "WEBHOOKS_ALLOW_PRIVATE": "true"}
+    with harness.gunicorn("api:create_app()", env, f"api-{name}") as api:
         cpu = {"api": api.pid, **({"db": db_pid} if db_pid else {})}
         floor_cpu = {"api": floor.pid, **({"db": db_pid} if db_pid else {})} if floor else {}
         # Warm-up, and the forms to re-scan later: 1500 fresh forms scanned now.
@@ -103,6 +129,7 @@ def measure_backend(world: fixture.World, feed: PayloadFeed, bare: harness.Serve
             feed.used(warm["requests"], 8)
         bases = {"": api.base + "/api/v1", "floor_": (floor.base + "/minimal") if floor else None}
         paths = {"scan_fresh": ("/scans", "/scan"), "scan_fresh_keyed": ("/scans", None),
+                 "scan_fresh_listened": ("/scans", None),
                  "scan_rescan": ("/scans", "/scan"),
                  "forms_post": ("/forms", "/forms"), "checks_get": ("/checks?exit_point=AMS", "/checks?exit_point=AMS")}
 
@@ -113,10 +140,11 @@ def measure_backend(world: fixture.World, feed: PayloadFeed, bare: harness.Serve
             real = endpoint.removeprefix("floor_")
             url = bases["floor_" if is_floor else ""] + paths[real][is_floor]
             cpu_of = floor_cpu if is_floor else cpu
-            if real in ("scan_fresh", "scan_fresh_keyed"):
+            if real in ("scan_fresh", "scan_fresh_keyed", "scan_fresh_listened"):
                 keys = [f"K{rep}C{clients}X{secrets.token_hex(4)}"] if real == "scan_fresh_keyed" else []
-                result = harness.wrk(url, "payloads.lua", clients, seconds,
-                                     [feed.file(), world.device_token, *keys], cpu_of=cpu_of)
+                with _listening(api.base, world) if real == "scan_fresh_listened" else nullcontext():
+                    result = harness.wrk(url, "payloads.lua", clients, seconds,
+                                         [feed.file(), world.device_token, *keys], cpu_of=cpu_of)
                 feed.used(result["requests"], clients)
                 return result
             if real == "scan_rescan":

@@ -53,7 +53,7 @@ ALIASES = {"scan_to_verdict": "verdict"}
 # plausible scan rate over every run (PayloadFeed flags any shortfall). On
 # PostgreSQL the minimal scan (bench/minimal_app.py) takes its fresh forms
 # from the same feed, several times faster than the API.
-SCAN_POOL = {"postgresql": 80_000, "sqlite": 40_000}
+SCAN_POOL = {"postgresql": 100_000, "sqlite": 55_000}
 
 
 @contextmanager
