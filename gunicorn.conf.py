@@ -63,10 +63,11 @@ class BalancedThreadWorker(ThreadWorker):
     Every worker waits on the one listening socket and gthread accepts
     whatever it is woken for, queueing it behind its own threads however
     busy they are. Kept-alive connections then stay wherever they first
-    landed: `make bench` saw 30 of 32 clients' connections on one worker
-    while the two others idled, and that worker, bound to one core by the
-    GIL, set the pace (POST /forms at 265 requests/s instead of 415, in
-    about one run of three). Here a worker whose threads are all taken
+    landed: sampled during bench/compare.py runs, 28 to all 32 of wrk's
+    connections sat on one worker in most runs, and with all 32 there that
+    worker, bound to one core by the GIL, set the pace alone (fresh scans
+    324 requests/s instead of about 500; earlier `make bench` runs swung
+    the same way, POST /forms 265 or 415). Here a worker whose threads are all taken
     stops listening, so an idle worker takes the connection, as sync
     workers share them out.
 
@@ -76,8 +77,8 @@ class BalancedThreadWorker(ThreadWorker):
     new connection once it has left them to the others for BUSY_LEAVES_NEW
     seconds, and then leaves them again. An idle worker takes a connection
     well within that; a longer wait only delays the first requests of
-    clients that connect together (wrk's 32 waited up to ~0.2 s for their
-    workers at 20 ms: scan p99 at 32 clients 200 ms, at 2 ms 128).
+    clients that connect together (side by side at 32 clients, scan p99
+    was 200 ms with 20 ms here, 128 ms with 2 ms).
     """
 
     BUSY_LEAVES_NEW = 0.002

@@ -80,12 +80,9 @@ class PayloadFeed:
 
 @contextmanager
 def _listening(base: str, world: fixture.World):
-    """A webhook of the shop for validations and checks while the block
-    runs (nothing delivers to it here: its outbox rows stay)."""
+    """The shop's webhook (fixture.LISTENING_WEBHOOK) while the block runs."""
     auth = {"Authorization": f"Bearer {world.shop_token}"}
-    r = requests.post(base + "/api/v1/webhooks", headers=auth, timeout=10,
-                      json={"url": "https://refunds.example.com/taxfree/webhooks",
-                            "events": ["form.validated", "form.check_required"]})
+    r = requests.post(base + "/api/v1/webhooks", headers=auth, timeout=10, json=fixture.LISTENING_WEBHOOK)
     assert r.status_code == 201, r.text
     try:
         yield
@@ -112,7 +109,8 @@ def measure_backend(world: fixture.World, feed: PayloadFeed, bare: harness.Serve
     endpoints = [e for e in ENDPOINTS if floor is not None or not e.startswith("floor_")]
     runs: dict = {e: {c: [] for c in clients_list} for e in endpoints}
     # The listened-to row's webhook names a host that does not resolve here
-    # (no network): URL checks, its only effect, let it through.
+    # (no network): the registration's URL check, the setting's only effect
+    # in the bench, lets it through.
     env = {**world.env, "WEBHOOKS_ALLOW_PRIVATE": "true"}
     with harness.gunicorn("api:create_app()", env, f"api-{name}") as api:
         cpu = {"api": api.pid, **({"db": db_pid} if db_pid else {})}

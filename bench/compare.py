@@ -281,8 +281,7 @@ def measure(args, trees: dict, kinds: list, instance: Path) -> dict:
             # every status change then also writes its outbox rows (nothing
             # delivers them here).
             r = client.post("/api/v1/webhooks", headers={"Authorization": f"Bearer {world.shop_token}"},
-                            json={"url": "https://refunds.example.com/taxfree/webhooks",
-                                  "events": ["form.validated", "form.check_required"]})
+                            json=fixture.LISTENING_WEBHOOK)
             assert r.status_code == 201, r.get_json()
         app.extensions["db_engine"].dispose()
         base_config = {"env": world.env, "device_token": world.device_token, "shop_token": world.shop_token,

@@ -35,6 +35,11 @@ SECRETS = {"SECRET_KEY": "bench-secret-key-" + "0" * 32, "PASSPORT_HASH_KEY": "b
 # No scrypt for the handful of logins the bench does; no effect on the
 # measured requests, which carry tokens.
 PASSWORD_HASH_METHOD = "pbkdf2:sha256:1000"
+# The shop's webhook where the bench has one listen (its host does not
+# resolve here: the API runs with WEBHOOKS_ALLOW_PRIVATE, which skips that
+# check; nothing delivers, so its outbox rows stay).
+LISTENING_WEBHOOK = {"url": "https://refunds.example.com/taxfree/webhooks",
+                     "events": ["form.validated", "form.check_required"]}
 
 
 def app_env(url: str, instance: Path) -> dict:

@@ -2,10 +2,10 @@
 from __future__ import annotations
 
 import os
-import socket
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from http.client import HTTPConnection
 
 import requests
 
@@ -26,15 +26,12 @@ def test_gunicorn_serves_the_app_from_its_factory(database_url, tmp_path):
         assert missing.headers["Content-Type"] == "application/problem+json"
 
 
-def _ready(sock: socket.socket, reader) -> None:
+def _ready(connection: HTTPConnection) -> None:
     """GET /readyz on a kept-alive connection, its answer read to the end."""
-    sock.sendall(b"GET /readyz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
-    assert reader.readline().startswith(b"HTTP/1.1 200")
-    length = 0
-    while (header := reader.readline()) != b"\r\n":
-        if header.lower().startswith(b"content-length:"):
-            length = int(header.split(b":")[1])
-    reader.read(length)
+    connection.request("GET", "/readyz")
+    answer = connection.getresponse()
+    answer.read()
+    assert answer.status == 200
 
 
 def _connections_per_process(port: int) -> dict[int, int]:
@@ -68,17 +65,16 @@ def _every_worker_serving(port: int, workers: int) -> None:
     app for a second or more after the first one already answers): open
     connections one after the other, keeping each, until that many
     processes hold one."""
-    held: list[socket.socket] = []
+    held: list[HTTPConnection] = []
     try:
         deadline = time.monotonic() + 60
         while len(_connections_per_process(port)) < workers:
             assert time.monotonic() < deadline, "the workers did not all start"
-            sock = socket.create_connection(("127.0.0.1", port), timeout=30)
-            held.append(sock)
-            _ready(sock, sock.makefile("rb"))
+            held.append(HTTPConnection("127.0.0.1", port, timeout=30))
+            _ready(held[-1])
     finally:
-        for sock in held:
-            sock.close()
+        for connection in held:
+            connection.close()
     while _connections_per_process(port):  # the workers have seen them closed
         time.sleep(0.05)
 
@@ -93,15 +89,15 @@ def test_kept_alive_connections_spread_over_the_workers(database_url, tmp_path):
     with serving(gunicorn_command(port, workers=3), port, env, ready="/readyz"):
         _every_worker_serving(port, 3)
         barrier = threading.Barrier(clients)
-        opened: list[socket.socket] = []
+        opened: list[HTTPConnection] = []
 
         def client() -> None:
             barrier.wait()
-            sock = socket.create_connection(("127.0.0.1", port), timeout=30)
-            opened.append(sock)
-            reader = sock.makefile("rb")
+            connection = HTTPConnection("127.0.0.1", port, timeout=30)
+            connection.connect()
+            opened.append(connection)
             for _ in range(requests_each):
-                _ready(sock, reader)
+                _ready(connection)
 
         with ThreadPoolExecutor(clients) as pool:
             for done in [pool.submit(client) for _ in range(clients)]:
@@ -109,8 +105,8 @@ def test_kept_alive_connections_spread_over_the_workers(database_url, tmp_path):
         try:
             per_worker = _connections_per_process(port)
         finally:
-            for sock in opened:
-                sock.close()
+            for connection in opened:
+                connection.close()
     assert sum(per_worker.values()) == clients
     assert len(per_worker) == 3, per_worker
     # Even would be 8 each; the stock gthread worker left 20 or more on one.
@@ -129,13 +125,14 @@ def test_a_new_client_is_served_while_kept_alive_clients_keep_every_worker_busy(
         _every_worker_serving(port, 3)
 
         def busy() -> None:
-            served = 0
-            with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
-                reader = sock.makefile("rb")
+            served, connection = 0, HTTPConnection("127.0.0.1", port, timeout=30)
+            try:
                 deadline = time.monotonic() + 30
                 while not newcomers_done.is_set() and time.monotonic() < deadline:
-                    _ready(sock, reader)
+                    _ready(connection)
                     served += 1
+            finally:
+                connection.close()
             busy_served.append(served)
 
         with ThreadPoolExecutor(24) as pool:
