@@ -240,7 +240,7 @@ def _number_and_link(session) -> None:
     connection = session.connection()
     if connection.dialect.name == "postgresql":
         # One round trip for both counters, taken in the same order by the
-        # function (migration 0014) as by the two statements below.
+        # function (migrations 0014 and 0015) as by the two statements below.
         forms_last, audit_last, head = _TAKE_COMMIT_NUMBERS.execute(
             session, {"form_ids": form_ids, "events": len(events)}).fetchone()
         if form_ids:

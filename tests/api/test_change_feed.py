@@ -8,7 +8,7 @@ from datetime import date, datetime, timedelta
 
 import requests
 from alembic import command
-from sqlalchemy import create_engine, select, text
+from sqlalchemy import create_engine, func, select, text
 
 from api import database, pagination
 from api.auth import Principal
@@ -84,6 +84,20 @@ def test_a_form_that_changes_again_comes_again_as_a_new_change_never_twice_per_c
     everything, _ = walk(world, limit=2)
     assert [(f["id"], f["status"]) for f in everything] == [
         (b["id"], "issued"), (a["id"], "cancelled"), (c["id"], "validated")]
+
+
+def test_forms_changed_in_one_transaction_are_numbered_in_the_order_they_changed(app, world):
+    a, b, c = (world.issue("shop")["id"] for _ in range(3))
+    with app.app_context():
+        session = database.session()
+        before = session.scalar(select(func.max(Form.change_seq)))
+        for form_id in (c, a, b):
+            session.get(Form, form_id).email = f"{form_id.lower()}@example.org"
+            session.flush()
+        session.commit()
+        numbered = session.execute(select(Form.id, Form.change_seq).where(Form.id.in_((a, b, c)))
+                                   .order_by(Form.change_seq)).all()
+    assert [tuple(row) for row in numbered] == [(c, before + 1), (a, before + 2), (b, before + 3)]
 
 
 def test_every_kind_of_change_moves_the_form_in_the_feed(app, world):
