@@ -92,3 +92,29 @@ def test_statements_whose_text_depends_on_the_values_are_refused():
     expanding = database.HotStatement(select(retailers.c.id).where(retailers.c.id.in_(bindparam("ids"))))
     with pytest.raises(ValueError, match="expanding"):
         expanding._for(postgresql.psycopg.dialect())
+
+
+def test_a_statement_runs_again_after_an_error_and_on_a_replaced_connection(app):
+    """One cursor per statement and connection: it survives a failed
+    execution and goes with its connection when that is replaced."""
+    statement = _insert_event()
+    values = {"form_id": None, "actor": "user:1", "data": {"n": 1}, "at": datetime.now(timezone.utc)}
+    with app.app_context():
+        session = database.session()
+        statement.execute(session, values).fetchone()
+        with pytest.raises(exc.IntegrityError):
+            statement.execute(session, {**values, "form_id": "NO-SUCH-FORM"})
+        session.rollback()
+        second = statement.execute(session, values).fetchone()[0]
+        session.commit()
+        # The connection dies (the database restarted, say): the pool
+        # replaces it, and the statement runs on the new one.
+        session.connection().invalidate()
+        session.rollback()
+        third = statement.execute(session, {**values, "data": {"n": 3}}).fetchone()
+        session.commit()
+        assert third[2] == {"n": 3}
+        # The first was rolled back with the failed one.
+        stored = session.execute(select(Event.id, Event.data).where(Event.type == "test.hot")
+                                 .order_by(Event.id)).all()
+        assert [tuple(row) for row in stored] == [(second, {"n": 1}), (third[0], {"n": 3})]
