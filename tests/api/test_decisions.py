@@ -3,6 +3,8 @@
 and the refund the retailer reports after validation."""
 from __future__ import annotations
 
+from datetime import datetime, timezone
+
 import jwt
 import pytest
 from tests.builders import item, traveller
@@ -450,6 +452,34 @@ def test_an_officer_sees_their_own_decisions_as_history(world):
     queue = world.get("officer", "/api/v1/checks", query_string={"exit_point": "AMS"}).get_json()["items"]
     assert [c["form_id"] for c in queue] == [forms[2]["id"]]
     assert len(queue[0]["traveller_ref"]) == 12
+
+
+def test_a_check_in_the_queue_and_in_the_history_shows_every_field(world):
+    form = at_the_desk(world, WATCH, BOOKS)
+    [queued] = checks(world)["items"]
+    fired = queued.pop("fired_rules")
+    opened_at = queued.pop("opened_at")
+    assert fired and all(set(rule) == {"code", "detail"} for rule in fired)
+    assert queued == {
+        "id": queued["id"], "form_id": form["id"], "status": "pending", "exit_point": "AMS",
+        "traveller_name": "Mei Chen", "passport_number": "*****001", "passport_country": "CN",
+        "total_cents": 49999 + 2 * 1999, "line_count": 2, "outcome": None, "decided_at": None,
+        "officer_id": None, "note": None, "traveller_ref": queued["traveller_ref"]}
+    assert len(queued["traveller_ref"]) == 12 and opened_at.endswith("+00:00")
+
+    before = world.get("officer", "/api/v1/checks", query_string={"status": "decided", "officer": "me"})
+    assert before.get_json()["items"] == []
+    decided(world, form["id"], {"outcome": "rejected", "reason_code": "goods_not_presented", "note": "Box empty"})
+    later = at_the_desk(world)
+    since = datetime.now(timezone.utc)
+    decided(world, later["id"], {"outcome": "validated"})
+    history = checks(world, "status=decided&officer=me")["items"]
+    assert [(c["form_id"], c["outcome"], c["note"]) for c in history] == [
+        (form["id"], "rejected", "Box empty"), (later["id"], "validated", None)]
+    assert all(c["decided_at"] and c["officer_id"] is not None for c in history)
+    recent = world.get("officer", "/api/v1/checks", query_string={
+        "status": "decided", "officer": "me", "decided_since": since.isoformat()}).get_json()["items"]
+    assert [c["form_id"] for c in recent] == [later["id"]]
 
 
 def test_the_officer_finds_a_travellers_forms_by_passport_without_it_in_the_url(world):
