@@ -22,6 +22,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import Select, bindparam, func, select, true, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, joinedload, make_transient_to_detached
+from sqlalchemy.orm.attributes import set_committed_value
 
 from shared import formid, qrtoken, rules
 
@@ -132,7 +133,7 @@ def _own_shop(session: Session, retailer_id: int) -> Retailer:
             intermediary = Intermediary(**dict(zip(_INTERMEDIARIES.c.keys(), row[n:])))
             make_transient_to_detached(intermediary)
             session.add(intermediary)
-    retailer.intermediary = intermediary
+    set_committed_value(retailer, "intermediary", intermediary)
     make_transient_to_detached(retailer)
     session.add(retailer)
     return retailer
@@ -284,9 +285,14 @@ _NOT_YET = dict(personal_data_removed_at=None, validated_at=None, exit_point_id=
 
 def _as_loaded(session: Session, form: Form, lines: list[FormLine], retailer: Retailer) -> Form:
     """``form`` and its ``lines``, just inserted, as persistent objects of
-    the session, as if read back (the caller may act on them at once)."""
-    form.retailer = retailer
-    form.lines = lines
+    the session, as if read back (the caller may act on them at once). The
+    relationships are set as loaded, not as changes: nothing for the
+    session to reconcile at the next flush, no backref events."""
+    set_committed_value(form, "retailer", retailer)
+    set_committed_value(form, "exit_point", None)
+    set_committed_value(form, "lines", lines)
+    for line in lines:
+        set_committed_value(line, "form", form)
     for obj in (form, *lines):
         make_transient_to_detached(obj)
     session.add(form)
