@@ -3,10 +3,13 @@
 and the refund the retailer reports after validation."""
 from __future__ import annotations
 
+import re
 from datetime import datetime, timezone
 
 import jwt
 import pytest
+from psycopg import sql
+from sqlalchemy import event
 from tests.builders import item, traveller
 
 PROBLEM = "application/problem+json"
@@ -494,3 +497,38 @@ def test_the_officer_finds_a_travellers_forms_by_passport_without_it_in_the_url(
     assert found[0]["traveller"]["passport_number"] == "E12345678"  # the officer holds the passport
     assert world.post("kiosk", "/api/v1/forms/lookup",
                       {"passport_number": "E12345678", "passport_country": "CN"}).status_code == 403
+
+
+def test_the_desks_queue_reads_its_partial_index_in_a_plan_the_database_can_keep(app, world):
+    """The queue's statement as sent, planned without its values (the plan
+    PostgreSQL keeps for a prepared statement, and SQLite's only plan):
+    pending checks are read from their partial index in order."""
+    at_the_desk(world)
+    sent = []
+
+    def record(_conn, _cursor, statement, parameters, *_args):
+        if "FROM checks" in statement and "line" in statement:
+            sent.append((statement, parameters))
+
+    engine = app.extensions["db_engine"]
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        assert len(checks(world)["items"]) == 1
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    [(statement, parameters)] = sent
+    with engine.connect() as conn:
+        if conn.dialect.name == "postgresql":
+            # PREPARE with $n for each named value, then its generic plan.
+            names = list(dict.fromkeys(re.findall(r"%\((\w+)\)s", statement)))
+            prepared = re.sub(r"%\((\w+)\)s", lambda m: f"${names.index(m.group(1)) + 1}", statement)
+            with conn.connection.driver_connection.cursor() as cursor:
+                cursor.execute(f"PREPARE queue AS {prepared}")
+                cursor.execute("SET plan_cache_mode = force_generic_plan")
+                cursor.execute(sql.SQL("EXPLAIN EXECUTE queue({})").format(
+                    sql.SQL(", ").join(sql.Literal(parameters[name]) for name in names)))
+                plan = "\n".join(row[0] for row in cursor.fetchall())
+        else:
+            plan = "\n".join(str(row[-1]) for row in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}",
+                                                                         parameters))
+    assert "ix_checks_pending_queue" in plan, plan
