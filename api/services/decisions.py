@@ -102,8 +102,8 @@ def _listing(status: str, exit_point: bool, officer: bool, since: bool, after: b
     # partial index of pending checks in order and stops after ``limit``
     # rows, however many checks and forms there are; only those rows are
     # then joined to their forms. The status is written into the statement,
-    # not bound: PostgreSQL's generic plan for "status = $1" cannot use
-    # that index, so it planned the statement afresh on every request.
+    # not bound: a generic plan for "status = $1" (the plan PostgreSQL keeps
+    # for a prepared statement) cannot use that index.
     page = select(_CHECKS.c.id).where(_CHECKS.c.status == literal_column(f"'{status}'"))
     if exit_point:
         page = page.where(_CHECKS.c.exit_point_id == select(_EXIT_POINTS.c.id).where(
