@@ -6,6 +6,7 @@ and a good fix. No API is needed: the wallet holds what an earlier visit
 fetched, and the API address is a closed port."""
 from __future__ import annotations
 
+import gc
 from datetime import date
 
 import numpy as np
@@ -273,3 +274,23 @@ def test_no_kv_rule_of_the_traveller_app_shares_a_class_name_with_another_app():
                 for name in re.findall(r"^<([A-Za-z@+]+)>:", path.read_text(), re.M)}
 
     assert rules("traveller_app") & (rules("kiosk_app") | rules("officer_app")) == set()
+
+
+def test_the_result_screen_keeps_its_desk_pass_while_it_puts_the_cards_in_again(phone_with_forms):
+    """Showing a result takes every card out of the box, the desk pass's
+    image too, and puts them back: the garbage collector running in
+    between must not free the image (Kivy's ids hold weak references)."""
+    phone = phone_with_forms("en")
+    screen = phone.app.screens["result"]
+    box = screen.ids.cards
+    clear = box.clear_widgets
+
+    def clear_then_collect(*args, **kwargs):
+        clear(*args, **kwargs)
+        gc.collect()
+
+    box.clear_widgets = clear_then_collect
+    for _ in range(2):
+        phone.app._validated(a_validation_result())
+    assert screen.ids.desk_pass.texture is not None
+    assert box.children[0] is screen.ids.desk_pass.__self__  # the desk pass last

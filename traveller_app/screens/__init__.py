@@ -120,12 +120,19 @@ class ValidateScreen(TravellerScreen):
 
 
 class ValidationResultScreen(TravellerScreen):
+    _desk_pass = None  # the desk pass's Image itself, not ids' weak proxy to it
+
     def cards(self) -> list[VerdictCard]:
         return [c for c in reversed(self.ids.cards.children) if isinstance(c, VerdictCard)]
 
     def show(self, cards: list[VerdictCard], desk_pass_texture=None) -> None:
         """The cards top to bottom as given, the desk pass's QR code last."""
-        box, image = self.ids.cards, self.ids.desk_pass
+        if self._desk_pass is None:
+            # ids holds weak proxies, and clear_widgets takes the image out of
+            # the box, its only strong reference: the garbage collector could
+            # free it before it is added back.
+            self._desk_pass = self.ids.desk_pass.__self__
+        box, image = self.ids.cards, self._desk_pass
         box.clear_widgets()
         for card in cards:
             box.add_widget(card)
