@@ -79,38 +79,51 @@ def _every_worker_serving(port: int, workers: int) -> None:
         time.sleep(0.05)
 
 
+def _open_at_once(port: int, clients: int, requests_each: int) -> dict[int, int]:
+    """``clients`` connections opened at the same moment, each kept for
+    ``requests_each`` requests; how many each worker held, before they close."""
+    barrier = threading.Barrier(clients)
+    opened: list[HTTPConnection] = []
+
+    def client() -> None:
+        barrier.wait()
+        connection = HTTPConnection("127.0.0.1", port, timeout=30)
+        connection.connect()
+        opened.append(connection)
+        for _ in range(requests_each):
+            _ready(connection)
+
+    with ThreadPoolExecutor(clients) as pool:
+        for done in [pool.submit(client) for _ in range(clients)]:
+            done.result()
+    try:
+        return _connections_per_process(port)
+    finally:
+        for connection in opened:
+            connection.close()
+        while _connections_per_process(port):  # the workers have seen them closed
+            time.sleep(0.05)
+
+
 def test_kept_alive_connections_spread_over_the_workers(database_url, tmp_path):
     """Clients that open their connections at once and keep them (kiosks,
     an intermediary's pool, a proxy's upstream pool) end up spread over the
-    workers, not piled on whichever worker woke first while the others idle."""
+    workers, not piled on whichever worker woke first while the others idle.
+    Which worker wakes first is up to the scheduler, so the spread is judged
+    over a few rounds rather than one."""
     port = free_port()
     env = {**os.environ, "DATABASE_URL": database_url, "INSTANCE_PATH": str(tmp_path)}
-    clients, requests_each = 24, 20
+    clients, rounds = 24, 3
     with serving(gunicorn_command(port, workers=3), port, env, ready="/readyz"):
         _every_worker_serving(port, 3)
-        barrier = threading.Barrier(clients)
-        opened: list[HTTPConnection] = []
-
-        def client() -> None:
-            barrier.wait()
-            connection = HTTPConnection("127.0.0.1", port, timeout=30)
-            connection.connect()
-            opened.append(connection)
-            for _ in range(requests_each):
-                _ready(connection)
-
-        with ThreadPoolExecutor(clients) as pool:
-            for done in [pool.submit(client) for _ in range(clients)]:
-                done.result()
-        try:
-            per_worker = _connections_per_process(port)
-        finally:
-            for connection in opened:
-                connection.close()
-    assert sum(per_worker.values()) == clients
-    assert len(per_worker) == 3, per_worker
-    # Even would be 8 each; the stock gthread worker left 20 or more on one.
-    assert max(per_worker.values()) <= clients // 2, per_worker
+        spreads = [_open_at_once(port, clients, requests_each=20) for _ in range(rounds)]
+    for per_worker in spreads:
+        assert sum(per_worker.values()) == clients, spreads
+        assert len(per_worker) == 3, spreads
+    # Even would be 8 each. The stock gthread worker left 20 or more on one
+    # in most rounds, 13 to 18 in the others; this one at most 13 in one
+    # round of a loaded test run, 8 to 11 as a rule.
+    assert sum(max(per_worker.values()) for per_worker in spreads) <= rounds * clients // 2, spreads
 
 
 def test_a_new_client_is_served_while_kept_alive_clients_keep_every_worker_busy(database_url, tmp_path):
