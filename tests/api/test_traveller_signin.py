@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import time
 import uuid
 from datetime import date, timedelta
 
@@ -84,11 +85,23 @@ def test_a_thousand_guessed_dates_of_birth_meet_the_per_passport_limit(app_world
     assert r.get_json()["code"] == "too_many_requests"
 
 
+def _within_one_minute(seconds_needed: float = 30) -> float:
+    """The limit counts per minute of the clock (a fixed window): wait, if
+    need be, for the next minute, so that what follows falls within one.
+    Returns the minute's number."""
+    into = time.time() % 60
+    if into > 60 - seconds_needed:
+        time.sleep(60 - into + 0.2)
+    return time.time() // 60
+
+
 def test_a_thousand_passports_from_one_address_meet_the_per_address_limit(app_world, app):
     limit = app.config["TRAVELLER_SIGNINS_PER_ADDRESS_PER_MINUTE"]
+    minute = _within_one_minute()
     statuses = [app_world.phone(passport=f"P{n:08d}").sign_in(address="192.0.2.7").status_code for n in range(1000)]
-    assert statuses[:limit] == [200] * limit and set(statuses[limit:]) == {429}
     r = app_world.phone(passport="Q00000001").sign_in(address="192.0.2.7")
+    assert time.time() // 60 == minute, "the sign-ins took longer than the window they were meant to fit in"
+    assert statuses[:limit] == [200] * limit and set(statuses[limit:]) == {429}
     assert r.status_code == 429 and 1 <= int(r.headers["Retry-After"]) <= 60
     assert r.headers["Content-Type"] == "application/problem+json"
     # Another address is not held up.
