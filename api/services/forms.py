@@ -26,7 +26,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from shared import formid, qrtoken, rules
 
-from ..auth import Principal
+from ..auth import SHOP_COLUMNS, Principal
 from ..database import HotStatement
 from ..models import Check, ExitPoint, Form, FormLine, Intermediary, Retailer
 from ..problems import Problem
@@ -94,7 +94,7 @@ def resolve_retailer(session: Session, principal: Principal, retailer_vat: str |
     """The retailer a new form is issued for."""
     require_retail(principal)
     if principal.role == "retailer":
-        retailer = _own_shop(session, principal.retailer_id)
+        retailer = _own_shop(session, principal)
         if retailer_vat and retailer_vat != retailer.vat_number:
             raise _field_problem("retailer_vat", "You can only issue forms for your own shop.")
         return retailer
@@ -110,20 +110,20 @@ def resolve_retailer(session: Session, principal: Principal, retailer_vat: str |
 
 
 # A shop issuing its own form: its row and its intermediary's (issuing needs
-# the fee) in one plain statement, made into the session's objects without
-# the ORM's loading machinery (every form a till issues reads them).
+# the fee), as authentication read them with the user's row, made into the
+# session's objects without the ORM's loading machinery (every form a till
+# issues needs them). Read here only for a principal made without them.
 _SHOPS, _INTERMEDIARIES = Retailer.__table__, Intermediary.__table__
-_SHOP = HotStatement(
-    select(*_SHOPS.c, *_INTERMEDIARIES.c)
-    .outerjoin(_INTERMEDIARIES, _SHOPS.c.intermediary_id == _INTERMEDIARIES.c.id)
-    .where(_SHOPS.c.id == bindparam("retailer_id")))
+_SHOP = HotStatement(select(*SHOP_COLUMNS)
+                     .outerjoin(_INTERMEDIARIES, _SHOPS.c.intermediary_id == _INTERMEDIARIES.c.id)
+                     .where(_SHOPS.c.id == bindparam("retailer_id")))
 
 
-def _own_shop(session: Session, retailer_id: int) -> Retailer:
-    retailer = session.identity_map.get(session.identity_key(Retailer, retailer_id))
+def _own_shop(session: Session, principal: Principal) -> Retailer:
+    retailer = session.identity_map.get(session.identity_key(Retailer, principal.retailer_id))
     if retailer is not None:
         return retailer
-    row = _SHOP.execute(session, {"retailer_id": retailer_id}).fetchone()
+    row = principal.shop or _SHOP.execute(session, {"retailer_id": principal.retailer_id}).fetchone()
     n = len(_SHOPS.c)
     retailer = Retailer(**dict(zip(_SHOPS.c.keys(), row[:n])))
     intermediary = None

@@ -8,6 +8,10 @@ import pytest
 import zxingcpp
 from PIL import Image
 import io
+from sqlalchemy import event, update
+
+from api import database
+from api.models import Intermediary
 
 from tests.builders import TODAY, form_body, item, traveller
 
@@ -268,3 +272,32 @@ def test_an_action_on_a_stale_copy_of_a_form_is_refused_with_412(world):
     fresh = world.post("shop", f"/api/v1/forms/{form['id']}/refund",
                        {"amount_cents": 100, "paid_at": "2026-11-28T10:00:00+00:00"}, headers={"If-Match": changed})
     assert fresh.status_code == 200 and fresh.headers["ETag"] not in (etag, changed)
+
+
+def test_a_shops_form_reads_its_shop_with_the_user_and_never_from_an_earlier_request(app, world):
+    """The shop's row and its intermediary's fee come with the user's row
+    (one read, not two) and are read again by every request: a fee changed
+    between two forms is the fee of the second."""
+    engine = app.extensions["db_engine"]
+    statements = []
+
+    def seen(conn, cursor, statement, *args):
+        statements.append(" ".join(statement.split()).lower())
+
+    event.listen(engine, "before_cursor_execute", seen)
+    try:
+        first = world.issue("shop", item(12100))
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)
+    reads = [s for s in statements if s.startswith("select") and "from retailers" in s.replace("join retailers",
+                                                                                                "from retailers")]
+    assert len(reads) == 1 and "from users" in reads[0], reads
+    assert first["fee_cents"] == 210  # 10 % of the 21.00 VAT
+
+    with app.app_context():
+        session = database.session()
+        session.execute(update(Intermediary).values(fee_bp=2000))
+        session.commit()
+    second = world.issue("shop", item(12100))
+    assert (second["vat_cents"], second["fee_cents"], second["refund_cents"]) == (2100, 420, 1680)
+    assert second["retailer_vat"] == first["retailer_vat"]
