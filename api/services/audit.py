@@ -15,12 +15,12 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from flask import current_app, has_app_context
-from sqlalchemy import bindparam, insert, literal_column, select, text, union_all
+from sqlalchemy import bindparam, exists, func, insert, literal_column, select, text, union_all
 from sqlalchemy import event as sqlalchemy_event
 from sqlalchemy.orm import Session
 
 from ..database import HotStatement
-from ..models import Event, utcnow
+from ..models import ChangeCounter, Event, Form, utcnow
 from . import audit_chain, changes, webhooks
 
 # Events that leave the form itself as it was (a re-scan repeats the verdict
@@ -110,13 +110,19 @@ def _record_by(session: Session, statement: HotStatement, params: dict, values: 
 
 
 def record_pair_after(session: Session, write, params: dict, event: dict, then, row: dict,
-                      then_event: dict) -> tuple[Written, Written] | None:
+                      then_event: dict, *, last: bool = False) -> tuple[Written, Written] | None:
     """``record_after`` for two writes: ``write`` (as there) and, only if it
     wrote its row, ``then`` (a Core INSERT of one row, ``row`` its values),
     each with its event (``event`` and ``then_event``: record's keywords,
     ``data`` among them). A scan that gives a form its verdict writes the
     form's change and the scan row so. On PostgreSQL one statement writes
-    all four rows; None, and nothing written, if ``write`` wrote nothing."""
+    all four rows; None, and nothing written, if ``write`` wrote nothing.
+
+    ``last``: the caller's transaction locks no other row before it commits
+    (the rows it may still add, an outbox delivery or an idempotency
+    record, lock none that another writer holds while it waits for the
+    counters). The counters' locks may then be taken here rather than at the
+    commit, and every writer still takes rows first, counters last."""
     first, second = _event_values(**event), _event_values(**then_event)
     session.flush()
     connection = session.connection()
@@ -126,14 +132,25 @@ def record_pair_after(session: Session, write, params: dict, event: dict, then, 
         written = _written(session, _INSERT_EVENT.execute(session, first).fetchone()[0], first)
         connection.execute(then, row)
         return written, _written(session, _INSERT_EVENT.execute(session, second).fetchone()[0], second)
-    ids = sorted(r[0] for r in _with_events(write, then, tuple(row)).execute(session, {
+    # The transaction's only write: the form's number in the change feed and
+    # the events' in the audit chain are taken in the same statement (one
+    # round trip and one version of the form's row less) instead of as the
+    # transaction commits.
+    numbering = last and not session.in_nested_transaction() \
+        and not changes.noted_any(session) and not audit_chain.noted_any(session)
+    rows = _with_events(write, then, tuple(row), numbering).execute(session, {
         **params, **{f"then_{name}": value for name, value in row.items()},
         **{f"event_{name}": value for name, value in first.items()},
-        **{f"then_event_{name}": value for name, value in second.items()}}).fetchall())
-    if not ids:
+        **{f"then_event_{name}": value for name, value in second.items()}}).fetchall()
+    if not rows:
         return None
+    ids = sorted(r[0] for r in rows)
     # The events were inserted in this order, so took their ids in it.
-    return _written(session, ids[0], first), _written(session, ids[1], second)
+    written = _written(session, ids[0], first), _written(session, ids[1], second)
+    if numbering:
+        _, form_seq, audit_last, head = rows[0]
+        _taken_early(session, params["form_id"], form_seq, audit_last, head, len(ids))
+    return written
 
 
 def _event_values(form_id: str | None, type: str, actor: str, *, exit_point: str | None = None,
@@ -154,13 +171,45 @@ def _with_event(write):
     return statement
 
 
-def _with_events(write, then, names: tuple[str, ...]):
-    """``write``, then ``then`` with the columns ``names``, both only if
+def _with_events(write, then, names: tuple[str, ...], numbering: bool = False):
+    """``write`` (an UPDATE of the form ``form_id`` while its status is
+    ``was``), then ``then`` with the columns ``names``, both only if
     ``write`` wrote its row, and their two events: one statement, built once
-    per ``write``, ``then`` and ``names`` (PostgreSQL only)."""
-    key = (write, then, names)
+    per ``write``, ``then``, ``names`` and ``numbering`` (PostgreSQL only).
+
+    With ``numbering``, the statement also takes the form's number in the
+    change feed (written with the form) and two numbers of the audit chain,
+    returning with each event's id the form's number, the chain's last
+    number and its head (None if a counter has no row yet: the commit takes
+    them then). The locks are taken in the order every writer takes them
+    (api/services/audit._number_and_link): the form's row first (``locked``,
+    on which the counters' updates depend), then the ``forms`` counter, then
+    the ``audit`` one; no counter moves if the form is no longer as read."""
+    key = (write, then, names, numbering)
     statement = _WITH_EVENT.get(key)
     if statement is None:
+        ctes = []
+        returning = [_EVENTS.c.id]
+        if numbering:
+            forms, counters = Form.__table__, ChangeCounter.__table__
+            locked = (select(forms.c.id)
+                      .where(forms.c.id == bindparam("form_id"), forms.c.status == bindparam("was"))
+                      .with_for_update(key_share=True).cte("locked"))
+            form_number = (counters.update()
+                           .where(counters.c.name == changes.COUNTER, exists(select(locked.c.id)))
+                           .values(value=counters.c.value + 1).returning(counters.c.value).cte("form_number"))
+            audit_numbers = (counters.update()
+                             .where(counters.c.name == audit_chain.COUNTER, exists(select(form_number.c.value)))
+                             .values(value=counters.c.value + 2)
+                             .returning(counters.c.value, counters.c.head_hash).cte("audit_numbers"))
+            # Without a counter row the form keeps its number until the
+            # commit numbers it (after the highest number there is: its own).
+            write = write.values(change_seq=func.coalesce(select(form_number.c.value).scalar_subquery(),
+                                                          forms.c.change_seq))
+            ctes = [locked, form_number, audit_numbers]
+            returning += [select(form_number.c.value).scalar_subquery(),
+                          select(audit_numbers.c.value).scalar_subquery(),
+                          select(audit_numbers.c.head_hash).scalar_subquery()]
         written = write.returning(literal_column("1")).cte("written")
         table = then.table
         then_row = select(*(bindparam(f"then_{name}", type_=table.c[name].type) for name in names))
@@ -168,9 +217,10 @@ def _with_events(write, then, names: tuple[str, ...]):
         events = union_all(*(
             select(*(bindparam(f"{prefix}{name}", type_=_EVENTS.c[name].type) for name in _COLUMNS))
             .select_from(written) for prefix in ("event_", "then_event_")))
-        statement = _WITH_EVENT[key] = HotStatement(
-            insert(_EVENTS).from_select(_COLUMNS, events).returning(_EVENTS.c.id)
-            .add_cte(written).add_cte(then_written))
+        statement = insert(_EVENTS).from_select(_COLUMNS, events).returning(*returning)
+        for cte in (*ctes, written, then_written):
+            statement = statement.add_cte(cte)
+        statement = _WITH_EVENT[key] = HotStatement(statement)
     return statement
 
 
@@ -234,17 +284,35 @@ def _number_and_link(session) -> None:
     if session.in_nested_transaction():
         return
     session.flush()
-    form_ids, events = changes.noted(session), audit_chain.noted(session)
+    early = session.info.pop(_TAKEN_EARLY, None)
+    if early is not None and early[0] is not session.get_transaction():
+        early = None  # left by a transaction that rolled back
+    numbered, taken = early[1:] if early is not None else ({}, None)
+    form_ids = [form_id for form_id in changes.noted(session) if form_id not in numbered]
+    events = audit_chain.noted(session)
     if not form_ids and not events:
         return
     connection = session.connection()
     if connection.dialect.name == "postgresql":
-        # One round trip for both counters, taken in the same order by the
-        # function (migrations 0014 and 0015) as by the two statements below.
-        forms_last, audit_last, head = _TAKE_COMMIT_NUMBERS.execute(
-            session, {"form_ids": form_ids, "events": len(events)}).fetchone()
-        if form_ids:
-            changes.numbered(session, form_ids, forms_last)
+        # The numbers the transaction's first write took (_taken_early) are
+        # the first of its own: it holds the counters' locks since, so the
+        # rest follow them.
+        audit_last, head, more = None, None, len(events)
+        if taken is not None:
+            audit_last, head, count = taken
+            more -= count
+            if more < 0:
+                raise RuntimeError("more audit numbers taken than events to link")
+        if form_ids or more:
+            # One round trip for both counters, taken in the same order by
+            # the function (migrations 0014 and 0015) as by the two
+            # statements below.
+            forms_last, last, head_now = _TAKE_COMMIT_NUMBERS.execute(
+                session, {"form_ids": form_ids, "events": more}).fetchone()
+            if form_ids:
+                changes.numbered(session, form_ids, forms_last)
+            if more:
+                audit_last, head = last, head if taken is not None else head_now
         if events:
             audit_chain.link(session, _chain_key(session), events, audit_last, head)
         return
@@ -252,6 +320,24 @@ def _number_and_link(session) -> None:
         changes.assign(session, form_ids)
     if events:
         audit_chain.append(session, _chain_key(session), events)
+
+
+_TAKEN_EARLY = "commit_numbers_taken_early"
+
+
+def _taken_early(session: Session, form_id: str, form_number: int | None, audit_last: int | None,
+                 head: str | None, events: int) -> None:
+    """The transaction's first write took the form's number (``form_number``)
+    and ``events`` numbers of the audit chain up to ``audit_last`` (its
+    head then ``head``): kept for the commit (``_number_and_link``), which
+    links the events and numbers anything written after. None: that
+    counter has no row yet, and the commit takes the numbers as usual."""
+    numbered = {}
+    if form_number is not None:
+        numbered[form_id] = form_number
+        changes.numbered(session, [form_id], form_number)
+    session.info[_TAKEN_EARLY] = (session.get_transaction(), numbered,
+                                  None if audit_last is None else (audit_last, head, events))
 
 
 _TAKE_COMMIT_NUMBERS = HotStatement(text(

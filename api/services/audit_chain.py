@@ -117,6 +117,11 @@ def hand_up_or_forget(session: Session, transaction) -> None:
         noted.clear()
 
 
+def noted_any(session: Session) -> bool:
+    """Whether the session's transaction has written any event yet."""
+    return any(session.info.get(_KEY, {}).values())
+
+
 def noted(session: Session) -> list[tuple[int, bytes]]:
     """The events the committing transaction wrote, oldest first, forgotten
     here: to be linked by the one ``before_commit`` listener

@@ -84,6 +84,11 @@ def _hand_up_or_forget(session, transaction) -> None:
         changed.clear()
 
 
+def noted_any(session: Session) -> bool:
+    """Whether the session's transaction has changed any form yet."""
+    return any(session.info.get(_KEY, {}).values())
+
+
 def noted(session: Session) -> list[str]:
     """The forms the committing transaction changed, in the order they
     changed, forgotten here: to be numbered by the one ``before_commit``

@@ -326,7 +326,8 @@ def scan(
             return _record(session, device, _refused(refusal.reason_code), None, now, at, queued)
         # Genuine but past its deadline: the form itself must say so too.
         form_id = refusal.claims.form_id
-    return _judge(session, device, form_id, ctx, now, at, queued)
+    # One form a request: its verdict is the transaction's last write.
+    return _judge(session, device, form_id, ctx, now, at, queued, last=True)
 
 
 def scan_passport(
@@ -391,9 +392,11 @@ def _replay_time(session: Session, device: Principal, scanned_at: datetime | Non
 
 def _judge(session: Session, device: Principal, form_id: str, ctx: ScanContext,
            now: datetime, at: datetime, queued: bool,
-           owned: Callable[[FormFacts], bool] | None = None) -> ScanOutcome | None:
+           owned: Callable[[FormFacts], bool] | None = None, *, last: bool = False) -> ScanOutcome | None:
     """The verdict on ``form_id``, recorded with its scan. With ``owned``,
-    None for a form it refuses, and nothing recorded."""
+    None for a form it refuses, and nothing recorded. ``last``: the
+    transaction writes no other form before it commits
+    (``audit.record_pair_after``)."""
     for _attempt in range(3):
         form = _form_facts(session, form_id, device, ctx, now)
         if owned is not None and (form is None or not owned(form)):
@@ -413,7 +416,7 @@ def _judge(session: Session, device: Principal, form_id: str, ctx: ScanContext,
             # the form is still as read.
             change = _decide_issued(form, device, ctx, now, at)
             outcome = verdict_of(_apply(form, change), device)
-            if _record(session, device, outcome, form, now, at, queued, change) is not None:
+            if _record(session, device, outcome, form, now, at, queued, change, last=last) is not None:
                 _changed(session, form, change, device, now)
                 return outcome
         elif _check_follows_traveller(session, form, device, now, at):
@@ -479,7 +482,8 @@ _INSERT_SCAN = _SCANS.insert().values({name: bindparam(name) for name in (
 
 
 def _record(session: Session, device: Principal, outcome: ScanOutcome, form: FormFacts | None,
-            now: datetime, at: datetime, queued: bool, change: _Change | None = None) -> ScanOutcome | None:
+            now: datetime, at: datetime, queued: bool, change: _Change | None = None, *,
+            last: bool = False) -> ScanOutcome | None:
     """Record the scan that gave ``outcome``, with its event; with
     ``change``, the form's change too, and only if the form is still in the
     status it was read in (None if another request changed it first)."""
@@ -512,7 +516,7 @@ def _record(session: Session, device: Principal, outcome: ScanOutcome, form: For
     if audit.record_pair_after(
             session, change.statement, {"form_id": form.id, "was": form.status, **change.values},
             {**event, "type": change.event, "data": change.data},
-            _INSERT_SCAN, row, {**event, "type": "form.scanned", "data": scanned}) is None:
+            _INSERT_SCAN, row, {**event, "type": "form.scanned", "data": scanned}, last=last) is None:
         return None
     return outcome
 

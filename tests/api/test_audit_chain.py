@@ -11,14 +11,14 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 from alembic import command
-from sqlalchemy import create_engine, delete, func, insert, select, text, update
+from sqlalchemy import create_engine, delete, event, func, insert, select, text, update
 from sqlalchemy.exc import DBAPIError
 
 from api import database
 from api.cli import migrate
 from api.migrations import alembic_config
-from api.models import AuditLink, ChangeCounter, Event, Form, utcnow
-from api.services import audit, audit_chain
+from api.models import AuditLink, ChangeCounter, Event, ExitPoint, Form, utcnow
+from api.services import audit, audit_chain, scans
 from tests.api.test_concurrency import all_at_once, bearer
 from tests.builders import form_body, item, traveller
 
@@ -453,3 +453,119 @@ def test_upgrading_links_the_events_already_there_in_id_order(app, old_database)
         assert report.intact and report.head_seq == 8
         assert audit_chain.verify(session, b"another key").broken.seq == 1
     engine.dispose()
+
+
+# --- numbers taken with a scan's verdict ------------------------------------------
+
+def _statements_of(app, action) -> list[str]:
+    statements = []
+
+    def seen(_conn, _cursor, statement, *_args):
+        statements.append(" ".join(statement.split()))
+
+    engine = app.extensions["db_engine"]
+    event.listen(engine, "before_cursor_execute", seen)
+    try:
+        action()
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)
+    return statements
+
+
+def test_a_scans_verdict_takes_its_change_number_and_chain_numbers_with_its_write(app, world, runner):
+    form = world.issue("shop", traveller=traveller(passport_number="N0000001"))
+    events_before, _, _ = intact(runner)
+    with app.app_context():
+        forms_before = database.session().get(ChangeCounter, "forms").value
+
+    statements = _statements_of(app, lambda: world.scan("kiosk", form["qr_payload"]))
+
+    with app.app_context():
+        session = database.session()
+        seq = session.scalar(select(Form.change_seq).where(Form.id == form["id"]))
+        forms_after = session.get(ChangeCounter, "forms").value
+    assert seq == forms_after == forms_before + 1
+    assert intact(runner)[:2] == (events_before + 2, events_before + 2)
+    if app.extensions["db_engine"].dialect.name == "postgresql":
+        # On PostgreSQL the verdict's statement took both numbers; the
+        # commit only links the two events.
+        assert not [s for s in statements if "take_commit_numbers" in s], statements
+        assert [s for s in statements if "FOR NO KEY UPDATE" in s and "change_counters" in s]
+
+
+def test_a_passport_scan_numbers_each_form_in_the_order_it_gave_them_verdicts(app, world, runner):
+    """Several forms in one transaction: numbered as it commits, in order,
+    without a gap (the first verdict is not its transaction's last write,
+    so it takes no counter's lock before the second form's row)."""
+    first = world.issue("shop", traveller=traveller(passport_number="N0000002"))
+    second = world.issue("shop", traveller=traveller(passport_number="N0000002"))
+    events_before, _, _ = intact(runner)
+    with app.app_context():
+        forms_before = database.session().get(ChangeCounter, "forms").value
+
+    r = world.post("kiosk", "/api/v1/scans/passport", {"passport_number": "N0000002", "passport_country": "CN"})
+    assert r.status_code == 200
+    assert [v["verdict"] for v in r.get_json()["items"]] == ["validated", "validated"]
+
+    with app.app_context():
+        session = database.session()
+        numbers = dict(session.execute(select(Form.id, Form.change_seq)
+                                       .where(Form.id.in_((first["id"], second["id"])))).all())
+    assert (numbers[first["id"]], numbers[second["id"]]) == (forms_before + 1, forms_before + 2)
+    assert intact(runner)[:2] == (events_before + 4, events_before + 4)
+
+
+def test_writes_after_a_verdict_that_took_the_commits_numbers_are_numbered_after_it(app, world, runner):
+    """A verdict written as its transaction's last write takes the form's
+    number and its events' with it; should the transaction write more
+    after all, the commit numbers that after them, without a gap."""
+    form = world.issue("shop", traveller=traveller(passport_number="N0000004"))
+    other = world.issue("shop", traveller=traveller(passport_number="N0000005"))
+    events_before, _, _ = intact(runner)
+    with app.app_context():
+        session = database.session()
+        forms_before = session.get(ChangeCounter, "forms").value
+        ams = session.scalar(select(ExitPoint.id).where(ExitPoint.code == "AMS"))
+        now = utcnow()
+        event = {"form_id": form["id"], "actor": "device:x", "at": now, "exit_point": "AMS"}
+        written = audit.record_pair_after(
+            session, scans._EXPIRE, {"form_id": form["id"], "was": "issued", "status": "expired", "updated_at": now},
+            {**event, "type": "form.expired", "data": {}}, scans._INSERT_SCAN,
+            {"form_id": form["id"], "device_id": None, "exit_point_id": ams, "verdict": "refused",
+             "reason_code": "deadline_passed", "created_at": now, "channel": "kiosk", "install_key": None,
+             "received_at": now, "queued": False},
+            {**event, "type": "form.scanned", "data": {}}, last=True)
+        assert written is not None
+        later = audit.record(session, other["id"], "form.cancelled", "user:1", at=now)
+        session.get(Form, other["id"]).status = "cancelled"
+        session.commit()
+        numbers = dict(session.execute(select(Form.id, Form.change_seq)
+                                       .where(Form.id.in_((form["id"], other["id"])))).all())
+        linked = session.scalars(select(AuditLink.event_id).where(AuditLink.seq > events_before)
+                                 .order_by(AuditLink.seq)).all()
+    assert (numbers[form["id"]], numbers[other["id"]]) == (forms_before + 1, forms_before + 2)
+    assert linked == [written[0].id, written[1].id, later.id]
+    assert intact(runner)[:2] == (events_before + 3, events_before + 3)
+
+
+def test_a_scan_where_no_counter_has_a_row_yet_is_numbered_as_it_commits(app, world, runner):
+    """Counter rows lost (restored by hand): the verdict's statement takes
+    no number and the commit starts the counters again after the highest
+    number given."""
+    form = world.issue("shop", traveller=traveller(passport_number="N0000003"))
+    events_before, _, _ = intact(runner)
+    with app.app_context():
+        session = database.session()
+        highest = session.scalar(select(func.max(Form.change_seq)))
+        session.execute(delete(ChangeCounter))
+        session.commit()
+
+    assert world.scan("kiosk", form["qr_payload"]).get_json()["verdict"] == "validated"
+
+    with app.app_context():
+        session = database.session()
+        seq = session.scalar(select(Form.change_seq).where(Form.id == form["id"]))
+        counters = dict(session.execute(select(ChangeCounter.name, ChangeCounter.value)).all())
+    assert seq == highest + 1 == counters["forms"]
+    assert counters["audit"] == events_before + 2
+    assert intact(runner)[:2] == (events_before + 2, events_before + 2)
