@@ -196,7 +196,7 @@ def new_form():
     if body is not None and form_entry.check_rules(entry, body, ruleset, now):
         db = database.session()
         try:
-            form = forms.issue(db, principal(), body, _issuer(), now)
+            form = forms.issue(db, principal(), body, _issuer(), now, last=True)
             db.commit()
         except Problem as refused:
             db.rollback()

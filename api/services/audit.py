@@ -80,13 +80,16 @@ def record_after(
     return _record_by(session, _with_event(write), params, values)
 
 
-def event_for_each(source, *ctes) -> HotStatement:
+def event_for_each(source, *ctes, numbers: Numbers | None = None) -> HotStatement:
     """PostgreSQL: an INSERT of one event per row of ``source`` (a CTE of
     the write the event stands for) returning its id; ``ctes``, further
     writes that depend on ``source``, go in the same statement. The event's
-    values are parameters (``record_by``)."""
+    values are parameters (``record_by``). With ``numbers`` (whose CTEs
+    ``ctes`` then include), the statement also returns the numbers they
+    take, as ``record_by(..., numbering=True)`` expects."""
     event = select(*(bindparam(f"event_{name}", type_=_EVENTS.c[name].type) for name in _COLUMNS))
-    statement = insert(_EVENTS).from_select(_COLUMNS, event.select_from(source)).returning(_EVENTS.c.id)
+    returning = [_EVENTS.c.id, *(numbers.returned() if numbers is not None else ())]
+    statement = insert(_EVENTS).from_select(_COLUMNS, event.select_from(source)).returning(*returning)
     for cte in (source, *ctes):
         statement = statement.add_cte(cte)
     return HotStatement(statement)
@@ -94,19 +97,82 @@ def event_for_each(source, *ctes) -> HotStatement:
 
 def record_by(session: Session, statement: HotStatement, params: dict, form_id: str | None, type: str,
               actor: str, *, exit_point: str | None = None, at: datetime | None = None,
-              **data) -> Written | None:
+              numbering: bool = False, **data) -> Written | None:
     """Run ``statement`` (made by ``event_for_each``) with ``params`` and
     the event's values; the event as written, or None if the write it stands
-    for wrote nothing (then neither did the statement)."""
+    for wrote nothing (then neither did the statement). ``numbering``: the
+    statement was made with ``numbers`` for the form ``form_id`` and its
+    one event, and the caller's transaction writes nothing else that may
+    wait on a lock before it commits (``record_pair_after``'s ``last``)."""
     values = _event_values(form_id, type, actor, exit_point=exit_point, at=at, data=data)
     session.flush()
-    return _record_by(session, statement, params, values)
+    return _record_by(session, statement, params, values, numbering)
 
 
-def _record_by(session: Session, statement: HotStatement, params: dict, values: dict) -> Written | None:
+def _record_by(session: Session, statement: HotStatement, params: dict, values: dict,
+               numbering: bool = False) -> Written | None:
     row = statement.execute(session, {
         **params, **{f"event_{name}": value for name, value in values.items()}}).fetchone()
-    return None if row is None else _written(session, row[0], values)
+    if row is None:
+        return None
+    written = _written(session, row[0], values)
+    if numbering:
+        _, form_seq, audit_last, head = row
+        _taken_early(session, values["form_id"], form_seq, audit_last, head, 1)
+    return written
+
+
+def may_number_early(session: Session) -> bool:
+    """Whether a write may take the transaction's numbers itself (``Numbers``):
+    nothing written before it was numbered or noted for the commit, and it
+    is not in a SAVEPOINT (whose numbers a rollback to it would waste)."""
+    return not session.in_nested_transaction() and not changes.noted_any(session) \
+        and not audit_chain.noted_any(session)
+
+
+@dataclass(frozen=True)
+class Numbers:
+    """PostgreSQL: the CTEs that take, in a write's own statement, the next
+    number of the change feed (``form_number``) and the next ``events``
+    numbers of the audit chain (``audit_numbers``, with the chain's head),
+    instead of at the commit. They run only once ``after`` (a CTE that
+    locks what the write depends on) has a row, in the order every writer
+    takes the counters: the ``forms`` counter, then the ``audit`` one. None
+    comes back for a counter that has no row yet: the commit then numbers
+    as usual."""
+
+    form_number: object
+    audit_numbers: object
+
+    @classmethod
+    def after(cls, after, events: int) -> "Numbers":
+        counters = ChangeCounter.__table__
+        form_number = (counters.update()
+                       .where(counters.c.name == changes.COUNTER, exists(select(*after.c)))
+                       .values(value=counters.c.value + 1).returning(counters.c.value).cte("form_number"))
+        audit_numbers = (counters.update()
+                         .where(counters.c.name == audit_chain.COUNTER, exists(select(form_number.c.value)))
+                         .values(value=counters.c.value + events)
+                         .returning(counters.c.value, counters.c.head_hash).cte("audit_numbers"))
+        return cls(form_number, audit_numbers)
+
+    def form_seq(self):
+        """The form's number, for the write to store."""
+        return select(self.form_number.c.value).scalar_subquery()
+
+    def ctes(self) -> tuple:
+        return self.form_number, self.audit_numbers
+
+    def returned(self) -> tuple:
+        return (self.form_seq(), select(self.audit_numbers.c.value).scalar_subquery(),
+                select(self.audit_numbers.c.head_hash).scalar_subquery())
+
+
+def early_number(session: Session, form_id: str) -> int | None:
+    """The change-feed number the transaction's write took for ``form_id``
+    in its own statement, if it did."""
+    early = session.info.get(_TAKEN_EARLY)
+    return early[1].get(form_id) if early is not None else None
 
 
 def record_pair_after(session: Session, write, params: dict, event: dict, then, row: dict,
@@ -136,8 +202,7 @@ def record_pair_after(session: Session, write, params: dict, event: dict, then, 
     # the events' in the audit chain are taken in the same statement (one
     # round trip and one version of the form's row less) instead of as the
     # transaction commits.
-    numbering = last and not session.in_nested_transaction() \
-        and not changes.noted_any(session) and not audit_chain.noted_any(session)
+    numbering = last and may_number_early(session)
     rows = _with_events(write, then, tuple(row), numbering).execute(session, {
         **params, **{f"then_{name}": value for name, value in row.items()},
         **{f"event_{name}": value for name, value in first.items()},
@@ -191,25 +256,16 @@ def _with_events(write, then, names: tuple[str, ...], numbering: bool = False):
         ctes = []
         returning = [_EVENTS.c.id]
         if numbering:
-            forms, counters = Form.__table__, ChangeCounter.__table__
+            forms = Form.__table__
             locked = (select(forms.c.id)
                       .where(forms.c.id == bindparam("form_id"), forms.c.status == bindparam("was"))
                       .with_for_update(key_share=True).cte("locked"))
-            form_number = (counters.update()
-                           .where(counters.c.name == changes.COUNTER, exists(select(locked.c.id)))
-                           .values(value=counters.c.value + 1).returning(counters.c.value).cte("form_number"))
-            audit_numbers = (counters.update()
-                             .where(counters.c.name == audit_chain.COUNTER, exists(select(form_number.c.value)))
-                             .values(value=counters.c.value + 2)
-                             .returning(counters.c.value, counters.c.head_hash).cte("audit_numbers"))
+            numbers = Numbers.after(locked, events=2)
             # Without a counter row the form keeps its number until the
             # commit numbers it (after the highest number there is: its own).
-            write = write.values(change_seq=func.coalesce(select(form_number.c.value).scalar_subquery(),
-                                                          forms.c.change_seq))
-            ctes = [locked, form_number, audit_numbers]
-            returning += [select(form_number.c.value).scalar_subquery(),
-                          select(audit_numbers.c.value).scalar_subquery(),
-                          select(audit_numbers.c.head_hash).scalar_subquery()]
+            write = write.values(change_seq=func.coalesce(numbers.form_seq(), forms.c.change_seq))
+            ctes = [locked, *numbers.ctes()]
+            returning += numbers.returned()
         written = write.returning(literal_column("1")).cte("written")
         table = then.table
         then_row = select(*(bindparam(f"then_{name}", type_=table.c[name].type) for name in names))

@@ -143,11 +143,14 @@ def _field_problem(field: str, message: str) -> Problem:
     return Problem(422, "invalid_request", message, errors={field: [message]})
 
 
-def issue(session: Session, principal: Principal, data: dict, issuer: Issuer, now: datetime) -> Form:
+def issue(session: Session, principal: Principal, data: dict, issuer: Issuer, now: datetime, *,
+          last: bool = False) -> Form:
     """Check a new form against the rules and store it with its signed QR payload.
 
     ``data`` is the validated request body. Raises a 422 problem naming every
     field that breaks a rule, or 409 when the invoice already has a form.
+    ``last``: the caller commits the form without writing anything else but
+    an idempotency record (``audit.record_pair_after``'s ``last``).
     """
     retailer = resolve_retailer(session, principal, data.get("retailer_vat"))
     traveller = data["traveller"]
@@ -234,8 +237,9 @@ def issue(session: Session, principal: Principal, data: dict, issuer: Issuer, no
     if connection.dialect.name == "postgresql":
         # The form, its lines and its event in one statement (all or none).
         lines = {f"lines_{name}": [line[name] for line in line_values] for name in _LINE_COLUMNS}
-        inserted = audit.record_by(session, _issue_statement(tuple(values)), {**values, **lines}, **issued) \
-            is not None
+        numbering = last and audit.may_number_early(session)
+        inserted = audit.record_by(session, _issue_statement(tuple(values), numbering), {**values, **lines},
+                                   numbering=numbering, **issued) is not None
     else:
         inserted = connection.execute(_INSERT_FORM, values).scalar() is not None
         if inserted:
@@ -248,8 +252,8 @@ def issue(session: Session, principal: Principal, data: dict, issuer: Issuer, no
             f"Invoice {data['invoice_number']} already has a tax-free form.",
             errors={"invoice_number": ["This invoice already has a tax-free form."]},
         )
-    return _as_loaded(session, Form(**values, **_NOT_YET), [FormLine(**line, present=None) for line in line_values],
-                      retailer)
+    return _as_loaded(session, Form(**values, **{**_NOT_YET, "change_seq": audit.early_number(session, form_id)}),
+                      [FormLine(**line, present=None) for line in line_values], retailer)
 
 
 # Plain INSERTs, built once: the ORM's unit of work costs more than the
@@ -264,11 +268,33 @@ _INSERT_LINE = _LINES.insert()
 
 
 @functools.cache
-def _issue_statement(columns: tuple[str, ...]):
+def _issue_statement(columns: tuple[str, ...], numbering: bool = False):
     """PostgreSQL: the form (unless its invoice has one) with ``columns``,
     its lines (given as one array per column) and its event, one
-    statement."""
-    form = (postgresql.insert(_FORMS).values({name: bindparam(name) for name in columns})
+    statement. With ``numbering``, the statement also takes the form's
+    number in the change feed and its event's in the audit chain
+    (``audit.Numbers``), for an issue that is its transaction's only write.
+
+    First of all, the statement takes a transaction lock on the invoice
+    (``invoice``): a form's insert waits for another transaction's insert
+    of the same invoice to end, and this way it waits on the lock instead,
+    before taking anything else. An issue that takes the counters in its
+    statement would otherwise hold them while waiting for, say, a batch
+    holding the invoice that takes them as it commits: a deadlock. Every
+    insert of a form takes the lock, so none holds an invoice another
+    waits for without holding its lock too."""
+    invoice = select(func.pg_advisory_xact_lock(
+        bindparam("retailer_id", type_=_FORMS.c.retailer_id.type),
+        func.hashtext(bindparam("invoice_number", type_=_FORMS.c.invoice_number.type))
+    ).label("locked")).cte("invoice")
+    values = {name: bindparam(name, type_=_FORMS.c[name].type) for name in columns}
+    ctes: tuple = ()
+    numbers = None
+    if numbering:
+        numbers = audit.Numbers.after(invoice, events=1)
+        values["change_seq"] = numbers.form_seq()
+        ctes = numbers.ctes()
+    form = (postgresql.insert(_FORMS).from_select(list(values), select(*values.values()).select_from(invoice))
             .on_conflict_do_nothing(index_elements=[_FORMS.c.retailer_id, _FORMS.c.invoice_number])
             .returning(_FORMS.c.id).cte("issued"))
     rows = func.unnest(*(bindparam(f"lines_{name}", type_=postgresql.ARRAY(_LINES.c[name].type))
@@ -276,7 +302,7 @@ def _issue_statement(columns: tuple[str, ...]):
     lines = _LINES.insert().from_select(
         ("form_id", *_LINE_COLUMNS), select(form.c.id, *rows.c).select_from(form).join(rows, true())
     ).cte("lines")
-    return audit.event_for_each(form, lines)
+    return audit.event_for_each(form, invoice, *ctes, lines, numbers=numbers)
 # A new form's columns that only later steps fill in.
 _NOT_YET = dict(personal_data_removed_at=None, validated_at=None, exit_point_id=None,
                 validated_total_cents=None, validated_vat_cents=None, validated_refund_cents=None,

@@ -569,3 +569,80 @@ def test_a_scan_where_no_counter_has_a_row_yet_is_numbered_as_it_commits(app, wo
     assert seq == highest + 1 == counters["forms"]
     assert counters["audit"] == events_before + 2
     assert intact(runner)[:2] == (events_before + 2, events_before + 2)
+
+
+# --- numbers taken with an issue's insert --------------------------------------------
+
+def test_an_issue_takes_its_change_number_and_chain_number_with_its_insert(app, world, runner):
+    world.issue("shop")
+    events_before, _, _ = intact(runner)
+    with app.app_context():
+        forms_before = database.session().get(ChangeCounter, "forms").value
+
+    issued = {}
+    statements = _statements_of(app, lambda: issued.update(world.issue("shop", invoice="EARLY-1")))
+
+    with app.app_context():
+        session = database.session()
+        seq = session.scalar(select(Form.change_seq).where(Form.id == issued["id"]))
+        forms_after = session.get(ChangeCounter, "forms").value
+    assert seq == forms_after == forms_before + 1
+    assert intact(runner)[:2] == (events_before + 1, events_before + 1)
+    # The change feed lists it at that number.
+    r = world.get("shop", "/api/v1/forms")
+    assert [f["id"] for f in r.get_json()["items"]][-1] == issued["id"]
+    if app.extensions["db_engine"].dialect.name == "postgresql":
+        # The insert's statement took both numbers, after the invoice's
+        # lock; the commit only links the event.
+        assert not [s for s in statements if "take_commit_numbers" in s], statements
+        [insert] = [s for s in statements if "INSERT INTO forms" in s]
+        assert insert.index("pg_advisory_xact_lock") < insert.index("UPDATE change_counters")
+        assert len(statements) == 3, statements  # the user's row, the insert, the link
+
+
+def test_a_duplicate_invoice_leaves_the_counters_as_they_were(app, world, runner):
+    """The insert that finds its invoice taken writes nothing; the counters
+    its statement moved are put back with the rolled-back transaction, so
+    the next form gets the next numbers without a gap."""
+    world.issue("shop", invoice="TWICE-1")
+    events_before, _, _ = intact(runner)
+    with app.app_context():
+        counters_before = dict(database.session().execute(select(ChangeCounter.name, ChangeCounter.value)).all())
+
+    r = world.post("shop", "/api/v1/forms", form_body(invoice="TWICE-1"))
+    assert r.status_code == 409 and r.get_json()["code"] == "duplicate_invoice"
+    with app.app_context():
+        assert dict(database.session().execute(select(ChangeCounter.name, ChangeCounter.value)).all()) \
+            == counters_before
+    assert intact(runner)[:2] == (events_before, events_before)
+
+    form = world.issue("shop", invoice="TWICE-2")
+    with app.app_context():
+        assert database.session().scalar(select(Form.change_seq).where(Form.id == form["id"])) \
+            == counters_before["forms"] + 1
+    assert intact(runner)[:2] == (events_before + 1, events_before + 1)
+
+
+def test_a_batch_numbers_its_forms_as_it_commits(app, world, runner):
+    """Several forms in one transaction: none takes the counters with its
+    insert (the batch holds them only for its commit), all are numbered in
+    order as it commits."""
+    world.issue("shop")
+    events_before, _, _ = intact(runner)
+    with app.app_context():
+        forms_before = database.session().get(ChangeCounter, "forms").value
+    answer = {}
+    statements = _statements_of(app, lambda: answer.update(world.post(
+        "shop", "/api/v1/forms/batch", {"forms": [form_body(invoice=f"BATCH-EARLY-{n}") for n in range(3)]}
+    ).get_json()))
+    assert [item["status"] for item in answer["items"]] == [201] * 3, answer
+    ids = [item["body"]["id"] for item in answer["items"]]
+    with app.app_context():
+        numbers = dict(database.session().execute(select(Form.id, Form.change_seq).where(Form.id.in_(ids))).all())
+    assert [numbers[i] for i in ids] == [forms_before + 1, forms_before + 2, forms_before + 3]
+    assert intact(runner)[:2] == (events_before + 3, events_before + 3)
+    if app.extensions["db_engine"].dialect.name == "postgresql":
+        inserts = [s for s in statements if "INSERT INTO forms" in s]
+        assert len(inserts) == 3 and not [s for s in inserts if "change_counters" in s]
+        assert all("pg_advisory_xact_lock" in s for s in inserts)
+        assert len([s for s in statements if "take_commit_numbers" in s]) == 1

@@ -4,6 +4,7 @@ retrying an issue with one Idempotency-Key. Each outcome must happen once."""
 from __future__ import annotations
 
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -11,7 +12,7 @@ import requests
 
 from api import auth, database
 from api.models import User
-from tests.builders import PASSWORD, item, traveller
+from tests.builders import PASSWORD, form_body, item, traveller
 from tests.servers import free_port, gunicorn_command, server_environment, serving
 
 PROBLEM = "application/problem+json"
@@ -281,3 +282,53 @@ def test_a_passport_read_while_its_forms_are_scanned_one_by_one_never_deadlocks(
     result = runner.invoke(args=["verify-audit"])
     assert result.exit_code == 0, result.output
     figures(requests=answered, errors=0, deadlocks=0)
+
+
+def test_a_form_issued_while_a_batch_holds_its_invoice_waits_for_the_batch_without_a_deadlock(app, world, figures):
+    """A till issues a form for an invoice that a batch being stored at
+    that moment has just inserted. The lone issue takes the change feed's
+    and the audit chain's counters in its own statement, the batch only as
+    it commits: were the lone issue to take them before waiting for the
+    invoice, each would wait for the other (and PostgreSQL would end one of
+    them with a 503 after a second). Every insert of a form takes the
+    invoice's lock first, so the lone issue waits holding nothing: the
+    batch commits, the till is told the invoice has a form."""
+    from api.resources.forms import _issuer
+    from api.services import batch
+    from api.models import utcnow
+    from api.schemas import FormCreate
+
+    world.issue("shop", invoice="FIRST")  # the signing key and the counters exist
+    inserted, till_sent, outcome = threading.Event(), threading.Event(), {}
+
+    def store_batch():
+        with app.test_request_context(headers=bearer(world.tokens["shop"])):
+            session = database.session()
+            try:
+                drafts = [FormCreate().load(form_body(invoice=f"RACE-{n}")) for n in (1, 2)]
+                stored = batch.issue_each(session, auth.current_principal(), drafts, _issuer(), utcnow())
+                inserted.set()
+                till_sent.wait(10)
+                time.sleep(0.5)  # the till's request is waiting for the invoice by now
+                session.commit()
+                outcome["batch"] = [getattr(f, "id", f) for f in stored]
+            except Exception as error:  # reported below, not lost in the thread
+                outcome["batch"] = error
+                inserted.set()
+
+    storing = threading.Thread(target=store_batch)
+    storing.start()
+    assert inserted.wait(10)
+    till_sent.set()
+    started = time.monotonic()
+    r = world.post("shop", "/api/v1/forms", form_body(invoice="RACE-1"))
+    waited = time.monotonic() - started
+    storing.join(30)
+
+    assert not isinstance(outcome.get("batch"), Exception), outcome
+    assert len(outcome["batch"]) == 2
+    assert r.status_code == 409 and r.get_json()["code"] == "duplicate_invoice", r.get_json()
+    listed = world.get("shop", "/api/v1/forms").get_json()["items"]
+    assert sorted(f["invoice_number"] for f in listed) == ["FIRST", "RACE-1", "RACE-2"]
+    assert {f["id"] for f in listed} >= set(outcome["batch"])
+    figures(waited_ms=round(waited * 1000), deadlocks=0)
