@@ -9,6 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
+from sqlalchemy import text
 
 from api import auth, database
 from api.models import User
@@ -284,7 +285,8 @@ def test_a_passport_read_while_its_forms_are_scanned_one_by_one_never_deadlocks(
     figures(requests=answered, errors=0, deadlocks=0)
 
 
-def test_a_form_issued_while_a_batch_holds_its_invoice_waits_for_the_batch_without_a_deadlock(app, world, figures):
+def test_a_form_issued_while_a_batch_holds_its_invoice_waits_for_the_batch_without_a_deadlock(app, world, live_server,
+                                                                                              figures):
     """A till issues a form for an invoice that a batch being stored at
     that moment has just inserted. The lone issue takes the change feed's
     and the audit chain's counters in its own statement, the batch only as
@@ -309,25 +311,44 @@ def test_a_form_issued_while_a_batch_holds_its_invoice_waits_for_the_batch_witho
                 stored = batch.issue_each(session, auth.current_principal(), drafts, _issuer(), utcnow())
                 inserted.set()
                 till_sent.wait(10)
-                time.sleep(0.5)  # the till's request is waiting for the invoice by now
+                waiting_for_a_lock()  # the till's request, for the invoice
                 session.commit()
                 outcome["batch"] = [getattr(f, "id", f) for f in stored]
             except Exception as error:  # reported below, not lost in the thread
                 outcome["batch"] = error
                 inserted.set()
 
+    def waiting_for_a_lock():
+        """Until another session waits for a lock (PostgreSQL), or half a
+        second (SQLite has one writer: the till waits for the batch's
+        transaction)."""
+        engine = app.extensions["db_engine"]
+        if engine.dialect.name != "postgresql":
+            time.sleep(0.5)
+            return
+        deadline = time.monotonic() + 10
+        with engine.connect() as conn:
+            while time.monotonic() < deadline:
+                if conn.scalar(text("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                                            "AND datname = current_database()")):
+                    return
+                conn.rollback()
+                time.sleep(0.02)
+        raise AssertionError("the till's request never waited for the invoice")
+
     storing = threading.Thread(target=store_batch)
     storing.start()
     assert inserted.wait(10)
     till_sent.set()
     started = time.monotonic()
-    r = world.post("shop", "/api/v1/forms", form_body(invoice="RACE-1"))
+    r = requests.post(f"{live_server}/api/v1/forms", json=form_body(invoice="RACE-1"),
+                      headers=bearer(world.tokens["shop"]), timeout=30)
     waited = time.monotonic() - started
     storing.join(30)
 
     assert not isinstance(outcome.get("batch"), Exception), outcome
     assert len(outcome["batch"]) == 2
-    assert r.status_code == 409 and r.get_json()["code"] == "duplicate_invoice", r.get_json()
+    assert r.status_code == 409 and r.json()["code"] == "duplicate_invoice", r.json()
     listed = world.get("shop", "/api/v1/forms").get_json()["items"]
     assert sorted(f["invoice_number"] for f in listed) == ["FIRST", "RACE-1", "RACE-2"]
     assert {f["id"] for f in listed} >= set(outcome["batch"])
