@@ -130,19 +130,69 @@ def _sign(claims: dict, typ: str) -> str:
     return jwt.encode(claims, key, algorithm="EdDSA", headers={"kid": kid, "typ": typ})
 
 
-def _verified_claims(token: str, typ: str, audience: str) -> dict:
+@dataclass(frozen=True)
+class _Verified:
+    """A token this worker verified: what it was verified as, with which
+    key, and its claims."""
+
+    typ: str
+    audience: str
+    kid: str
+    key: object
+    expires: int  # its exp, epoch seconds
+    claims: dict
+
+
+# Tokens verified by this worker, by their exact text: a caller sends the
+# same token with every request until it expires, and checking its EdDSA
+# signature again (with PyJWT's parsing) costs more than the rest of its
+# authentication. A token is served from here only while its key still
+# verifies (the very key object the keyring holds: a retired key, or one
+# reloaded since, sends it back through the full check) and before its
+# ``exp``; what the caller's row says (revoked, disabled, a new token
+# version) is read on every request as before. Only verified tokens get
+# in, so a stream of forged ones cannot fill it; at most this many per
+# worker (about 2 KB each), emptied when full.
+_VERIFIED_MAX = 4096
+
+
+def _verified_tokens() -> dict[str, _Verified]:
+    return current_app.extensions.setdefault("verified_tokens", {})
+
+
+class UnknownKey(jwt.InvalidTokenError):
+    """Signed with a key that is not (or no longer) one of the keyring's."""
+
+
+def _verified_claims(token: str, typ: str, audience: str,
+                     required: tuple[str, ...] = ("exp", "iat", "sub", "iss", "aud")) -> dict:
     """The claims of one of our JWTs of type ``typ`` for ``audience``; raises
-    jwt.InvalidTokenError (ExpiredSignatureError once expired)."""
+    jwt.InvalidTokenError (ExpiredSignatureError once expired). The claims
+    are shared by every request that sends the token: read them, never
+    change them."""
+    keyring, session = current_app.extensions["keyring"], database.session()
+    known = _verified_tokens().get(token)
+    if known is not None and known.typ == typ and known.audience == audience \
+            and keyring.keyset(session, known.kid, ACCESS_TOKEN_KEYS).get(known.kid) is known.key \
+            and utcnow().timestamp() < known.expires:
+        return known.claims
     header = jwt.get_unverified_header(token)
+    # Only our own algorithm and token type: no "none", no HS256 signed with
+    # a public key, no QR payload passed off as one of our tokens.
     if header.get("alg") != "EdDSA" or header.get("typ") != typ:
         raise jwt.InvalidTokenError("not this kind of token")
-    key = current_app.extensions["keyring"].keyset(
-        database.session(), header.get("kid"), ACCESS_TOKEN_KEYS).get(str(header.get("kid")))
+    # Access-token keys only: a token signed with a QR key is refused.
+    kid = str(header.get("kid"))
+    key = keyring.keyset(session, kid, ACCESS_TOKEN_KEYS).get(kid)
     if key is None:
-        raise jwt.InvalidTokenError("unknown key")
-    return jwt.decode(token, key, algorithms=["EdDSA"], audience=audience,
-                      issuer=current_app.config["TOKEN_ISSUER"],
-                      options={"require": ["exp", "iat", "sub", "iss", "aud"]})
+        raise UnknownKey("unknown key")
+    claims = jwt.decode(token, key, algorithms=["EdDSA"], audience=audience,
+                        issuer=current_app.config["TOKEN_ISSUER"], options={"require": list(required)})
+    verified = _verified_tokens()
+    if len(verified) >= _VERIFIED_MAX:
+        verified.clear()
+    verified[token] = _Verified(typ, audience, kid, key, int(claims["exp"]), claims)
+    return claims
 
 
 def traveller_audience() -> str:
@@ -271,37 +321,27 @@ def _principal_from_device_token(token: str) -> Principal:
 
 
 def _principal_from_access_token(token: str) -> Principal:
-    session = database.session()
-    try:
-        header = jwt.get_unverified_header(token)
-    except jwt.InvalidTokenError:
-        raise _unauthorized("The access token is malformed.")
-    if header.get("typ") == TRAVELLER_TOKEN_TYPE:
+    seen = _verified_tokens().get(token)
+    if seen is not None:
+        typ = seen.typ  # this very text's header, read when it was verified
+    else:
+        try:
+            typ = jwt.get_unverified_header(token).get("typ")
+        except jwt.InvalidTokenError:
+            raise _unauthorized("The access token is malformed.")
+    if typ == TRAVELLER_TOKEN_TYPE:
         return _principal_from_traveller_token(token)
-    # Only our own algorithm and token type: no "none", no HS256 signed with a
-    # public key, no QR payload passed off as an access token.
-    if header.get("alg") != "EdDSA" or header.get("typ") != "at+jwt":
-        raise _unauthorized("The access token is not valid.")
-    # Access-token keys only: a token signed with a QR key is refused.
-    kid = str(header.get("kid"))
-    key = current_app.extensions["keyring"].keyset(session, kid, ACCESS_TOKEN_KEYS).get(kid)
-    if key is None:
-        raise _unauthorized("The access token was signed with an unknown key.")
     try:
-        claims = jwt.decode(
-            token,
-            key,
-            algorithms=["EdDSA"],
-            audience=current_app.config["TOKEN_AUDIENCE"],
-            issuer=current_app.config["TOKEN_ISSUER"],
-            options={"require": ["exp", "iat", "sub", "iss", "aud", "auth_time", "ver"]},
-        )
+        claims = _verified_claims(token, "at+jwt", current_app.config["TOKEN_AUDIENCE"],
+                                  ("exp", "iat", "sub", "iss", "aud", "auth_time", "ver"))
     except jwt.ExpiredSignatureError:
         raise _unauthorized("The access token has expired.")
+    except UnknownKey:
+        raise _unauthorized("The access token was signed with an unknown key.")
     except jwt.InvalidTokenError:
         raise _unauthorized("The access token is not valid.")
     kind, _, user_id = str(claims["sub"]).partition(":")
-    user = (_USER.execute(session, {"user_id": int(user_id)}).fetchone()
+    user = (_USER.execute(database.session(), {"user_id": int(user_id)}).fetchone()
             if kind == "user" and user_id.isdigit() else None)
     if user is None:
         raise _unauthorized("The access token's user no longer exists.")

@@ -3,13 +3,14 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 from datetime import datetime, timedelta, timezone
 
 import jwt
 import pytest
 from sqlalchemy import delete
 
-from api import database, keys
+from api import auth, database, keys
 from api.models import Device, User
 
 
@@ -99,6 +100,31 @@ def test_the_signing_setup_accepts_a_well_formed_token(world, app):
     kid, key = _real_key(app)
     token = jwt.encode(_claims(app), key, algorithm="EdDSA", headers={"kid": kid, "typ": "at+jwt"})
     assert world.client.get("/api/v1/forms", headers=bearer(token)).status_code == 200
+
+
+def test_a_token_is_verified_once_and_refused_from_the_moment_it_expires(world, app, monkeypatch):
+    kid, key = _real_key(app)
+    expires = datetime.now(timezone.utc).replace(microsecond=0) + timedelta(seconds=2)
+    token = jwt.encode(_claims(app, exp=expires), key, algorithm="EdDSA", headers={"kid": kid, "typ": "at+jwt"})
+    checked, decode = [], jwt.decode
+    monkeypatch.setattr(jwt, "decode", lambda *args, **kwargs: checked.append(args[0]) or decode(*args, **kwargs))
+    for _ in range(3):
+        assert world.client.get("/api/v1/forms", headers=bearer(token)).status_code == 200
+    assert checked == [token]  # its signature checked once, by the first request
+
+    time.sleep(max(0.0, (expires - datetime.now(timezone.utc)).total_seconds()) + 0.05)
+    body = problem(world.client.get("/api/v1/forms", headers=bearer(token)), 401, "unauthorized")
+    assert body["detail"] == "The access token has expired."
+
+
+def test_the_tokens_a_worker_remembers_are_bounded(world, app, monkeypatch):
+    monkeypatch.setattr(auth, "_VERIFIED_MAX", 3)
+    kid, key = _real_key(app)
+    for n in range(7):
+        token = jwt.encode(_claims(app, jti=str(n)), key, algorithm="EdDSA", headers={"kid": kid, "typ": "at+jwt"})
+        assert world.client.get("/api/v1/forms", headers=bearer(token)).status_code == 200
+        assert 1 <= len(app.extensions["verified_tokens"]) <= 3
+    assert token in app.extensions["verified_tokens"]
 
 
 def test_a_qr_payload_is_not_an_access_token(world):

@@ -84,6 +84,16 @@ def test_a_desk_pass_opens_nothing_once_expired_or_altered(app_world, app):
     assert (r.status_code, r.get_json()["code"]) == (422, "desk_pass_expired")
 
 
+def test_a_desk_pass_the_desk_has_read_is_still_no_access_token(app_world):
+    form = app_world.issue_for(watch())
+    desk_pass = app_world.phone().signed_in().verdicts([form["id"]])["desk_pass"]
+    assert app_world.post("officer", "/api/v1/desk/travellers", {"desk_pass": desk_pass}).status_code == 200
+    # The API verified it once, as a desk pass: that says nothing of it as
+    # anything else.
+    r = app_world.world.client.get("/api/v1/forms", headers={"Authorization": f"Bearer {desk_pass}"})
+    assert (r.status_code, r.get_json()["detail"]) == (401, "The access token is not valid.")
+
+
 def test_a_traveller_who_came_straight_to_the_desk(app_world):
     form = app_world.issue_for(coat())
 
