@@ -18,6 +18,7 @@ import hashlib
 import hmac
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from types import SimpleNamespace
 
 from sqlalchemy import Select, bindparam, func, select, true, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -95,8 +96,7 @@ def resolve_retailer(session: Session, principal: Principal, retailer_vat: str |
     require_retail(principal)
     if principal.role == "retailer":
         retailer = _own_shop(session, principal)
-        if retailer_vat and retailer_vat != retailer.vat_number:
-            raise _field_problem("retailer_vat", "You can only issue forms for your own shop.")
+        _refuse_another_shop(retailer_vat, retailer.vat_number)
         return retailer
     if not retailer_vat:
         raise _field_problem("retailer_vat", "Name the retailer the form is issued for.")
@@ -119,11 +119,15 @@ _SHOP = HotStatement(select(*SHOP_COLUMNS)
                      .where(_SHOPS.c.id == bindparam("retailer_id")))
 
 
+def _shop_row(session: Session, principal: Principal) -> tuple:
+    return principal.shop or _SHOP.execute(session, {"retailer_id": principal.retailer_id}).fetchone()
+
+
 def _own_shop(session: Session, principal: Principal) -> Retailer:
     retailer = session.identity_map.get(session.identity_key(Retailer, principal.retailer_id))
     if retailer is not None:
         return retailer
-    row = principal.shop or _SHOP.execute(session, {"retailer_id": principal.retailer_id}).fetchone()
+    row = _shop_row(session, principal)
     n = len(_SHOPS.c)
     retailer = Retailer(**dict(zip(_SHOPS.c.keys(), row[:n])))
     intermediary = None
@@ -139,20 +143,72 @@ def _own_shop(session: Session, principal: Principal) -> Retailer:
     return retailer
 
 
+@dataclass(frozen=True)
+class Shop:
+    """What issuing a form needs of its shop, and what its answer shows."""
+
+    id: int
+    vat_number: str
+    name: str
+    intermediary_id: int | None
+    fee_bp: int  # its intermediary's fee; 0 without one
+
+    @classmethod
+    def of(cls, retailer: Retailer) -> Shop:
+        return cls(retailer.id, retailer.vat_number, retailer.name, retailer.intermediary_id,
+                   retailer.intermediary.fee_bp if retailer.intermediary else 0)
+
+
+_SHOP_ID, _SHOP_VAT, _SHOP_NAME, _SHOP_INTERMEDIARY = (
+    list(_SHOPS.c.keys()).index(name) for name in ("id", "vat_number", "name", "intermediary_id"))
+_INTERMEDIARY_FEE = len(_SHOPS.c) + list(_INTERMEDIARIES.c.keys()).index("fee_bp")
+
+
+def _shop_as_read(session: Session, principal: Principal) -> Shop:
+    """A shop's own user's shop, from its row as read (no ORM objects)."""
+    row = _shop_row(session, principal)
+    fee = row[_INTERMEDIARY_FEE] if row[_SHOP_INTERMEDIARY] is not None else 0
+    return Shop(row[_SHOP_ID], row[_SHOP_VAT], row[_SHOP_NAME], row[_SHOP_INTERMEDIARY], fee)
+
+
+class IssuedForm(SimpleNamespace):
+    """A form just issued, as written: the attributes a Form, its lines and
+    its shop show (what FormSchema dumps), as plain values rather than ORM
+    objects the session would hold."""
+
+
+def _refuse_another_shop(retailer_vat: str | None, own_vat: str) -> None:
+    """A shop's user names no shop, or their own."""
+    if retailer_vat and retailer_vat != own_vat:
+        raise _field_problem("retailer_vat", "You can only issue forms for your own shop.")
+
+
 def _field_problem(field: str, message: str) -> Problem:
     return Problem(422, "invalid_request", message, errors={field: [message]})
 
 
 def issue(session: Session, principal: Principal, data: dict, issuer: Issuer, now: datetime, *,
-          last: bool = False) -> Form:
+          last: bool = False) -> Form | IssuedForm:
     """Check a new form against the rules and store it with its signed QR payload.
 
     ``data`` is the validated request body. Raises a 422 problem naming every
     field that breaks a rule, or 409 when the invoice already has a form.
     ``last``: the caller commits the form without writing anything else but
-    an idempotency record (``audit.record_pair_after``'s ``last``).
+    an idempotency record (``audit.record_pair_after``'s ``last``), and acts
+    on the form no further than showing it: a shop's own form then comes
+    back as an IssuedForm. Otherwise the form is a Form of the session, as
+    if read back.
     """
-    retailer = resolve_retailer(session, principal, data.get("retailer_vat"))
+    if last and principal.role == "retailer":
+        # Nothing in the transaction acts on the form after this: no ORM
+        # objects for the session, for the shop or the form.
+        require_retail(principal)
+        shop = _shop_as_read(session, principal)
+        _refuse_another_shop(data.get("retailer_vat"), shop.vat_number)
+        retailer = None
+    else:
+        retailer = resolve_retailer(session, principal, data.get("retailer_vat"))
+        shop = Shop.of(retailer)
     traveller = data["traveller"]
     items = data["items"]
     lines = [
@@ -171,14 +227,14 @@ def issue(session: Session, principal: Principal, data: dict, issuer: Issuer, no
             "This purchase does not qualify for a tax-free refund: " + violations[0].message,
             errors=errors,
         )
-    fee_bp = retailer.intermediary.fee_bp if retailer.intermediary else 0
+    fee_bp = shop.fee_bp
     totals = rules.compute_totals(lines, fee_bp)
     deadline = rules.export_deadline(data["purchase_date"], issuer.ruleset.export_months)
     form_id = formid.new_form_id(issuer.ruleset.country)
     values = dict(
         id=form_id,
-        retailer_id=retailer.id,
-        intermediary_id=principal.intermediary_id if principal.role == "intermediary" else retailer.intermediary_id,
+        retailer_id=shop.id,
+        intermediary_id=principal.intermediary_id if principal.role == "intermediary" else shop.intermediary_id,
         status="issued",
         invoice_number=data["invoice_number"],
         purchase_date=data["purchase_date"],
@@ -204,7 +260,7 @@ def issue(session: Session, principal: Principal, data: dict, issuer: Issuer, no
         export_deadline=deadline,
         qr_payload=qrtoken.sign_form_token(
             form_id,
-            retailer.vat_number,
+            shop.vat_number,
             rules.deadline_end_utc(deadline, issuer.ruleset.timezone),
             issuer.signing_key,
             issuer.signing_kid,
@@ -252,8 +308,11 @@ def issue(session: Session, principal: Principal, data: dict, issuer: Issuer, no
             f"Invoice {data['invoice_number']} already has a tax-free form.",
             errors={"invoice_number": ["This invoice already has a tax-free form."]},
         )
-    return _as_loaded(session, Form(**values, **{**_NOT_YET, "change_seq": audit.early_number(session, form_id)}),
-                      [FormLine(**line, present=None) for line in line_values], retailer)
+    stored = {**values, **_NOT_YET, "change_seq": audit.early_number(session, form_id)}
+    if retailer is None:
+        return IssuedForm(**stored, retailer=shop, exit_point=None,
+                          lines=[SimpleNamespace(**line, present=None) for line in line_values])
+    return _as_loaded(session, Form(**stored), [FormLine(**line, present=None) for line in line_values], retailer)
 
 
 # Plain INSERTs, built once: the ORM's unit of work costs more than the
