@@ -137,6 +137,15 @@ def handle_problem(error: Problem):
 def handle_unexpected(error: Exception):
     if isinstance(error, HTTPException):
         return handle_http_exception(error)
+    if isinstance(error, OperationalError) and str(getattr(error.orig, "sqlstate", "")).startswith("40"):
+        # A deadlock or a serialization failure (SQLSTATE class 40):
+        # PostgreSQL rolled the transaction back, nothing of it was kept,
+        # and the same request sent again goes through.
+        log.warning("transaction rolled back by the database on %s %s: %s", request.method, request.path,
+                    type(error.orig).__name__)
+        return problem_response(503, "try_again",
+                                "Another request was changing the same data at the same moment; "
+                                "send this request again.", headers={"Retry-After": "1"})
     if isinstance(error, OperationalError):
         # The database is down, restarting or locked: a moment's wait fixes
         # it, and the pool reconnects by itself (api/database.py).

@@ -14,6 +14,7 @@ from sqlalchemy import text
 from api import auth, database
 from api.models import User
 from tests.builders import PASSWORD, form_body, item, traveller
+from tests.conftest import BACKENDS
 from tests.servers import free_port, gunicorn_command, server_environment, serving
 
 PROBLEM = "application/problem+json"
@@ -353,3 +354,48 @@ def test_a_form_issued_while_a_batch_holds_its_invoice_waits_for_the_batch_witho
     assert sorted(f["invoice_number"] for f in listed) == ["FIRST", "RACE-1", "RACE-2"]
     assert {f["id"] for f in listed} >= set(outcome["batch"])
     figures(waited_ms=round(waited * 1000), deadlocks=0)
+
+
+@pytest.mark.parametrize("database_url", [b for b in BACKENDS if b == "postgresql"], indirect=True)
+def test_a_scan_ended_by_a_deadlock_is_told_to_send_again_and_goes_through_when_it_does(app, world, live_server):
+    """No request of the API's waits for another in the opposite order (the
+    tests above), but a deadlock with something else (a hand-run fix in
+    psql, say) still ends one side. A scan that PostgreSQL picks is
+    answered 503 with Retry-After: the database is there, nothing of the
+    scan was kept (a kiosk keeps a 5xx in its queue and sends it again;
+    a 4xx it would drop), and sent again it goes through."""
+    form = world.issue("shop")  # the counters exist
+    engine = app.extensions["db_engine"]
+    answered = {}
+
+    def scan():
+        answered["scan"] = requests.post(f"{live_server}/api/v1/scans", json={"qr_payload": form["qr_payload"]},
+                                         headers=world.auth("kiosk"), timeout=30)
+
+    with engine.connect() as other, engine.connect() as watcher:
+        other.execute(text("UPDATE change_counters SET value = value WHERE name = 'forms'"))
+        scanning = threading.Thread(target=scan)
+        scanning.start()
+        deadline = time.monotonic() + 10
+        while not watcher.scalar(text("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                                      "AND datname = current_database()")):
+            assert time.monotonic() < deadline, "the scan never waited for the counter"
+            watcher.rollback()
+            time.sleep(0.02)
+        # The scan holds the form's row and waits for the counter this side
+        # holds; now this side waits for the form's row. PostgreSQL looks
+        # for a deadlock in a session a second (deadlock_timeout) after it
+        # began to wait: the scan's looks first, finds it and ends.
+        other.execute(text("SELECT id FROM forms WHERE id = :id FOR UPDATE"), {"id": form["id"]})
+        scanning.join(30)
+        other.rollback()
+
+    r = answered["scan"]
+    assert r.status_code == 503 and r.headers["Retry-After"] == "1", r.text
+    assert r.headers["Content-Type"] == "application/problem+json"
+    assert r.json()["code"] == "try_again" and "send this request again" in r.json()["detail"]
+    assert events(world, form["id"]) and types(events(world, form["id"])) == ["form.issued"]
+
+    again = world.scan("kiosk", form["qr_payload"])
+    assert again.status_code == 200 and again.get_json()["verdict"] == "validated"
+    assert types(events(world, form["id"])) == ["form.issued", "form.validated", "form.scanned"]
