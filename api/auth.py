@@ -160,7 +160,7 @@ def _verified_tokens() -> dict[str, _Verified]:
     return current_app.extensions.setdefault("verified_tokens", {})
 
 
-class UnknownKey(jwt.InvalidTokenError):
+class _UnknownKey(jwt.InvalidTokenError):
     """Signed with a key that is not (or no longer) one of the keyring's."""
 
 
@@ -185,7 +185,7 @@ def _verified_claims(token: str, typ: str, audience: str,
     kid = str(header.get("kid"))
     key = keyring.keyset(session, kid, ACCESS_TOKEN_KEYS).get(kid)
     if key is None:
-        raise UnknownKey("unknown key")
+        raise _UnknownKey("unknown key")
     claims = jwt.decode(token, key, algorithms=["EdDSA"], audience=audience,
                         issuer=current_app.config["TOKEN_ISSUER"], options={"require": list(required)})
     verified = _verified_tokens()
@@ -336,7 +336,7 @@ def _principal_from_access_token(token: str) -> Principal:
                                   ("exp", "iat", "sub", "iss", "aud", "auth_time", "ver"))
     except jwt.ExpiredSignatureError:
         raise _unauthorized("The access token has expired.")
-    except UnknownKey:
+    except _UnknownKey:
         raise _unauthorized("The access token was signed with an unknown key.")
     except jwt.InvalidTokenError:
         raise _unauthorized("The access token is not valid.")
