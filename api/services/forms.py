@@ -195,17 +195,15 @@ def issue(session: Session, principal: Principal, data: dict, issuer: Issuer, no
     field that breaks a rule, or 409 when the invoice already has a form.
     ``last``: the caller commits the form without writing anything else but
     an idempotency record (``audit.record_pair_after``'s ``last``), and acts
-    on the form no further than showing it: a shop's own form then comes
-    back as an IssuedForm. Otherwise the form is a Form of the session, as
-    if read back.
+    on the form no further than showing it: the form then comes back as an
+    IssuedForm (and a shop's own user's shop is not made an ORM object
+    either). Otherwise the form is a Form of the session, as if read back.
     """
     if last and principal.role == "retailer":
         # Nothing in the transaction acts on the form after this: no ORM
         # objects for the session, for the shop or the form.
-        require_retail(principal)
-        shop = _shop_as_read(session, principal)
+        shop, retailer = _shop_as_read(session, principal), None
         _refuse_another_shop(data.get("retailer_vat"), shop.vat_number)
-        retailer = None
     else:
         retailer = resolve_retailer(session, principal, data.get("retailer_vat"))
         shop = Shop.of(retailer)
@@ -309,7 +307,7 @@ def issue(session: Session, principal: Principal, data: dict, issuer: Issuer, no
             errors={"invoice_number": ["This invoice already has a tax-free form."]},
         )
     stored = {**values, **_NOT_YET, "change_seq": audit.early_number(session, form_id)}
-    if retailer is None:
+    if last:
         return IssuedForm(**stored, retailer=shop, exit_point=None,
                           lines=[SimpleNamespace(**line, present=None) for line in line_values])
     return _as_loaded(session, Form(**stored), [FormLine(**line, present=None) for line in line_values], retailer)

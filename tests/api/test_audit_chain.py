@@ -472,20 +472,31 @@ def _statements_of(app, action) -> list[str]:
     return statements
 
 
-def test_a_scans_verdict_takes_its_change_number_and_chain_numbers_with_its_write(app, world, runner):
-    form = world.issue("shop", traveller=traveller(passport_number="N0000001"))
+def _numbering_of(app, runner, act) -> tuple[list[str], int, int, int, tuple[int, int]]:
+    """Run ``act`` (one request): the statements it
+    sent, the change feed's counter before and after, and the chain's
+    events before and (events, head seq) after."""
     events_before, _, _ = intact(runner)
     with app.app_context():
         forms_before = database.session().get(ChangeCounter, "forms").value
-
-    statements = _statements_of(app, lambda: world.scan("kiosk", form["qr_payload"]))
-
+    statements = _statements_of(app, act)
     with app.app_context():
-        session = database.session()
-        seq = session.scalar(select(Form.change_seq).where(Form.id == form["id"]))
-        forms_after = session.get(ChangeCounter, "forms").value
-    assert seq == forms_after == forms_before + 1
-    assert intact(runner)[:2] == (events_before + 2, events_before + 2)
+        forms_after = database.session().get(ChangeCounter, "forms").value
+    return statements, forms_before, forms_after, events_before, intact(runner)[:2]
+
+
+def _change_seq(app, form_id: str) -> int:
+    with app.app_context():
+        return database.session().scalar(select(Form.change_seq).where(Form.id == form_id))
+
+
+def test_a_scans_verdict_takes_its_change_number_and_chain_numbers_with_its_write(app, world, runner):
+    form = world.issue("shop", traveller=traveller(passport_number="N0000001"))
+    statements, forms_before, forms_after, events_before, chain = _numbering_of(
+        app, runner, lambda: world.scan("kiosk", form["qr_payload"]))
+
+    assert _change_seq(app, form["id"]) == forms_after == forms_before + 1
+    assert chain == (events_before + 2, events_before + 2)
     if app.extensions["db_engine"].dialect.name == "postgresql":
         # On PostgreSQL the verdict's statement took both numbers; the
         # commit only links the two events.
@@ -575,19 +586,12 @@ def test_a_scan_where_no_counter_has_a_row_yet_is_numbered_as_it_commits(app, wo
 
 def test_an_issue_takes_its_change_number_and_chain_number_with_its_insert(app, world, runner):
     world.issue("shop")
-    events_before, _, _ = intact(runner)
-    with app.app_context():
-        forms_before = database.session().get(ChangeCounter, "forms").value
-
     issued = {}
-    statements = _statements_of(app, lambda: issued.update(world.issue("shop", invoice="EARLY-1")))
+    statements, forms_before, forms_after, events_before, chain = _numbering_of(
+        app, runner, lambda: issued.update(world.issue("shop", invoice="EARLY-1")))
 
-    with app.app_context():
-        session = database.session()
-        seq = session.scalar(select(Form.change_seq).where(Form.id == issued["id"]))
-        forms_after = session.get(ChangeCounter, "forms").value
-    assert seq == forms_after == forms_before + 1
-    assert intact(runner)[:2] == (events_before + 1, events_before + 1)
+    assert _change_seq(app, issued["id"]) == forms_after == forms_before + 1
+    assert chain == (events_before + 1, events_before + 1)
     # The change feed lists it at that number.
     r = world.get("shop", "/api/v1/forms")
     assert [f["id"] for f in r.get_json()["items"]][-1] == issued["id"]
@@ -628,11 +632,8 @@ def test_a_batch_numbers_its_forms_as_it_commits(app, world, runner):
     insert (the batch holds them only for its commit), all are numbered in
     order as it commits."""
     world.issue("shop")
-    events_before, _, _ = intact(runner)
-    with app.app_context():
-        forms_before = database.session().get(ChangeCounter, "forms").value
     answer = {}
-    statements = _statements_of(app, lambda: answer.update(world.post(
+    statements, forms_before, _, events_before, chain = _numbering_of(app, runner, lambda: answer.update(world.post(
         "shop", "/api/v1/forms/batch", {"forms": [form_body(invoice=f"BATCH-EARLY-{n}") for n in range(3)]}
     ).get_json()))
     assert [item["status"] for item in answer["items"]] == [201] * 3, answer
@@ -640,7 +641,7 @@ def test_a_batch_numbers_its_forms_as_it_commits(app, world, runner):
     with app.app_context():
         numbers = dict(database.session().execute(select(Form.id, Form.change_seq).where(Form.id.in_(ids))).all())
     assert [numbers[i] for i in ids] == [forms_before + 1, forms_before + 2, forms_before + 3]
-    assert intact(runner)[:2] == (events_before + 3, events_before + 3)
+    assert chain == (events_before + 3, events_before + 3)
     if app.extensions["db_engine"].dialect.name == "postgresql":
         inserts = [s for s in statements if "INSERT INTO forms" in s]
         assert len(inserts) == 3 and not [s for s in inserts if "change_counters" in s]

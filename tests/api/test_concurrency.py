@@ -394,7 +394,7 @@ def test_a_scan_ended_by_a_deadlock_is_told_to_send_again_and_goes_through_when_
     assert r.status_code == 503 and r.headers["Retry-After"] == "1", r.text
     assert r.headers["Content-Type"] == "application/problem+json"
     assert r.json()["code"] == "try_again" and "send this request again" in r.json()["detail"]
-    assert events(world, form["id"]) and types(events(world, form["id"])) == ["form.issued"]
+    assert types(events(world, form["id"])) == ["form.issued"]
 
     again = world.scan("kiosk", form["qr_payload"])
     assert again.status_code == 200 and again.get_json()["verdict"] == "validated"
