@@ -164,36 +164,57 @@ class HotStatement:
             except Exception as error:
                 # As SQLAlchemy reports a value its column type refuses.
                 raise exc.StatementError(f"({type(error).__qualname__}) {error}", sql, params, error) from error
-        cursor = self._cursor(connection.connection)
-        dispatch = connection.dispatch
-        if dispatch.before_cursor_execute:
-            dispatch.before_cursor_execute(connection, cursor, sql, params, None, False)
-        try:
-            cursor.execute(sql, params)
-        except Exception as error:
-            # As SQLAlchemy handles a failed statement (its own method for
-            # it): wrapped in its exception classes, handle_error listeners
-            # told, a lost connection invalidated.
-            connection._handle_dbapi_exception(error, sql, params, cursor, None)
-        if dispatch.after_cursor_execute:
-            dispatch.after_cursor_execute(connection, cursor, sql, params, None, False)
+        cursor = _cursor(connection.connection, self)
+        _execute(connection, cursor, sql, params)
         return cursor if results is None else _Processed(cursor, results)
 
-    def _cursor(self, pooled):
-        """This statement's cursor on the pooled connection ``pooled``, made
-        once per connection: a new psycopg cursor per execution makes its
-        transformer again and looks up the columns' loaders again (about a
-        fifth of a small statement's client-side CPU). The
-        pool forgets the cursors with the connection (its ``info`` is
-        cleared when the connection is replaced). Callers fetch a result
-        before running the same statement again, as every hot path does."""
-        cursors = pooled.info.get(_CURSORS)
-        if cursors is None:
-            cursors = pooled.info[_CURSORS] = {}
-        cursor = cursors.get(self)
-        if cursor is None or cursor.closed:
-            cursor = cursors[self] = pooled.driver_connection.cursor()
-        return cursor
+
+def execute_then_commit(session: Session, sql: str) -> None:
+    """PostgreSQL: run ``sql`` and commit the session's transaction, sent
+    to the server in one message (the simple query protocol), so that what
+    ``sql`` locks is held for one round trip less than with a COMMIT of its
+    own. That protocol takes no parameters: ``sql`` holds its values
+    written in, so only values the caller made itself, never input. For a
+    ``before_commit`` hook's last statement: SQLAlchemy's COMMIT that
+    follows finds the transaction ended and sends nothing. Errors are
+    raised as ``HotStatement`` raises them, the transaction left to roll
+    back."""
+    connection = session.connection()
+    _execute(connection, _cursor(connection.connection, execute_then_commit), f"{sql}; COMMIT", None)
+
+
+def _execute(connection, cursor, sql: str, params: dict | None) -> None:
+    """``sql`` on the driver's ``cursor``, seen by SQLAlchemy as if it had
+    sent it."""
+    dispatch = connection.dispatch
+    if dispatch.before_cursor_execute:
+        dispatch.before_cursor_execute(connection, cursor, sql, params, None, False)
+    try:
+        cursor.execute(sql, params)
+    except Exception as error:
+        # As SQLAlchemy handles a failed statement (its own method for
+        # it): wrapped in its exception classes, handle_error listeners
+        # told, a lost connection invalidated.
+        connection._handle_dbapi_exception(error, sql, params, cursor, None)
+    if dispatch.after_cursor_execute:
+        dispatch.after_cursor_execute(connection, cursor, sql, params, None, False)
+
+
+def _cursor(pooled, statement):
+    """``statement``'s cursor on the pooled connection ``pooled``, made once
+    per connection: a new psycopg cursor per execution makes its
+    transformer again and looks up the columns' loaders again (about a
+    fifth of a small statement's client-side CPU). The pool forgets the
+    cursors with the connection (its ``info`` is cleared when the
+    connection is replaced). Callers fetch a result before running the
+    same statement again, as every hot path does."""
+    cursors = pooled.info.get(_CURSORS)
+    if cursors is None:
+        cursors = pooled.info[_CURSORS] = {}
+    cursor = cursors.get(statement)
+    if cursor is None or cursor.closed:
+        cursor = cursors[statement] = pooled.driver_connection.cursor()
+    return cursor
 
 
 _CURSORS = "hot_statement_cursors"

@@ -94,7 +94,8 @@ def _in(file: str, prefix: str) -> bool:
 # Frames that stand for their caller: a hot statement (api/database.py) is
 # the work of whoever runs it, and so is audit's shared helper for the
 # statements that write a change with its event.
-TRANSPARENT = (("api/database.py", {"execute", "_for", "fetchone", "fetchall", "_row", "__init__"}),
+TRANSPARENT = (("api/database.py", {"execute", "_for", "fetchone", "fetchall", "_row", "__init__", "_execute",
+                                     "_cursor", "execute_then_commit"}),
                ("api/services/audit.py", {"_record_by"}))
 
 

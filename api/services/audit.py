@@ -336,7 +336,9 @@ def _number_and_link(session) -> None:
     """The last writes before COMMIT, each under a counter's row lock held
     until the commit: first the change feed's numbers, then the audit
     chain's links. One listener makes the order of the two locks explicit
-    (the same in every transaction, so writers never deadlock on them)."""
+    (the same in every transaction, so writers never deadlock on them).
+    On PostgreSQL the links go with the COMMIT itself: this listener must
+    stay the only ``before_commit`` one, as nothing may write after it."""
     if session.in_nested_transaction():
         return
     session.flush()
@@ -370,7 +372,9 @@ def _number_and_link(session) -> None:
             if more:
                 audit_last, head = last, head if taken is not None else head_now
         if events:
-            audit_chain.link(session, _chain_key(session), events, audit_last, head)
+            # The transaction's last statement, with its COMMIT: SQLAlchemy's
+            # own COMMIT after this hook finds nothing left to commit.
+            audit_chain.link_and_commit(session, _chain_key(session), events, audit_last, head)
         return
     if form_ids:
         changes.assign(session, form_ids)

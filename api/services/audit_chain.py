@@ -35,6 +35,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -43,7 +44,7 @@ from sqlalchemy import BigInteger, String, bindparam, exists, func, insert, sele
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from ..database import HotStatement
+from .. import database
 from ..models import AuditLink, ChangeCounter, Event
 
 COUNTER = "audit"
@@ -154,13 +155,6 @@ _LINK = insert(AuditLink.__table__)
 _COUNTERS = ChangeCounter.__table__
 _NEW_HEAD = (update(_COUNTERS).where(_COUNTERS.c.name == COUNTER)
              .values(head_hash=bindparam("head", type_=String)))
-# PostgreSQL: the links and the new head in one statement, the links as
-# arrays (one statement text whatever their number).
-_LINK_AND_HEAD = HotStatement(text(
-    "WITH linked AS (INSERT INTO audit_links (seq, event_id, hash) "
-    "SELECT * FROM unnest(CAST(:seqs AS bigint[]), CAST(:event_ids AS bigint[]), CAST(:hashes AS text[]))) "
-    f"UPDATE change_counters SET head_hash = :head WHERE name = '{COUNTER}'"
-))
 
 
 def append(session: Session, key: bytes, events: list[tuple[int, bytes]]) -> int:
@@ -171,17 +165,38 @@ def append(session: Session, key: bytes, events: list[tuple[int, bytes]]) -> int
     # every write takes.
     connection = session.connection()
     last, head = connection.execute(_TAKE[connection.dialect.name], {"n": len(events)}).one()
-    return link(session, key, events, last, head)
+    rows, head = _sealed(connection, key, events, last, head)
+    connection.execute(_LINK, rows)
+    connection.execute(_NEW_HEAD, {"head": head})
+    return last
 
 
-def link(session: Session, key: bytes, events: list[tuple[int, bytes]], last: int, head: str | None) -> int:
-    """Seal ``events`` with the links numbered up to ``last``, taken (with
-    the counter's row lock) when the chain's head was ``head``; returns
-    ``last``. The head moves to the last new link."""
-    connection = session.connection()
+def link_and_commit(session: Session, key: bytes, events: list[tuple[int, bytes]], last: int,
+                    head: str | None) -> None:
+    """PostgreSQL: seal ``events`` with the links numbered up to ``last``,
+    taken (with the counter's row lock) when the chain's head was ``head``,
+    and commit. The links and the new head are the transaction's last
+    statement and go to the server in one message with its COMMIT
+    (``database.execute_then_commit``): every writer waits for the
+    counter's lock, and this lets it go one round trip sooner than a
+    separate COMMIT would."""
+    rows, head = _sealed(session.connection(), key, events, last, head)
+    # Written into the statement: the protocol that carries a COMMIT with
+    # it takes no parameters. Numbers and hex digests this function made,
+    # checked all the same (the head it started from was read from the
+    # database, but only a digest of it is written).
+    values = ", ".join(f"({int(row['seq'])}, {int(row['event_id'])}, '{_digest(row['hash'])}')" for row in rows)
+    database.execute_then_commit(session, (
+        f"WITH linked AS (INSERT INTO audit_links (seq, event_id, hash) VALUES {values}) "
+        f"UPDATE change_counters SET head_hash = '{_digest(head)}' WHERE name = '{COUNTER}'"))
+
+
+def _sealed(connection, key: bytes, events: list[tuple[int, bytes]], last: int,
+            head: str | None) -> tuple[list[dict], str]:
+    """The links of ``events``, numbered up to ``last``, after the chain's
+    head ``head`` (read under the counter's lock, so the link it names is
+    committed by now); and the new head."""
     first = last - len(events) + 1
-    # The head on the counter's row was read under its lock: the link it
-    # names is committed by now.
     previous = ZERO if first == 1 else head
     if previous is None:
         # A counter row without its head (restored by hand): the link before.
@@ -194,14 +209,16 @@ def link(session: Session, key: bytes, events: list[tuple[int, bytes]], last: in
     for seq, (event_id, stored) in enumerate(events, start=first):
         previous = link_hash(key, previous, stored)
         rows.append({"seq": seq, "event_id": event_id, "hash": previous})
-    if connection.dialect.name == "postgresql":
-        _LINK_AND_HEAD.execute(session, {"seqs": [r["seq"] for r in rows],
-                                         "event_ids": [r["event_id"] for r in rows],
-                                         "hashes": [r["hash"] for r in rows], "head": previous})
-    else:
-        connection.execute(_LINK, rows)
-        connection.execute(_NEW_HEAD, {"head": previous})
-    return last
+    return rows, previous
+
+
+_DIGEST = re.compile(r"[0-9a-f]{64}")
+
+
+def _digest(value: str) -> str:
+    if not _DIGEST.fullmatch(value):
+        raise ValueError("a link's hash is 64 hex digits")
+    return value
 
 
 # --- verifying ----------------------------------------------------------------

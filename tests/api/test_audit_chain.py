@@ -21,8 +21,10 @@ from api.models import AuditLink, ChangeCounter, Event, ExitPoint, Form, utcnow
 from api.services import audit, audit_chain, scans
 from tests.api.test_concurrency import all_at_once, bearer
 from tests.builders import form_body, item, traveller
+from tests.conftest import BACKENDS
 
 INTACT = re.compile(r"^audit trail intact: (\d+) events, head seq (\d+) hash ([0-9a-f]{64})$", re.M)
+PROBLEM = "application/problem+json"
 BROKEN = re.compile(r"^audit trail broken at seq (\d+) \((?:event (\d+)|event unknown)\): (.+)$", re.M)
 
 
@@ -647,3 +649,94 @@ def test_a_batch_numbers_its_forms_as_it_commits(app, world, runner):
         assert len(inserts) == 3 and not [s for s in inserts if "change_counters" in s]
         assert all("pg_advisory_xact_lock" in s for s in inserts)
         assert len([s for s in statements if "take_commit_numbers" in s]) == 1
+
+
+# --- the last statement before the commit ---------------------------------------------
+
+@pytest.mark.parametrize("database_url", [b for b in BACKENDS if b == "postgresql"], indirect=True)
+@pytest.mark.parametrize("write", ["scan", "issue"])
+def test_a_write_lets_the_counters_go_with_its_links(app, world, database_url, write):
+    """Every writer waits for the counters' row locks. A verdict or an issue
+    sends its links with its COMMIT, so once the links' statement has
+    returned the transaction is committed and the counters are free: not a
+    round trip later, when a COMMIT of its own would have returned."""
+    form = world.issue("shop", traveller=traveller(passport_number="N0000006"))
+    other = create_engine(database_url)
+    seen = []
+
+    def look(_conn, _cursor, statement, *_args):
+        if "INSERT INTO audit_links" not in statement:
+            return
+        with other.connect() as connection:
+            newest = connection.scalar(text("SELECT max(seq) FROM audit_links"))
+            try:
+                connection.execute(text("SELECT name FROM change_counters FOR UPDATE NOWAIT")).all()
+                free = True
+            except DBAPIError:
+                free = False
+            connection.rollback()
+        seen.append((free, newest))
+
+    engine = app.extensions["db_engine"]
+    event.listen(engine, "after_cursor_execute", look)
+    try:
+        if write == "scan":
+            assert world.scan("kiosk", form["qr_payload"]).get_json()["verdict"] == "validated"
+        else:
+            world.issue("shop", invoice="LAST-1")
+    finally:
+        event.remove(engine, "after_cursor_execute", look)
+        other.dispose()
+    # One statement linked the events; by the time it returned, the
+    # counters were free and its links committed, there for everyone.
+    with app.app_context():
+        newest = database.session().scalar(select(func.max(AuditLink.seq)))
+    assert seen == [(True, newest)]
+
+
+_REFUSE_LINKS = {
+    "postgresql": ["CREATE FUNCTION refuse_link() RETURNS trigger LANGUAGE plpgsql AS "
+                   "$$ BEGIN RAISE EXCEPTION 'links refused'; END $$",
+                   "CREATE TRIGGER refuse_link BEFORE INSERT ON audit_links "
+                   "FOR EACH ROW EXECUTE FUNCTION refuse_link()"],
+    "sqlite": ["CREATE TRIGGER refuse_link BEFORE INSERT ON audit_links "
+               "BEGIN SELECT RAISE(ABORT, 'links refused'); END"],
+}
+_ALLOW_LINKS = {"postgresql": ["DROP TRIGGER refuse_link ON audit_links", "DROP FUNCTION refuse_link()"],
+                "sqlite": ["DROP TRIGGER refuse_link"]}
+
+
+def test_a_scan_whose_links_fail_writes_nothing_and_goes_through_when_sent_again(app, world, runner):
+    """The links are the last statement of the scan's transaction (on
+    PostgreSQL, sent with its COMMIT): should the database refuse them, the
+    verdict, the scan and its events are rolled back with them, and the
+    connection serves the next request."""
+    form = world.issue("shop", traveller=traveller(passport_number="N0000007"))
+    events_before, _, _ = intact(runner)
+
+    def run(statements):
+        with app.app_context():
+            session = database.session()
+            for statement in statements[session.get_bind().dialect.name]:
+                session.execute(text(statement))
+            session.commit()
+
+    def state():
+        with app.app_context():
+            session = database.session()
+            return (session.scalar(select(Form.status).where(Form.id == form["id"])),
+                    session.scalar(select(func.count()).select_from(Event).where(Event.form_id == form["id"])),
+                    dict(session.execute(select(ChangeCounter.name, ChangeCounter.value)).all()))
+
+    before = state()
+    run(_REFUSE_LINKS)
+    try:
+        r = world.scan("kiosk", form["qr_payload"])
+    finally:
+        run(_ALLOW_LINKS)
+    assert r.status_code >= 409 and r.headers["Content-Type"] == PROBLEM, r.get_json()
+    assert state() == before and before[0] == "issued"
+    assert intact(runner)[:2] == (events_before, events_before)
+
+    assert world.scan("kiosk", form["qr_payload"]).get_json()["verdict"] == "validated"
+    assert intact(runner)[:2] == (events_before + 2, events_before + 2)
