@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from types import SimpleNamespace
 
-from sqlalchemy import Select, bindparam, column, func, select, true, update
+from sqlalchemy import Select, bindparam, column, exists, func, select, true, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, joinedload, make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
@@ -225,10 +225,46 @@ def issue(session: Session, principal: Principal, data: dict, issuer: Issuer, no
             "This purchase does not qualify for a tax-free refund: " + violations[0].message,
             errors=errors,
         )
-    fee_bp = shop.fee_bp
-    totals = rules.compute_totals(lines, fee_bp)
+    totals = rules.compute_totals(lines, shop.fee_bp)
     deadline = rules.export_deadline(data["purchase_date"], issuer.ruleset.export_months)
-    form_id = formid.new_form_id(issuer.ruleset.country)
+    session.flush()  # ORM changes first: a batch's earlier forms, say
+    connection = session.connection()
+    numbering = last and connection.dialect.name == "postgresql" and audit.may_number_early(session)
+    # A new id is drawn at random: should a form already have it, nothing
+    # is written (no counter taken either) and another is drawn, rather
+    # than the shop being told of a conflict that is not its own.
+    for _attempt in range(_ID_DRAWS):
+        form_id = formid.new_form_id(issuer.ruleset.country)
+        values, line_values = _form_values(form_id, principal, shop, data, totals, deadline, issuer, now)
+        issued = {"form_id": form_id, "type": "form.issued", "actor": principal.actor, "at": now,
+                  "total_cents": totals.total_cents, "refund_cents": totals.refund_cents}
+        # The invoice's unique constraint answers whether it already has a
+        # form, in the INSERT itself: no read before it, and no race after
+        # one. Only when nothing was written does a read tell why.
+        if _inserted(session, connection, values, line_values, issued, numbering):
+            break
+        if connection.execute(_INVOICE_TAKEN, {"retailer_id": shop.id,
+                                               "invoice_number": data["invoice_number"]}).first():
+            raise Problem(
+                409,
+                "duplicate_invoice",
+                f"Invoice {data['invoice_number']} already has a tax-free form.",
+                errors={"invoice_number": ["This invoice already has a tax-free form."]},
+            )
+    else:
+        raise RuntimeError(f"{_ID_DRAWS} form ids drawn, every one of them taken")
+    stored = {**values, **_NOT_YET, "change_seq": audit.early_number(session, form_id)}
+    if last:
+        return IssuedForm(**stored, retailer=shop, exit_point=None,
+                          lines=[SimpleNamespace(**line, present=None) for line in line_values])
+    return _as_loaded(session, Form(**stored), [FormLine(**line, present=None) for line in line_values], retailer)
+
+
+def _form_values(form_id: str, principal: Principal, shop, data: dict, totals, deadline, issuer: Issuer,
+                 now: datetime) -> tuple[dict, list[dict]]:
+    """The new form's row and its lines' rows, with its QR payload signed
+    for ``form_id``."""
+    traveller = data["traveller"]
     values = dict(
         id=form_id,
         retailer_id=shop.id,
@@ -254,7 +290,7 @@ def issue(session: Session, principal: Principal, data: dict, issuer: Issuer, no
         vat_cents=totals.vat_cents,
         fee_cents=totals.fee_cents,
         refund_cents=totals.refund_cents,
-        fee_bp=fee_bp,
+        fee_bp=shop.fee_bp,
         export_deadline=deadline,
         qr_payload=qrtoken.sign_form_token(
             form_id,
@@ -280,37 +316,33 @@ def issue(session: Session, principal: Principal, data: dict, issuer: Issuer, no
             category=item["category"],
             serial_number=item.get("serial_number"),
         )
-        for n, item in enumerate(items, start=1)
+        for n, item in enumerate(data["items"], start=1)
     ]
-    session.flush()  # ORM changes first: a batch's earlier forms, say
-    # The invoice's unique constraint answers whether it already has a form,
-    # in the INSERT itself: no read before it, and no race after one.
-    issued = {"form_id": form_id, "type": "form.issued", "actor": principal.actor, "at": now,
-              "total_cents": totals.total_cents, "refund_cents": totals.refund_cents}
-    connection = session.connection()
+    return values, line_values
+
+
+def _inserted(session: Session, connection, values: dict, line_values: list[dict], issued: dict,
+              numbering: bool) -> bool:
+    """Insert the form, its lines and its event, unless its invoice or its
+    id is taken (then nothing is written)."""
     if connection.dialect.name == "postgresql":
         # The form, its lines and its event in one statement (all or none).
-        numbering = last and audit.may_number_early(session)
-        inserted = audit.record_by(session, _issue_statement(tuple(values), numbering),
-                                   {**values, "lines": line_values},
-                                   numbering=numbering, **issued) is not None
-    else:
-        inserted = connection.execute(_INSERT_FORM, values).scalar() is not None
-        if inserted:
-            connection.execute(_INSERT_LINE, line_values)
-            audit.record(session, **issued)
-    if not inserted:
-        raise Problem(
-            409,
-            "duplicate_invoice",
-            f"Invoice {data['invoice_number']} already has a tax-free form.",
-            errors={"invoice_number": ["This invoice already has a tax-free form."]},
-        )
-    stored = {**values, **_NOT_YET, "change_seq": audit.early_number(session, form_id)}
-    if last:
-        return IssuedForm(**stored, retailer=shop, exit_point=None,
-                          lines=[SimpleNamespace(**line, present=None) for line in line_values])
-    return _as_loaded(session, Form(**stored), [FormLine(**line, present=None) for line in line_values], retailer)
+        return audit.record_by(session, _issue_statement(tuple(values), numbering),
+                               {**values, "lines": line_values}, numbering=numbering, **issued) is not None
+    # SQLite: the id first. A form given the same id in between is still
+    # refused by the primary key, as a conflict like any other race.
+    if connection.execute(_ID_TAKEN, {"id": values["id"]}).first() is not None:
+        return False
+    if connection.execute(_INSERT_FORM, values).scalar() is None:
+        return False
+    connection.execute(_INSERT_LINE, line_values)
+    audit.record(session, **issued)
+    return True
+
+
+# Ids drawn for one form before giving up: with 35 random bits, a second
+# draw is already a rare event and a fifth one is never needed.
+_ID_DRAWS = 5
 
 
 # Plain INSERTs, built once: the ORM's unit of work costs more than the
@@ -322,11 +354,15 @@ _INSERT_FORM = (sqlite.insert(_FORMS)
                 .on_conflict_do_nothing(index_elements=[_FORMS.c.retailer_id, _FORMS.c.invoice_number])
                 .returning(_FORMS.c.id))
 _INSERT_LINE = _LINES.insert()
+_ID_TAKEN = select(_FORMS.c.id).where(_FORMS.c.id == bindparam("id"))
+_INVOICE_TAKEN = select(_FORMS.c.id).where((_FORMS.c.retailer_id == bindparam("retailer_id"))
+                                           & (_FORMS.c.invoice_number == bindparam("invoice_number")))
 
 
 @functools.cache
 def _issue_statement(columns: tuple[str, ...], numbering: bool = False):
-    """PostgreSQL: the form (unless its invoice has one) with ``columns``,
+    """PostgreSQL: the form (unless its invoice has one, or its id is
+    another form's) with ``columns``,
     its lines (given as one JSON array of objects) and its event, one
     statement. With ``numbering``, the statement also takes the form's
     number in the change feed and its event's in the audit chain
@@ -345,13 +381,16 @@ def _issue_statement(columns: tuple[str, ...], numbering: bool = False):
         func.hashtext(bindparam("invoice_number", type_=_FORMS.c.invoice_number.type))
     ).label("locked")).cte("invoice")
     values = {name: bindparam(name, type_=_FORMS.c[name].type) for name in columns}
+    # Nothing at all (no counter either) if a form already has the id drawn
+    # for this one: the caller draws another.
+    free = select(invoice.c.locked).where(~exists().where(_FORMS.c.id == values["id"])).cte("free")
     ctes: tuple = ()
     numbers = None
     if numbering:
-        numbers = audit.Numbers.after(invoice, events=1)
+        numbers = audit.Numbers.after(free, events=1)
         values["change_seq"] = numbers.form_seq()
         ctes = numbers.ctes()
-    form = (postgresql.insert(_FORMS).from_select(list(values), select(*values.values()).select_from(invoice))
+    form = (postgresql.insert(_FORMS).from_select(list(values), select(*values.values()).select_from(free))
             .on_conflict_do_nothing(index_elements=[_FORMS.c.retailer_id, _FORMS.c.invoice_number])
             .returning(_FORMS.c.id).cte("issued"))
     # The lines as one JSON value, each column typed in the statement:
@@ -361,7 +400,7 @@ def _issue_statement(columns: tuple[str, ...], numbering: bool = False):
     lines = _LINES.insert().from_select(
         ("form_id", *_LINE_COLUMNS), select(form.c.id, *rows.c).select_from(form).join(rows, true())
     ).cte("lines")
-    return audit.event_for_each(form, invoice, *ctes, lines, numbers=numbers)
+    return audit.event_for_each(form, invoice, free, *ctes, lines, numbers=numbers)
 # A new form's columns that only later steps fill in.
 _NOT_YET = dict(personal_data_removed_at=None, validated_at=None, exit_point_id=None,
                 validated_total_cents=None, validated_vat_cents=None, validated_refund_cents=None,

@@ -19,6 +19,7 @@ from api.cli import migrate
 from api.migrations import alembic_config
 from api.models import AuditLink, ChangeCounter, Event, ExitPoint, Form, utcnow
 from api.services import audit, audit_chain, scans
+from shared import formid
 from tests.api.test_concurrency import all_at_once, bearer
 from tests.builders import form_body, item, traveller
 from tests.conftest import BACKENDS
@@ -740,3 +741,65 @@ def test_a_scan_whose_links_fail_writes_nothing_and_goes_through_when_sent_again
 
     assert world.scan("kiosk", form["qr_payload"]).get_json()["verdict"] == "validated"
     assert intact(runner)[:2] == (events_before + 2, events_before + 2)
+
+
+# --- an id drawn twice ----------------------------------------------------------------
+
+def _draws(monkeypatch, *ids):
+    """new_form_id gives ``ids`` in turn (then the last one again)."""
+    given = list(ids)
+    monkeypatch.setattr(formid, "new_form_id", lambda country="NL", rng=None: given.pop(0) if len(given) > 1
+                        else given[0])
+
+
+def test_an_issue_whose_drawn_id_is_taken_draws_another_and_numbers_it_once(app, world, runner, monkeypatch):
+    """Form ids are drawn at random: one a form already has is drawn
+    again, instead of the shop being told of a conflict. The draw that
+    lost writes nothing and takes no number, so the form's numbers follow
+    the counters without a gap and the chain verifies."""
+    taken = world.issue("shop", invoice="DRAW-1")
+    fresh = formid.new_form_id()
+    events_before, _, _ = intact(runner)
+    with app.app_context():
+        forms_before = database.session().get(ChangeCounter, "forms").value
+    _draws(monkeypatch, taken["id"], fresh)
+
+    r = world.post("shop", "/api/v1/forms", form_body(invoice="DRAW-2"))
+
+    assert r.status_code == 201, r.get_json()
+    assert r.get_json()["id"] == fresh
+    assert _change_seq(app, fresh) == forms_before + 1
+    assert intact(runner)[:2] == (events_before + 1, events_before + 1)
+    again = world.get("shop", f"/api/v1/forms/{taken['id']}").get_json()
+    assert (again["invoice_number"], again["qr_payload"]) == ("DRAW-1", taken["qr_payload"])
+    # The QR code signs the id the form got.
+    assert world.scan("kiosk", r.get_json()["qr_payload"]).get_json()["form_id"] == fresh
+
+
+def test_a_batch_form_whose_drawn_id_is_taken_draws_another(app, world, runner, monkeypatch):
+    taken = world.issue("shop", invoice="DRAW-3")
+    fresh, other = formid.new_form_id(), formid.new_form_id()
+    events_before, _, _ = intact(runner)
+    _draws(monkeypatch, taken["id"], fresh, other)
+
+    r = world.post("shop", "/api/v1/forms/batch", {"forms": [form_body(invoice="DRAW-4"), form_body(invoice="DRAW-5")]})
+
+    assert [(item["status"], item["body"]["id"]) for item in r.get_json()["items"]] == [(201, fresh), (201, other)]
+    assert intact(runner)[:2] == (events_before + 2, events_before + 2)
+
+
+def test_an_issue_that_draws_only_taken_ids_writes_nothing(app, world, runner, monkeypatch):
+    taken = world.issue("shop", invoice="DRAW-6")
+    events_before, _, _ = intact(runner)
+    with app.app_context():
+        counters_before = dict(database.session().execute(select(ChangeCounter.name, ChangeCounter.value)).all())
+    _draws(monkeypatch, taken["id"])
+
+    r = world.post("shop", "/api/v1/forms", form_body(invoice="DRAW-7"))
+
+    assert r.status_code == 500 and r.headers["Content-Type"] == PROBLEM
+    with app.app_context():
+        session = database.session()
+        assert dict(session.execute(select(ChangeCounter.name, ChangeCounter.value)).all()) == counters_before
+        assert session.scalar(select(func.count()).select_from(Form).where(Form.invoice_number == "DRAW-7")) == 0
+    assert intact(runner)[:2] == (events_before, events_before)
