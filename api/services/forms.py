@@ -238,9 +238,10 @@ def issue(session: Session, principal: Principal, data: dict, issuer: Issuer, no
         values, line_values = _form_values(form_id, principal, shop, data, totals, deadline, issuer, now)
         issued = {"form_id": form_id, "type": "form.issued", "actor": principal.actor, "at": now,
                   "total_cents": totals.total_cents, "refund_cents": totals.refund_cents}
-        # The invoice's unique constraint answers whether it already has a
-        # form, in the INSERT itself: no read before it, and no race after
-        # one. Only when nothing was written does a read tell why.
+        # The invoice's unique constraint and the id's key answer whether
+        # they are taken, in the INSERT itself: no read before it, and no
+        # race after one. Only when nothing was written does a read tell
+        # which.
         if _inserted(session, connection, values, line_values, issued, numbering):
             break
         if connection.execute(_INVOICE_TAKEN, {"retailer_id": shop.id,
@@ -329,10 +330,6 @@ def _inserted(session: Session, connection, values: dict, line_values: list[dict
         # The form, its lines and its event in one statement (all or none).
         return audit.record_by(session, _issue_statement(tuple(values), numbering),
                                {**values, "lines": line_values}, numbering=numbering, **issued) is not None
-    # SQLite: the id first. A form given the same id in between is still
-    # refused by the primary key, as a conflict like any other race.
-    if connection.execute(_ID_TAKEN, {"id": values["id"]}).first() is not None:
-        return False
     if connection.execute(_INSERT_FORM, values).scalar() is None:
         return False
     connection.execute(_INSERT_LINE, line_values)
@@ -350,11 +347,10 @@ _ID_DRAWS = 5
 _FORMS, _LINES = Form.__table__, FormLine.__table__
 _LINE_COLUMNS = ("line", "description", "quantity", "unit_price_cents", "vat_rate_bp", "vat_cents", "total_cents",
                  "category", "serial_number")
-_INSERT_FORM = (sqlite.insert(_FORMS)
-                .on_conflict_do_nothing(index_elements=[_FORMS.c.retailer_id, _FORMS.c.invoice_number])
-                .returning(_FORMS.c.id))
+# SQLite: nothing written if the invoice or the id is taken (any of the
+# table's unique constraints; a new form's change_seq is still NULL).
+_INSERT_FORM = sqlite.insert(_FORMS).on_conflict_do_nothing().returning(_FORMS.c.id)
 _INSERT_LINE = _LINES.insert()
-_ID_TAKEN = select(_FORMS.c.id).where(_FORMS.c.id == bindparam("id"))
 _INVOICE_TAKEN = select(_FORMS.c.id).where((_FORMS.c.retailer_id == bindparam("retailer_id"))
                                            & (_FORMS.c.invoice_number == bindparam("invoice_number")))
 
