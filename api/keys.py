@@ -226,6 +226,13 @@ class Keyring:
         self._refresh(session)
         return self._jwks
 
+    def verifying(self, session: Session, purpose: str = QR) -> "_Verifying":
+        """The keys that verify for ``purpose``, looked up by kid as a token
+        is verified: a kid not among them reloads the keys first (as
+        ``keyset`` does), so a key another process just added verifies
+        without the token being read once more to learn its kid."""
+        return _Verifying(self, session, purpose)
+
     def keyset(self, session: Session, kid: str | None = None, purpose: str = QR) -> qrtoken.KeySet:
         """The keys that verify for ``purpose`` (QR payloads unless told
         otherwise); reloads at once when ``kid`` is not among them (a key
@@ -237,3 +244,15 @@ class Keyring:
         if kid is not None and kid not in keyset and time.monotonic() - self._loaded_at > 1.0:
             self._refresh(session, force=True)
         return self._keysets[purpose]
+
+
+class _Verifying:
+    """``Keyring.verifying``: what ``qrtoken.verify_form_token`` asks of its keys."""
+
+    __slots__ = ("_keyring", "_session", "_purpose")
+
+    def __init__(self, keyring: Keyring, session: Session, purpose: str) -> None:
+        self._keyring, self._session, self._purpose = keyring, session, purpose
+
+    def get(self, kid: str):
+        return self._keyring.keyset(self._session, kid, self._purpose).get(kid)

@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from typing import Protocol
 
 import jwt
 from cryptography.hazmat.primitives import serialization
@@ -136,6 +137,14 @@ class KeySet:
         return self._keys.get(kid)
 
 
+class Keys(Protocol):
+    """What verifying a token asks of its keys: the public key of a kid,
+    or None. A ``KeySet``, or a cache that loads a kid it does not hold
+    yet."""
+
+    def get(self, kid: str) -> Ed25519PublicKey | None: ...
+
+
 def unverified_form_id(token: str) -> str | None:
     """The form id a token names, its signature NOT checked: only to tell
     one form's scans apart on a device (a repeat scan, the form a desk
@@ -149,7 +158,7 @@ def unverified_form_id(token: str) -> str | None:
 
 
 def verify_form_token(
-    token: str, keys: KeySet, now: datetime | None = None
+    token: str, keys: Keys, now: datetime | None = None
 ) -> FormClaims:
     """Verify a scanned payload and return its claims, or raise TokenRefused.
 

@@ -63,7 +63,7 @@ class ScanContext:
 
     ruleset: rules.RuleSet
     policy: risk.RiskPolicy
-    keys: qrtoken.KeySet
+    keys: qrtoken.Keys
     sampling_key: bytes  # the random check's secret (RISK_SAMPLING_KEY)
     app: risk.AppFacts | None = None  # a validation from the traveller's app
 
