@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from flask import current_app, has_app_context
-from sqlalchemy import bindparam, exists, func, insert, literal_column, select, text, union_all
+from sqlalchemy import bindparam, exists, func, insert, literal_column, null, select, text, union_all
 from sqlalchemy import event as sqlalchemy_event
 from sqlalchemy.orm import Session
 
@@ -63,13 +63,19 @@ def record_after(
     *,
     exit_point: str | None = None,
     at: datetime | None = None,
+    last: bool = False,
     **data,
 ) -> Written | None:
     """Run ``write`` (a Core UPDATE or INSERT of at most one row) with
     ``params`` and, if it wrote its row, append the event it stands for, as
     ``record`` does; None, and no event, if it wrote nothing (a
     compare-and-set that lost). On PostgreSQL one statement does both: the
-    write is a WITH clause of the event's INSERT."""
+    write is a WITH clause of the event's INSERT.
+
+    ``last``, for an event that leaves its form as it was (``UNCHANGING``,
+    a re-scan's): as for ``record_pair_after``, the event's number in the
+    audit chain may then be taken in the same statement, after a share
+    lock on the form's row."""
     values = _event_values(form_id, type, actor, exit_point=exit_point, at=at, data=data)
     session.flush()
     connection = session.connection()
@@ -77,7 +83,8 @@ def record_after(
         if connection.execute(write, params).rowcount != 1:
             return None
         return _written(session, _INSERT_EVENT.execute(session, values).fetchone()[0], values)
-    return _record_by(session, _with_event(write), params, values)
+    numbering = last and form_id is not None and type in UNCHANGING and may_number_early(session)
+    return _record_by(session, _with_event(write, numbering), params, values, numbering)
 
 
 def event_for_each(source, *ctes, numbers: Numbers | None = None) -> HotStatement:
@@ -141,17 +148,22 @@ class Numbers:
     comes back for a counter that has no row yet: the commit then numbers
     as usual."""
 
-    form_number: object
+    form_number: object | None  # None: the write leaves the form as it was
     audit_numbers: object
 
     @classmethod
-    def after(cls, after, events: int) -> "Numbers":
+    def after(cls, after, events: int, *, form: bool = True) -> "Numbers":
+        """``form``: the write changes the form, so it also takes the
+        form's number in the change feed."""
         counters = ChangeCounter.__table__
-        form_number = (counters.update()
-                       .where(counters.c.name == changes.COUNTER, exists(select(*after.c)))
-                       .values(value=counters.c.value + 1).returning(counters.c.value).cte("form_number"))
+        before_audit = after
+        form_number = None
+        if form:
+            form_number = before_audit = (
+                counters.update().where(counters.c.name == changes.COUNTER, exists(select(*after.c)))
+                .values(value=counters.c.value + 1).returning(counters.c.value).cte("form_number"))
         audit_numbers = (counters.update()
-                         .where(counters.c.name == audit_chain.COUNTER, exists(select(form_number.c.value)))
+                         .where(counters.c.name == audit_chain.COUNTER, exists(select(*before_audit.c)))
                          .values(value=counters.c.value + events)
                          .returning(counters.c.value, counters.c.head_hash).cte("audit_numbers"))
         return cls(form_number, audit_numbers)
@@ -161,10 +173,11 @@ class Numbers:
         return select(self.form_number.c.value).scalar_subquery()
 
     def ctes(self) -> tuple:
-        return self.form_number, self.audit_numbers
+        return tuple(cte for cte in (self.form_number, self.audit_numbers) if cte is not None)
 
     def returned(self) -> tuple:
-        return (self.form_seq(), select(self.audit_numbers.c.value).scalar_subquery(),
+        return (self.form_seq() if self.form_number is not None else null(),
+                select(self.audit_numbers.c.value).scalar_subquery(),
                 select(self.audit_numbers.c.head_hash).scalar_subquery())
 
 
@@ -227,12 +240,29 @@ def _event_values(form_id: str | None, type: str, actor: str, *, exit_point: str
 _WITH_EVENT: dict = {}
 
 
-def _with_event(write):
+def _with_event(write, numbering: bool = False):
     """``write``, and an event row for each row it wrote: one statement,
-    built once per ``write`` (PostgreSQL only)."""
-    statement = _WITH_EVENT.get(write)
+    built once per ``write`` and ``numbering`` (PostgreSQL only).
+
+    With ``numbering`` (one event, which leaves its form as it was), the
+    statement also takes the event's number in the audit chain and returns
+    it with the chain's head, as ``record_by(..., numbering=True)``
+    expects; first it takes a share lock on the form's row (which the
+    event's foreign key takes anyway), so that this writer too takes rows
+    first and counters last."""
+    key = (write, numbering)
+    statement = _WITH_EVENT.get(key)
     if statement is None:
-        statement = _WITH_EVENT[write] = event_for_each(write.returning(literal_column("1")).cte("written"))
+        written = write.returning(literal_column("1")).cte("written")
+        if numbering:
+            forms = Form.__table__
+            locked = (select(forms.c.id).where(forms.c.id == bindparam("event_form_id", type_=_EVENTS.c.form_id.type))
+                      .with_for_update(read=True, key_share=True).cte("locked"))
+            numbers = Numbers.after(locked, events=1, form=False)
+            statement = event_for_each(written, locked, *numbers.ctes(), numbers=numbers)
+        else:
+            statement = event_for_each(written)
+        _WITH_EVENT[key] = statement
     return statement
 
 

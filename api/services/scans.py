@@ -420,7 +420,7 @@ def _judge(session: Session, device: Principal, form_id: str, ctx: ScanContext,
                 _changed(session, form, change, device, now)
                 return outcome
         elif _check_follows_traveller(session, form, device, now, at):
-            return _record(session, device, verdict_of(form, device), form, now, at, queued)
+            return _record(session, device, verdict_of(form, device), form, now, at, queued, last=last)
         session.rollback()  # another device or an officer changed it first: read it again
     raise RuntimeError("form status kept changing during a scan")
 
@@ -510,7 +510,7 @@ def _record(session: Session, device: Principal, outcome: ScanOutcome, form: For
     scanned = {"verdict": outcome.verdict, "reason_code": outcome.reason_code, "channel": channel, **offline}
     if change is None:
         audit.record_after(session, _INSERT_SCAN, row, form.id, "form.scanned", device.actor, at=now,
-                           exit_point=device.exit_point_code, **scanned)
+                           exit_point=device.exit_point_code, last=last, **scanned)
         return outcome
     event = {"form_id": form.id, "actor": device.actor, "at": now, "exit_point": device.exit_point_code}
     if audit.record_pair_after(

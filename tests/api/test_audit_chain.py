@@ -507,6 +507,33 @@ def test_a_scans_verdict_takes_its_change_number_and_chain_numbers_with_its_writ
         assert [s for s in statements if "FOR NO KEY UPDATE" in s and "change_counters" in s]
 
 
+def test_a_re_scan_takes_its_chain_number_with_its_scan_row_and_no_change_number(app, world, runner):
+    """A re-scan leaves the form as it was: its event is linked into the
+    chain, the form keeps its place in the change feed."""
+    form = world.issue("shop", traveller=traveller(passport_number="N0000007"))
+    assert world.scan("kiosk", form["qr_payload"]).get_json()["verdict"] == "validated"
+    seq_before = _change_seq(app, form["id"])
+    answer = {}
+    statements, forms_before, forms_after, events_before, chain = _numbering_of(
+        app, runner, lambda: answer.update(world.scan("kiosk", form["qr_payload"]).get_json()))
+
+    assert answer["verdict"] == "validated"
+    assert forms_after == forms_before and _change_seq(app, form["id"]) == seq_before
+    assert chain == (events_before + 1, events_before + 1)
+    with app.app_context():
+        session = database.session()
+        newest = session.scalars(select(Event.type).where(Event.form_id == form["id"]).order_by(Event.id)).all()
+    assert newest[-1] == "form.scanned"
+    if app.extensions["db_engine"].dialect.name == "postgresql":
+        # The scan row's statement took the chain's number, after a share
+        # lock on the form's row; the commit only links the event.
+        assert not [s for s in statements if "take_commit_numbers" in s], statements
+        [write] = [s for s in statements if "INSERT INTO scans" in s]
+        assert "FOR KEY SHARE" in write and "change_counters" in write
+        assert write.index("FOR KEY SHARE") < write.index("UPDATE change_counters")
+        assert len(statements) == 4, statements  # the device, the facts, the scan row, the link
+
+
 def test_a_passport_scan_numbers_each_form_in_the_order_it_gave_them_verdicts(app, world, runner):
     """Several forms in one transaction: numbered as it commits, in order,
     without a gap (the first verdict is not its transaction's last write,
@@ -583,6 +610,18 @@ def test_a_scan_where_no_counter_has_a_row_yet_is_numbered_as_it_commits(app, wo
     assert seq == highest + 1 == counters["forms"]
     assert counters["audit"] == events_before + 2
     assert intact(runner)[:2] == (events_before + 2, events_before + 2)
+
+    # A re-scan likewise: its statement takes no number, its commit links
+    # its event after the highest link there is.
+    with app.app_context():
+        session = database.session()
+        session.execute(delete(ChangeCounter))
+        session.commit()
+    assert world.scan("kiosk", form["qr_payload"]).get_json()["verdict"] == "validated"
+    with app.app_context():
+        counters = dict(database.session().execute(select(ChangeCounter.name, ChangeCounter.value)).all())
+    assert counters["audit"] == events_before + 3
+    assert intact(runner)[:2] == (events_before + 3, events_before + 3)
 
 
 # --- numbers taken with an issue's insert --------------------------------------------
