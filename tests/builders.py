@@ -70,6 +70,32 @@ class World:
         assert r.status_code == 201, r.get_json()
         return r.get_json()
 
+    def issue_with_a_key_another_worker_made(self, app, **overrides) -> tuple[dict, str]:
+        """Another worker (a second app on the same database) rotates the
+        QR key and issues a form with its new key, which ``app`` has not
+        loaded yet: the 201 body and the new kid. ``app``'s keys count as
+        loaded two seconds ago: still fresh (kept for keys.CACHE_SECONDS),
+        and past the second between the reloads an unknown kid may ask
+        for."""
+        import re
+
+        from api import create_app
+
+        other = create_app({k: app.config[k] for k in ("TESTING", "DATABASE_URL", "RISK_POLICY",
+                                                      "PASSWORD_HASH_METHOD")})
+        try:
+            result = other.test_cli_runner().invoke(args=["rotate-keys", "--purpose", "qr"])
+            assert result.exit_code == 0, result.output
+            kid = re.match(r"New signing key (\S+)\.", result.output).group(1)
+            self.invoices += 1
+            overrides.setdefault("invoice", f"INV-{self.invoices}")
+            r = other.test_client().post("/api/v1/forms", json=form_body(**overrides), headers=self.auth("shop"))
+            assert r.status_code == 201, r.get_json()
+        finally:
+            other.extensions["db_engine"].dispose()
+        app.extensions["keyring"]._loaded_at -= 2
+        return r.get_json(), kid
+
     def sign_on(self, officer: str, exit_point: str) -> dict:
         """The officer goes on duty at ``exit_point``'s desk."""
         r = self.post(officer, "/api/v1/duty", {"exit_point": exit_point})

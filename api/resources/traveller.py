@@ -82,7 +82,7 @@ def claim(body):
     """The form whose QR code the traveller scanned, if it is registered to
     their passport (422 passport_mismatch otherwise)."""
     session = database.session()
-    return traveller.claim(session, current_principal(), _secret(), body["qr_payload"], keyring().keyset(session))
+    return traveller.claim(session, current_principal(), _secret(), body["qr_payload"], keyring().verifying(session))
 
 
 @blp.get("/exit-points")
@@ -127,7 +127,7 @@ def validations(body):
     def judge():
         session = database.session()
         result = traveller.validate(session, current_principal(), body, current_app.config,
-                                    keyring().keyset(session), utcnow())
+                                    keyring().verifying(session), utcnow())
         return _VALIDATION_RESPONSE.dump(result), 200
 
     response = idempotent(body, judge)

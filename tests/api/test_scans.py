@@ -10,13 +10,13 @@ from datetime import date, datetime, timedelta, timezone
 import jwt
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from api import create_app, database
+from api import database
 from api.auth import Principal
 from api.models import Device
 from api.services import scans
 from shared import formid, qrtoken, rules
 from shared.risk import RiskPolicy
-from tests.builders import form_body, item, traveller
+from tests.builders import item, traveller
 
 PROBLEM = "application/problem+json"
 SCANS = "/api/v1/scans"
@@ -408,22 +408,10 @@ def test_a_form_signed_by_a_key_another_worker_just_made_validates_at_once(app, 
     it does not hold makes it load them again before judging, instead of
     refusing a genuine form as signed by an unknown key."""
     scan(world, "kiosk", issue(world)["qr_payload"])  # this worker has its keys loaded
-    other = create_app({**{k: app.config[k] for k in ("TESTING", "DATABASE_URL", "RISK_POLICY",
-                                                      "PASSWORD_HASH_METHOD")}})
-    try:
-        new_kid = _rotate(other.test_cli_runner())
-        r = other.test_client().post("/api/v1/forms", headers=world.auth("shop"), json=form_body(
-            item(), invoice="INV-OTHER-WORKER", traveller=traveller(passport_number="P7777777")))
-        assert r.status_code == 201, r.get_json()
-    finally:
-        other.extensions["db_engine"].dispose()
-    form = r.get_json()
+    form, new_kid = world.issue_with_a_key_another_worker_made(
+        app, traveller=traveller(passport_number="P7777777"))
     assert _kid(form["qr_payload"]) == new_kid
     assert new_kid not in _jwks_kids(world)  # this worker has not seen the new key yet
-    # As if loaded two seconds ago: still fresh (they are kept for
-    # keys.CACHE_SECONDS), and past the one second between the reloads an
-    # unknown kid may ask for.
-    app.extensions["keyring"]._loaded_at -= 2
 
     assert scan(world, "kiosk", form["qr_payload"]) == validated(form)
     assert new_kid in _jwks_kids(world)

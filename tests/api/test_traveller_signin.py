@@ -215,6 +215,17 @@ def test_claiming_a_qr_code_finds_the_form_only_for_its_passport(app_world):
     assert (r.status_code, r.get_json()["code"]) == (422, "bad_signature")
 
 
+def test_a_form_signed_by_a_key_another_worker_just_made_is_claimed_at_once(app_world, app):
+    """As a kiosk's scan: a kid this worker has not loaded yet makes it
+    load the keys again, instead of refusing the traveller's form."""
+    phone = app_world.phone().signed_in()
+    form, new_kid = app_world.world.issue_with_a_key_another_worker_made(app)
+
+    r = phone.post("/api/v1/traveller/forms/claim", {"qr_payload": form["qr_payload"]})
+    assert r.status_code == 200, r.get_json()
+    assert r.get_json()["id"] == form["id"]
+
+
 def test_the_desk_pass_can_be_shown_again(app_world):
     phone = app_world.phone().signed_in()
     r = phone.post("/api/v1/traveller/desk-pass")
