@@ -140,9 +140,10 @@ def may_number_early(session: Session) -> bool:
 @dataclass(frozen=True)
 class Numbers:
     """PostgreSQL: the CTEs that take, in a write's own statement, the next
-    number of the change feed (``form_number``) and the next ``events``
-    numbers of the audit chain (``audit_numbers``, with the chain's head),
-    instead of at the commit. They run only once ``after`` (a CTE that
+    number of the change feed (``form_number``; none for a write that
+    leaves the form as it was) and the next ``events`` numbers of the audit
+    chain (``audit_numbers``, with the chain's head), instead of at the
+    commit. They run only once ``after`` (a CTE that
     locks what the write depends on) has a row, in the order every writer
     takes the counters: the ``forms`` counter, then the ``audit`` one. None
     comes back for a counter that has no row yet: the commit then numbers

@@ -20,10 +20,12 @@ n+1 is written by a transaction that saw link n committed. The row also
 holds the chain's head (the newest link's hash), read in the statement that
 takes the numbers: under the lock, PostgreSQL gives that statement the
 row as the previous writer committed it, where a new statement would be
-needed to see the previous writer's link. The hook that
-numbers changed forms runs first and this one second, in one listener
-(api/services/audit.py): every transaction takes the two counters in the
-same order, so two writers never wait for each other in a cycle.
+needed to see the previous writer's link. (On PostgreSQL a transaction
+whose only write is one form's, a lone verdict, re-scan or issue, takes
+its numbers in that write's own statement instead: ``audit.Numbers``.)
+The hook that numbers changed forms runs first and this one second, in one
+listener (api/services/audit.py): every transaction takes the two counters
+in the same order, so two writers never wait for each other in a cycle.
 
 What the chain cannot show on its own is a trail cut short at its end
 (the newest links and events removed, the counter set back): a head (seq
@@ -41,7 +43,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from sqlalchemy import BigInteger, String, bindparam, exists, func, insert, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.orm import Session
 
 from .. import database
@@ -135,21 +137,23 @@ def noted(session: Session) -> list[tuple[int, bytes]]:
     return events
 
 
-def _take_numbers(dialect) -> object:
-    """``n`` more numbers of the chain's counter, returning the last and the
-    chain's head (the hash of the link before the first of them): one
-    statement, built once per dialect (every commit with events runs it)."""
+def _take_numbers() -> object:
+    """SQLite: ``n`` more numbers of the chain's counter, returning the last
+    and the chain's head (the hash of the link before the first of them):
+    one statement, built once (every commit with events runs it). On
+    PostgreSQL the function ``take_commit_numbers`` (migrations 0014 and
+    0015) or the write's own statement (``audit.Numbers``) takes them."""
     counters, links, n = ChangeCounter.__table__, AuditLink.__table__, bindparam("n", type_=BigInteger)
     # The first number ever (or after the counter row was lost) follows the
     # highest link there is.
     start = select(func.coalesce(func.max(links.c.seq), 0) + n).scalar_subquery()
     newest = select(links.c.hash).order_by(links.c.seq.desc()).limit(1).scalar_subquery()
-    return (dialect.insert(counters).values(name=COUNTER, value=start, head_hash=newest)
+    return (sqlite.insert(counters).values(name=COUNTER, value=start, head_hash=newest)
             .on_conflict_do_update(index_elements=[counters.c.name], set_={"value": counters.c.value + n})
             .returning(counters.c.value, counters.c.head_hash))
 
 
-_TAKE = {"postgresql": _take_numbers(postgresql), "sqlite": _take_numbers(sqlite)}
+_TAKE = _take_numbers()
 _HASH_OF = select(AuditLink.__table__.c.hash).where(AuditLink.__table__.c.seq == bindparam("seq"))
 _LINK = insert(AuditLink.__table__)
 _COUNTERS = ChangeCounter.__table__
@@ -158,13 +162,13 @@ _NEW_HEAD = (update(_COUNTERS).where(_COUNTERS.c.name == COUNTER)
 
 
 def append(session: Session, key: bytes, events: list[tuple[int, bytes]]) -> int:
-    """Seal ``events`` (id, canonical bytes) with the next links of the
-    chain; returns the last seq. The counter's row lock is held until the
-    transaction ends."""
+    """SQLite: seal ``events`` (id, canonical bytes) with the next links of
+    the chain; returns the last seq. The counter's row lock is held until
+    the transaction ends (PostgreSQL: ``link_and_commit``)."""
     # Core statements on the session's connection: no ORM work on a path
     # every write takes.
     connection = session.connection()
-    last, head = connection.execute(_TAKE[connection.dialect.name], {"n": len(events)}).one()
+    last, head = connection.execute(_TAKE, {"n": len(events)}).one()
     rows, head = _sealed(connection, key, events, last, head)
     connection.execute(_LINK, rows)
     connection.execute(_NEW_HEAD, {"head": head})

@@ -38,7 +38,7 @@ records an event in its transaction) and forms written through the ORM.
 from __future__ import annotations
 
 from sqlalchemy import BigInteger, bindparam, event, func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -108,30 +108,31 @@ def noted(session: Session) -> list[str]:
     return ids
 
 
-def _take_numbers(dialect):
-    """``n`` more numbers of the counter, returning the last: one
-    statement, built once per dialect (every commit that changes a form
-    runs it)."""
+def _take_numbers():
+    """SQLite: ``n`` more numbers of the counter, returning the last: one
+    statement, built once (every commit that changes a form runs it). On
+    PostgreSQL the function ``take_commit_numbers`` (migrations 0014 and
+    0015) or the write's own statement (``audit.Numbers``) takes them."""
     counters, n = ChangeCounter.__table__, bindparam("n", type_=BigInteger)
     # The first number ever (or after the counter row was lost) follows the
     # highest number already given.
     start = select(func.coalesce(func.max(Form.__table__.c.change_seq), 0) + n).scalar_subquery()
-    return (dialect.insert(counters).values(name=COUNTER, value=start)
+    return (sqlite.insert(counters).values(name=COUNTER, value=start)
             .on_conflict_do_update(index_elements=[counters.c.name], set_={"value": counters.c.value + n})
             .returning(counters.c.value))
 
 
-_TAKE = {"postgresql": _take_numbers(postgresql), "sqlite": _take_numbers(sqlite)}
+_TAKE = _take_numbers()
 _FORMS = Form.__table__
 _NUMBER = update(_FORMS).where(_FORMS.c.id == bindparam("b_id")).values(change_seq=bindparam("b_seq"))
 
 
 def assign(session: Session, form_ids: list[str]) -> None:
-    """Give ``form_ids`` the next numbers of the counter (taken under its
-    row lock until the transaction ends)."""
+    """SQLite: give ``form_ids`` the next numbers of the counter (taken
+    under its row lock until the transaction ends)."""
     n = len(form_ids)
     connection = session.connection()
-    last = connection.execute(_TAKE[connection.dialect.name], {"n": n}).scalar_one()
+    last = connection.execute(_TAKE, {"n": n}).scalar_one()
     connection.execute(_NUMBER, [{"b_id": form_id, "b_seq": seq} for form_id, seq in _numbers(form_ids, last)])
     numbered(session, form_ids, last)
 

@@ -18,6 +18,7 @@ from api import database
 from api.cli import migrate
 from api.migrations import alembic_config
 from api.models import AuditLink, ChangeCounter, Event, ExitPoint, Form, utcnow
+from api.problems import MEDIA_TYPE as PROBLEM
 from api.services import audit, audit_chain, scans
 from shared import formid
 from tests.api.test_concurrency import all_at_once, bearer
@@ -25,7 +26,6 @@ from tests.builders import form_body, item, traveller
 from tests.conftest import BACKENDS
 
 INTACT = re.compile(r"^audit trail intact: (\d+) events, head seq (\d+) hash ([0-9a-f]{64})$", re.M)
-PROBLEM = "application/problem+json"
 BROKEN = re.compile(r"^audit trail broken at seq (\d+) \((?:event (\d+)|event unknown)\): (.+)$", re.M)
 
 
