@@ -5,7 +5,7 @@ from flask import current_app
 from .blueprint import Blueprint
 
 from .. import database
-from ..auth import current_principal, require
+from ..auth import current_principal, require, unread_device
 from ..models import utcnow
 from ..observability import metrics
 from ..schemas import (
@@ -35,7 +35,8 @@ def _context() -> scans.ScanContext:
 
 
 @blp.post("")
-@require("device")
+# The device's row is read with the form's facts (services/scans.py).
+@require("device", device_row_later=True)
 @blp.arguments(ScanRequest)
 @blp.response(200, ScanResponse)
 @blp.doc(parameters=[IDEMPOTENCY_HEADER])
@@ -48,7 +49,7 @@ def scan(body):
     given = []
 
     def judge():
-        outcome = scans.scan(database.session(), current_principal(), body["qr_payload"],
+        outcome = scans.scan(database.session(), unread_device() or current_principal(), body["qr_payload"],
                              _context(), utcnow(), body["scanned_at"],
                              queued=body["queued"])
         given[:] = [outcome.verdict]

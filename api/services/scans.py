@@ -25,6 +25,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from shared import qrtoken, risk, rules
 
+from .. import auth
 from ..auth import Principal
 from ..database import HotStatement
 from ..models import Check, Device, ExitPoint, Form, FormLine, Intermediary, Retailer, Scan
@@ -125,45 +126,64 @@ class FormFacts:
 _F, _LINES, _SHOP, _PAYER = (Form.__table__, FormLine.__table__, Retailer.__table__,
                              Intermediary.__table__)
 _RECENT, _HERE = Form.__table__.alias("recent"), ExitPoint.__table__.alias("here")
+_FACT_COLUMNS = (
+    _F.c.id, _F.c.status, _F.c.export_deadline, _F.c.total_cents, _F.c.vat_cents,
+    _F.c.refund_cents, _F.c.validated_total_cents, _F.c.exit_point_id, _F.c.passport_key,
+    _F.c.passport_country, _F.c.date_of_birth, _SHOP.c.vat_number, func.coalesce(_PAYER.c.name, _SHOP.c.name),
+    # Category names are identifiers (shared.rules.CATEGORIES): no comma in any.
+    select(func.aggregate_strings(_LINES.c.category, literal_column("','")))
+    .where(_LINES.c.form_id == _F.c.id).scalar_subquery(),
+    select(func.count()).select_from(_RECENT)
+    .where(_RECENT.c.passport_key == _F.c.passport_key, _RECENT.c.created_at >= bindparam("since"))
+    .scalar_subquery(),
+    _HERE.c.desk_location, _F.c.created_at, _F.c.updated_at, webhooks.listened(),
+)
+_FORM_AND_PAYER = _F.join(_SHOP, _F.c.retailer_id == _SHOP.c.id).outerjoin(
+    _PAYER, _SHOP.c.intermediary_id == _PAYER.c.id)
 _FACTS = HotStatement(
-    select(
-        _F.c.id, _F.c.status, _F.c.export_deadline, _F.c.total_cents, _F.c.vat_cents,
-        _F.c.refund_cents, _F.c.validated_total_cents, _F.c.exit_point_id, _F.c.passport_key,
-        _F.c.passport_country, _F.c.date_of_birth, _SHOP.c.vat_number, func.coalesce(_PAYER.c.name, _SHOP.c.name),
-        # Category names are identifiers (shared.rules.CATEGORIES): no comma in any.
-        select(func.aggregate_strings(_LINES.c.category, literal_column("','")))
-        .where(_LINES.c.form_id == _F.c.id).scalar_subquery(),
-        select(func.count()).select_from(_RECENT)
-        .where(_RECENT.c.passport_key == _F.c.passport_key, _RECENT.c.created_at >= bindparam("since"))
-        .scalar_subquery(),
-        _HERE.c.desk_location, _F.c.created_at, _F.c.updated_at, webhooks.listened(),
-    )
-    .join(_SHOP, _F.c.retailer_id == _SHOP.c.id)
-    .outerjoin(_PAYER, _SHOP.c.intermediary_id == _PAYER.c.id)
+    select(*_FACT_COLUMNS)
+    .select_from(_FORM_AND_PAYER)
     .outerjoin(_HERE, _HERE.c.id == bindparam("here"))
     .where(_F.c.id == bindparam("form_id"))
 )
+# A device's live scan: the device's row (to authenticate it) with the
+# facts, the device the row every answer has, the form's columns null when
+# no form has the id.
+_DEVICE_COLUMNS = auth.device_columns(_HERE)
+_DEVICE_AND_FACTS = HotStatement(
+    select(*_DEVICE_COLUMNS, *_FACT_COLUMNS)
+    .select_from(Device.__table__.join(_HERE, _HERE.c.id == Device.__table__.c.exit_point_id)
+                 .outerjoin(_FORM_AND_PAYER, _F.c.id == bindparam("form_id")))
+    .where(Device.__table__.c.id == bindparam("device_id"))
+)
 
 
-def _form_facts(session: Session, form_id: str, device: Principal, ctx: ScanContext,
-                now: datetime) -> FormFacts | None:
-    row = _FACTS.execute(session, {
-        "form_id": form_id, "here": device.exit_point_id,
-        # The risk engine counts the traveller's forms of the last days, this one included.
-        "since": now - timedelta(days=ctx.policy.frequent_days),
-    }).fetchone()
-    if row is None:
-        return None
+def _form_facts(session: Session, form_id: str, device: Principal | auth.UnreadDevice, ctx: ScanContext,
+                now: datetime) -> tuple[Principal, FormFacts | None]:
+    """The form's facts, and the device authenticated by its row when it
+    was not yet (read in the same statement)."""
+    # The risk engine counts the traveller's forms of the last days, this one included.
+    params = {"form_id": form_id, "since": now - timedelta(days=ctx.policy.frequent_days)}
+    if isinstance(device, auth.UnreadDevice):
+        row = _DEVICE_AND_FACTS.execute(session, {**params, "device_id": device.id}).fetchone()
+        device = device.check(row and row[:len(_DEVICE_COLUMNS)])
+        row = row[len(_DEVICE_COLUMNS):]
+        if row[0] is None:
+            return device, None
+    else:
+        row = _FACTS.execute(session, {**params, "here": device.exit_point_id}).fetchone()
+        if row is None:
+            return device, None
     (id_, status, deadline, total, vat, refund, validated_total, exit_point_id, passport_key,
      passport_country, date_of_birth, retailer_vat, payer, categories, recent, desk, created_at, updated_at,
      listened) = row
     if not listened:
         # The outbox need not look again for this form's events.
         webhooks.nobody_listens(session, id_)
-    return FormFacts(id_, status, deadline, total, vat, refund, validated_total, exit_point_id,
-                     passport_key, passport_country, date_of_birth, retailer_vat, payer,
-                     frozenset(categories.split(",")) if categories else frozenset(), recent, desk or "",
-                     created_at, updated_at, listened)
+    return device, FormFacts(id_, status, deadline, total, vat, refund, validated_total, exit_point_id,
+                             passport_key, passport_country, date_of_birth, retailer_vat, payer,
+                             frozenset(categories.split(",")) if categories else frozenset(), recent, desk or "",
+                             created_at, updated_at, listened)
 
 
 def verdict_of(form: FormFacts, device: Principal) -> ScanOutcome:
@@ -302,7 +322,7 @@ def _changed(session: Session, form: FormFacts, change: _Change, device: Princip
 
 def scan(
     session: Session,
-    device: Principal,
+    device: Principal | auth.UnreadDevice,
     qr_payload: str,
     ctx: ScanContext,
     now: datetime,
@@ -316,14 +336,21 @@ def scan(
     it now; the export happened then, so the deadline is judged at that
     moment (within the limits of :func:`_replay_time`). A live scan is
     dated ``now`` whatever ``scanned_at`` says.
+
+    A device not yet authenticated (``auth.UnreadDevice``) is, before
+    anything is read or written for it: with the form's facts, or on its
+    own where there are none to read.
     """
+    if queued:
+        device = _authenticated(session, device)
     at = _replay_time(session, device, scanned_at, now) if queued else now
     try:
         claims = qrtoken.verify_form_token(qr_payload, ctx.keys, at)
         form_id = claims.form_id
     except qrtoken.TokenRefused as refusal:
         if refusal.claims is None:
-            return _record(session, device, _refused(refusal.reason_code), None, now, at, queued)
+            return _record(session, _authenticated(session, device), _refused(refusal.reason_code), None,
+                           now, at, queued)
         # Genuine but past its deadline: the form itself must say so too.
         form_id = refusal.claims.form_id
     # One form a request: its verdict is the transaction's last write.
@@ -390,7 +417,11 @@ def _replay_time(session: Session, device: Principal, scanned_at: datetime | Non
     return min(scanned_at, now)
 
 
-def _judge(session: Session, device: Principal, form_id: str, ctx: ScanContext,
+def _authenticated(session: Session, device: Principal | auth.UnreadDevice) -> Principal:
+    return device.read(session) if isinstance(device, auth.UnreadDevice) else device
+
+
+def _judge(session: Session, device: Principal | auth.UnreadDevice, form_id: str, ctx: ScanContext,
            now: datetime, at: datetime, queued: bool,
            owned: Callable[[FormFacts], bool] | None = None, *, last: bool = False) -> ScanOutcome | None:
     """The verdict on ``form_id``, recorded with its scan. With ``owned``,
@@ -398,7 +429,7 @@ def _judge(session: Session, device: Principal, form_id: str, ctx: ScanContext,
     transaction writes no other form before it commits
     (``audit.record_pair_after``)."""
     for _attempt in range(3):
-        form = _form_facts(session, form_id, device, ctx, now)
+        device, form = _form_facts(session, form_id, device, ctx, now)
         if owned is not None and (form is None or not owned(form)):
             return None
         if form is None:

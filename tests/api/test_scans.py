@@ -5,14 +5,18 @@ from __future__ import annotations
 
 import re
 import secrets
+import uuid
 from datetime import date, datetime, timedelta, timezone
 
 import jwt
+import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from sqlalchemy import event as sqlalchemy_event
+from sqlalchemy import func, select
 
 from api import database
 from api.auth import Principal
-from api.models import Device
+from api.models import Device, Event, IdempotencyRecord, Scan
 from api.services import scans
 from shared import formid, qrtoken, rules
 from shared.risk import RiskPolicy
@@ -469,6 +473,121 @@ def test_a_revoked_kiosk_can_no_longer_scan(app, world):
     assert form_status(world, form["id"]) == "issued"
     # The other exit point's kiosk is not affected.
     assert scan(world, "rtm-kiosk", form["qr_payload"])["verdict"] == "validated"
+
+
+# A live scan reads the device's row with the form's facts: the device is
+# authenticated by that row before anything is written or answered.
+
+def _written(app) -> tuple[int, int, int]:
+    """Scan rows, audit events and stored idempotent answers, all forms."""
+    with app.app_context():
+        session = database.session()
+        return tuple(session.scalar(select(func.count()).select_from(model))
+                     for model in (Scan, Event, IdempotencyRecord))
+
+
+def _revoke(app, world, device="kiosk"):
+    with app.app_context():
+        session = database.session()
+        session.get(Device, world.ids[device]).revoked_at = datetime.now(timezone.utc)
+        session.commit()
+
+
+def _statements_of(app, action) -> list[str]:
+    sent = []
+
+    def seen(_conn, _cursor, statement, *_args):
+        sent.append(" ".join(statement.split()))
+
+    engine = app.extensions["db_engine"]
+    sqlalchemy_event.listen(engine, "before_cursor_execute", seen)
+    try:
+        action()
+    finally:
+        sqlalchemy_event.remove(engine, "before_cursor_execute", seen)
+    return sent
+
+
+def test_a_live_scan_reads_the_devices_row_with_the_forms_facts(app, world):
+    form = issue(world)
+    answers = []
+
+    sent = _statements_of(app, lambda: answers.append(world.scan("kiosk", form["qr_payload"])))
+
+    assert answers[0].status_code == 200 and answers[0].get_json()["verdict"] == "validated"
+    first = sent[0]
+    assert "FROM devices JOIN exit_points AS here" in first and "forms" in first, first
+    assert not [s for s in sent[1:] if "FROM devices" in s], sent
+    if app.extensions["db_engine"].dialect.name == "postgresql":
+        # The device with the facts, the verdict with its scan row, the links.
+        assert len(sent) == 3, sent
+    # The scan is the device's: its exit point, its row in the scans table.
+    assert events(world, form["id"])[-1]["exit_point"] == "AMS"
+    with app.app_context():
+        assert database.session().scalars(select(Scan.device_id).where(Scan.form_id == form["id"])).all() \
+            == [world.ids["kiosk"]]
+
+
+@pytest.mark.parametrize("payload", ["genuine", "altered", "not_found"])
+def test_a_revoked_device_gets_401_and_nothing_is_written_whatever_it_scans(app, world, payload):
+    form = issue(world)
+    _revoke(app, world)
+    before = _written(app)
+    qr = {"genuine": form["qr_payload"], "altered": form["qr_payload"][:-6] + "AAAAAA",
+          "not_found": _signed_for(app, formid.new_form_id("NL"))}[payload]
+
+    body = assert_problem(world.scan("kiosk", qr), 401, "unauthorized")
+
+    assert body["detail"] == "The device token is not valid or the device was revoked."
+    assert _written(app) == before
+    assert form_status(world, form["id"]) == "issued"
+
+
+@pytest.mark.parametrize("forgery", ["wrong_secret", "unknown_device"])
+def test_a_forged_device_token_gets_401_for_a_genuine_form(app, world, forgery):
+    form = issue(world)
+    token = world.devices["kiosk"]
+    forged = {"wrong_secret": token[:-4] + ("AAAA" if not token.endswith("AAAA") else "BBBB"),
+              "unknown_device": f"tfd_{uuid.uuid4()}.{token.rsplit('.', 1)[1]}"}[forgery]
+    before = _written(app)
+
+    r = world.client.post(SCANS, json={"qr_payload": form["qr_payload"]},
+                          headers={"Authorization": f"Bearer {forged}"})
+
+    assert_problem(r, 401, "unauthorized")
+    assert _written(app) == before
+    assert form_status(world, form["id"]) == "issued"
+
+
+@pytest.mark.parametrize("how", ["idempotency_key", "queued"])
+def test_a_revoked_device_is_refused_before_a_stored_answer_or_its_last_contact_is_read(app, world, how):
+    """With an Idempotency-Key (a stored answer may be replayed) or a queued
+    scan (the device's last live scan is read), the device's row is read
+    on its own first, as for every other request."""
+    form = issue(world)
+    key = {"Idempotency-Key": f"scan-{secrets.token_hex(4)}"}
+    first = world.post("kiosk", SCANS, {"qr_payload": form["qr_payload"]}, headers=key)
+    assert first.status_code == 200, first.get_json()
+    _revoke(app, world)
+    before = _written(app)
+    body, headers = {"qr_payload": form["qr_payload"]}, key
+    if how == "queued":
+        body, headers = {**body, "queued": True,
+                         "scanned_at": datetime.now(timezone.utc).isoformat()}, {}
+
+    sent = _statements_of(app, lambda: assert_problem(world.post("kiosk", SCANS, body, headers=headers),
+                                                      401, "unauthorized"))
+
+    assert _written(app) == before
+    assert len(sent) == 1 and "FROM devices JOIN exit_points ON" in sent[0], sent
+
+
+def _signed_for(app, form_id: str) -> str:
+    """A genuine QR payload (the keyring's own key) for ``form_id``."""
+    with app.app_context():
+        kid, key = app.extensions["keyring"].signing_key(database.session())
+    return qrtoken.sign_form_token(form_id, "NL859559001B01", datetime.now(timezone.utc) + timedelta(days=30),
+                                   key, kid)
 
 
 # --- the audit trail of scans -------------------------------------------------
