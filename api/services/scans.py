@@ -557,13 +557,14 @@ def _record(session: Session, device: Principal, outcome: ScanOutcome, form: For
 # principal (kind "traveller"), placed at the exit point being validated at.
 
 def judge_form(session: Session, traveller: Principal, form_id: str, ctx: ScanContext,
-               now: datetime, owned: Callable[[FormFacts], bool]) -> ScanOutcome | None:
+               now: datetime, owned: Callable[[FormFacts], bool], *, last: bool = False) -> ScanOutcome | None:
     """Judge one of the traveller's forms as if its QR code had been scanned
     at ``traveller``'s exit point now: the same compare-and-set, audit trail
     and webhooks as a kiosk scan, on channel "app". None, and nothing
     recorded, if there is no such form or ``owned`` says it is not theirs
-    (read in the statement that reads the form's facts)."""
-    return _judge(session, traveller, form_id, ctx, now, now, False, owned)
+    (read in the statement that reads the form's facts). ``last``: the
+    request judges no other form (``_judge``)."""
+    return _judge(session, traveller, form_id, ctx, now, now, False, owned, last=last)
 
 
 @dataclass

@@ -297,10 +297,13 @@ def validate(session: Session, traveller: Principal, body: dict, config, keys, n
         return _theirs(form.passport_key, form.date_of_birth, traveller, secret)
 
     items = []
-    for form_id in dict.fromkeys(formid.normalize_form_id(f) for f in body["form_ids"]):
+    form_ids = list(dict.fromkeys(formid.normalize_form_id(f) for f in body["form_ids"]))
+    for form_id in form_ids:
         if refusal is None:
-            # Whose the form is, read with the facts the verdict needs.
-            outcome = scans.judge_form(session, here, form_id, ctx, now, owned)
+            # Whose the form is, read with the facts the verdict needs. A
+            # lone form's verdict is the transaction's last write (nothing
+            # below writes), so it takes its numbers as a kiosk's scan does.
+            outcome = scans.judge_form(session, here, form_id, ctx, now, owned, last=len(form_ids) == 1)
         else:
             owner = session.execute(select(Form.passport_key, Form.date_of_birth, Form.export_deadline)
                                     .where(Form.id == form_id)).one_or_none()

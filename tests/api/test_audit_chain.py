@@ -22,6 +22,7 @@ from api.problems import MEDIA_TYPE as PROBLEM
 from api.services import audit, audit_chain, scans
 from shared import formid
 from tests.api.test_concurrency import all_at_once, bearer
+from tests.api.traveller_support import app_world, coat  # noqa: F401 (a fixture)
 from tests.builders import form_body, item, traveller
 from tests.conftest import BACKENDS
 
@@ -533,6 +534,38 @@ def test_a_re_scan_takes_its_chain_number_with_its_scan_row_and_no_change_number
         assert write.index("FOR KEY SHARE") < write.index("UPDATE change_counters")
         # The device's row with the facts, the scan row, the link.
         assert len(statements) == 3, statements
+
+
+def test_a_travellers_lone_form_takes_its_numbers_with_its_verdict(app, app_world, runner):
+    """The app's validation of one form numbers it as a kiosk's scan does,
+    in the verdict's own statement; of several, as the transaction commits
+    (each form's verdict is not its transaction's last write)."""
+    lone = app_world.issue_for(coat(), passport_number="N0000011")
+    pair = [app_world.issue_for(coat(), passport_number="N0000012") for _ in range(2)]
+    answers = []
+
+    def validate(phone, forms):
+        return lambda: answers.append(phone.verdicts([f["id"] for f in forms]))
+
+    statements, forms_before, forms_after, events_before, chain = _numbering_of(
+        app, runner, validate(app_world.phone(passport="N0000011").signed_in(), [lone]))
+    pair_statements, _, pair_forms_after, _, pair_chain = _numbering_of(
+        app, runner, validate(app_world.phone(passport="N0000012").signed_in(), pair))
+
+    assert [i["verdict"] for a in answers for i in a["items"]] == ["validated"] * 3
+    assert _change_seq(app, lone["id"]) == forms_after == forms_before + 1
+    assert chain == (events_before + 2, events_before + 2)
+    assert [_change_seq(app, f["id"]) for f in pair] == [forms_after + 1, forms_after + 2] == \
+        [pair_forms_after - 1, pair_forms_after]
+    assert pair_chain == (events_before + 6, events_before + 6)
+    if app.extensions["db_engine"].dialect.name == "postgresql":
+        assert not [s for s in statements if "take_commit_numbers" in s], statements
+        assert [s for s in statements if "FOR NO KEY UPDATE" in s and "change_counters" in s]
+        # Neither of the two verdicts took a counter's lock before the
+        # other form's row: both are numbered as the transaction commits.
+        assert not [s for s in pair_statements if "FOR NO KEY UPDATE" in s and "change_counters" in s]
+        assert [s for s in pair_statements if "take_commit_numbers" in s], pair_statements
+        assert len(statements) == len(pair_statements) - 3, (statements, pair_statements)
 
 
 def test_a_passport_scan_numbers_each_form_in_the_order_it_gave_them_verdicts(app, world, runner):
