@@ -293,10 +293,11 @@ def device_columns(exit_points=_EXIT_POINTS) -> tuple:
             _DEVICES.c.revoked_at, exit_points.c.code.label("exit_point_code"))
 
 
+# A device's row with its exit point's: the FROM of every statement that
+# reads ``device_columns()``.
+DEVICE_AND_EXIT_POINT = _DEVICES.join(_EXIT_POINTS, _DEVICES.c.exit_point_id == _EXIT_POINTS.c.id)
 _DEVICE = database.HotStatement(
-    select(*device_columns())
-    .join(_EXIT_POINTS, _DEVICES.c.exit_point_id == _EXIT_POINTS.c.id)
-    .where(_DEVICES.c.id == bindparam("device_id"))
+    select(*device_columns()).select_from(DEVICE_AND_EXIT_POINT).where(_DEVICES.c.id == bindparam("device_id"))
 )
 # A shop's user issues forms, and each form needs the shop's VAT number and
 # its intermediary's fee: their rows come with the user's (an outer join,
@@ -316,15 +317,21 @@ class UnreadDevice:
     """A request's device token whose row no statement has read yet.
 
     A live scan reads the device's row in its first statement, with the
-    form's facts (api/services/scans.py), one round trip less on the API's
-    hottest path. Nothing the request does before that reads or writes
-    anything, and nothing it does after comes before ``check``: its answer
-    for a revoked device or a wrong secret is the 401 every other request
-    gets. Either method makes the device the request's principal.
+    form's facts (api/services/scans.py), or with the answer stored for its
+    Idempotency-Key (api/services/idempotency.py): one round trip less on
+    the API's hottest path. Nothing the request does before that reads or
+    writes anything, and nothing it does after comes before ``check``: its
+    answer for a revoked device or a wrong secret is the 401 every other
+    request gets. Either method makes the device the request's principal.
     """
 
     id: str
     token: str = field(repr=False)
+
+    @property
+    def actor(self) -> str:
+        """The device's ``Principal.actor``, should its row authenticate it."""
+        return f"device:{self.id}"
 
     def check(self, row: tuple | None) -> Principal:
         """The device, authenticated by its row (``device_columns``, None:

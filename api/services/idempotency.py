@@ -20,8 +20,9 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from .. import auth
 from ..database import HotStatement
-from ..models import IdempotencyRecord, utcnow
+from ..models import Device, IdempotencyRecord, utcnow
 from ..problems import Problem
 
 MAX_KEY_LENGTH = 255
@@ -83,7 +84,32 @@ def replay(session: Session, owner: str, key: str, body_hash: str, body) -> Stor
     """The stored first response for ``key`` (its ``status_code`` and
     ``response_body``), or None if the key is new."""
     row = _STORED.execute(session, {"owner": owner, "key": key}).fetchone()
-    record = None if row is None else Stored(*row)
+    return _same_request(None if row is None else Stored(*row), body_hash, body)
+
+
+# A device whose row is not read yet (a kiosk's scan): its row and the
+# answer stored for the key in one statement.
+_DEVICE_COLUMNS = auth.device_columns()
+_DEVICE_AND_STORED = HotStatement(
+    select(*_DEVICE_COLUMNS, _RECORDS.c.request_hash, _RECORDS.c.status_code, _RECORDS.c.response_body)
+    .select_from(auth.DEVICE_AND_EXIT_POINT.outerjoin(
+        _RECORDS, (_RECORDS.c.owner == bindparam("owner")) & (_RECORDS.c.key == bindparam("key"))))
+    .where(Device.__table__.c.id == bindparam("device_id")))
+
+
+def replay_for_device(session: Session, device: auth.UnreadDevice, key: str, body_hash: str,
+                      body) -> tuple[auth.Principal, Stored | None]:
+    """``replay`` for a device not yet authenticated: the device,
+    authenticated by its row (a 401 otherwise, the stored answer unseen),
+    and the answer it stored for ``key``."""
+    row = _DEVICE_AND_STORED.execute(session, {"device_id": device.id, "owner": device.actor,
+                                               "key": key}).fetchone()
+    principal = device.check(row and row[:len(_DEVICE_COLUMNS)])
+    stored = row[len(_DEVICE_COLUMNS):]
+    return principal, _same_request(None if stored[0] is None else Stored(*stored), body_hash, body)
+
+
+def _same_request(record: Stored | None, body_hash: str, body) -> Stored | None:
     if record is not None and not (hmac.compare_digest(record.request_hash, body_hash)
                                    or hmac.compare_digest(record.request_hash, _legacy_hash(body))):
         raise Problem(

@@ -579,7 +579,47 @@ def test_a_revoked_device_is_refused_before_a_stored_answer_or_its_last_contact_
                                                       401, "unauthorized"))
 
     assert _written(app) == before
+    # One statement, the device's row (with the stored answer, for a key).
     assert len(sent) == 1 and "FROM devices JOIN exit_points ON" in sent[0], sent
+    assert ("idempotency_records" in sent[0]) == (how == "idempotency_key")
+
+
+def test_a_kiosks_scan_with_its_key_reads_the_stored_answer_with_the_devices_row(app, world):
+    form = issue(world)
+    key = {"Idempotency-Key": f"scan-{secrets.token_hex(4)}"}
+    answers = []
+
+    sent = _statements_of(app, lambda: answers.append(
+        world.post("kiosk", SCANS, {"qr_payload": form["qr_payload"]}, headers=key)))
+    again = _statements_of(app, lambda: answers.append(
+        world.post("kiosk", SCANS, {"qr_payload": form["qr_payload"]}, headers=key)))
+
+    first, replayed = answers
+    assert first.status_code == replayed.status_code == 200
+    assert replayed.get_json() == first.get_json() and first.get_json()["verdict"] == "validated"
+    assert "Idempotent-Replayed" not in first.headers and replayed.headers["Idempotent-Replayed"] == "true"
+    for statements in (sent, again):
+        assert "FROM devices JOIN exit_points ON" in statements[0] and "idempotency_records" in statements[0]
+        assert not [s for s in statements[1:] if "FROM devices" in s], statements
+    assert len(again) == 1, again
+    if app.extensions["db_engine"].dialect.name == "postgresql":
+        # The device with the stored answer, the facts, the verdict, the
+        # answer stored, the links.
+        assert len(sent) == 5, sent
+
+
+def test_a_kiosks_key_is_its_own(app, world):
+    """Another device sending the same key gets its own verdict; the same
+    device sending the key with another form is refused."""
+    form, other = issue(world), issue(world)
+    key = {"Idempotency-Key": "scan-1"}
+    assert world.post("kiosk", SCANS, {"qr_payload": form["qr_payload"]}, headers=key).status_code == 200
+
+    r = world.post("rtm-kiosk", SCANS, {"qr_payload": other["qr_payload"]}, headers=key)
+    assert r.status_code == 200 and "Idempotent-Replayed" not in r.headers
+    assert r.get_json()["form_id"] == other["id"] and r.get_json()["verdict"] == "validated"
+    reused = world.post("kiosk", SCANS, {"qr_payload": other["qr_payload"]}, headers=key)
+    assert_problem(reused, 422, "idempotency_key_reused")
 
 
 def _signed_for(app, form_id: str) -> str:
