@@ -301,8 +301,9 @@ def validate(session: Session, traveller: Principal, body: dict, config, keys, n
     for form_id in form_ids:
         if refusal is None:
             # Whose the form is, read with the facts the verdict needs. A
-            # lone form's verdict is the transaction's last write (nothing
-            # below writes), so it takes its numbers as a kiosk's scan does.
+            # lone form's verdict locks no other row before the commit (the
+            # rows still to come are new: a check, an outbox delivery, the
+            # idempotency record), so it takes its numbers as a kiosk's scan does.
             outcome = scans.judge_form(session, here, form_id, ctx, now, owned, last=len(form_ids) == 1)
         else:
             owner = session.execute(select(Form.passport_key, Form.date_of_birth, Form.export_deadline)
