@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, event, text
 
 PASSWORD = "correct-horse-battery"
 TODAY = date.today()
@@ -104,6 +104,23 @@ class World:
 
     def scan(self, device: str, qr_payload: str):
         return self.post(device, "/api/v1/scans", {"qr_payload": qr_payload})
+
+
+def statements_of(app, action) -> list[str]:
+    """The SQL statements ``app`` sends while ``action`` runs, each on one
+    line."""
+    sent = []
+
+    def seen(_conn, _cursor, statement, *_args):
+        sent.append(" ".join(statement.split()))
+
+    engine = app.extensions["db_engine"]
+    event.listen(engine, "before_cursor_execute", seen)
+    try:
+        action()
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)
+    return sent
 
 
 def rows(database_url: str, sql: str, **params) -> list:

@@ -23,7 +23,7 @@ from api.services import audit, audit_chain, scans
 from shared import formid
 from tests.api.test_concurrency import all_at_once, bearer
 from tests.api.traveller_support import app_world, coat  # noqa: F401 (a fixture)
-from tests.builders import form_body, item, traveller
+from tests.builders import form_body, item, statements_of, traveller
 from tests.conftest import BACKENDS
 
 INTACT = re.compile(r"^audit trail intact: (\d+) events, head seq (\d+) hash ([0-9a-f]{64})$", re.M)
@@ -461,21 +461,6 @@ def test_upgrading_links_the_events_already_there_in_id_order(app, old_database)
 
 # --- numbers taken with a scan's verdict ------------------------------------------
 
-def _statements_of(app, action) -> list[str]:
-    statements = []
-
-    def seen(_conn, _cursor, statement, *_args):
-        statements.append(" ".join(statement.split()))
-
-    engine = app.extensions["db_engine"]
-    event.listen(engine, "before_cursor_execute", seen)
-    try:
-        action()
-    finally:
-        event.remove(engine, "before_cursor_execute", seen)
-    return statements
-
-
 def _numbering_of(app, runner, act) -> tuple[list[str], int, int, int, tuple[int, int]]:
     """Run ``act`` (one request): the statements it
     sent, the change feed's counter before and after, and the chain's
@@ -483,7 +468,7 @@ def _numbering_of(app, runner, act) -> tuple[list[str], int, int, int, tuple[int
     events_before, _, _ = intact(runner)
     with app.app_context():
         forms_before = database.session().get(ChangeCounter, "forms").value
-    statements = _statements_of(app, act)
+    statements = statements_of(app, act)
     with app.app_context():
         forms_after = database.session().get(ChangeCounter, "forms").value
     return statements, forms_before, forms_after, events_before, intact(runner)[:2]

@@ -11,7 +11,6 @@ from datetime import date, datetime, timedelta, timezone
 import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from sqlalchemy import event as sqlalchemy_event
 from sqlalchemy import func, select
 
 from api import database
@@ -20,7 +19,7 @@ from api.models import Device, Event, IdempotencyRecord, Scan
 from api.services import scans
 from shared import formid, qrtoken, rules
 from shared.risk import RiskPolicy
-from tests.builders import item, traveller
+from tests.builders import item, statements_of, traveller
 
 PROBLEM = "application/problem+json"
 SCANS = "/api/v1/scans"
@@ -493,26 +492,11 @@ def _revoke(app, world, device="kiosk"):
         session.commit()
 
 
-def _statements_of(app, action) -> list[str]:
-    sent = []
-
-    def seen(_conn, _cursor, statement, *_args):
-        sent.append(" ".join(statement.split()))
-
-    engine = app.extensions["db_engine"]
-    sqlalchemy_event.listen(engine, "before_cursor_execute", seen)
-    try:
-        action()
-    finally:
-        sqlalchemy_event.remove(engine, "before_cursor_execute", seen)
-    return sent
-
-
 def test_a_live_scan_reads_the_devices_row_with_the_forms_facts(app, world):
     form = issue(world)
     answers = []
 
-    sent = _statements_of(app, lambda: answers.append(world.scan("kiosk", form["qr_payload"])))
+    sent = statements_of(app, lambda: answers.append(world.scan("kiosk", form["qr_payload"])))
 
     assert answers[0].status_code == 200 and answers[0].get_json()["verdict"] == "validated"
     first = sent[0]
@@ -575,7 +559,7 @@ def test_a_revoked_device_is_refused_before_a_stored_answer_or_its_last_contact_
         body, headers = {**body, "queued": True,
                          "scanned_at": datetime.now(timezone.utc).isoformat()}, {}
 
-    sent = _statements_of(app, lambda: assert_problem(world.post("kiosk", SCANS, body, headers=headers),
+    sent = statements_of(app, lambda: assert_problem(world.post("kiosk", SCANS, body, headers=headers),
                                                       401, "unauthorized"))
 
     assert _written(app) == before
@@ -589,9 +573,9 @@ def test_a_kiosks_scan_with_its_key_reads_the_stored_answer_with_the_devices_row
     key = {"Idempotency-Key": f"scan-{secrets.token_hex(4)}"}
     answers = []
 
-    sent = _statements_of(app, lambda: answers.append(
+    sent = statements_of(app, lambda: answers.append(
         world.post("kiosk", SCANS, {"qr_payload": form["qr_payload"]}, headers=key)))
-    again = _statements_of(app, lambda: answers.append(
+    again = statements_of(app, lambda: answers.append(
         world.post("kiosk", SCANS, {"qr_payload": form["qr_payload"]}, headers=key)))
 
     first, replayed = answers
