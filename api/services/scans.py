@@ -147,8 +147,8 @@ _FACTS = HotStatement(
     .where(_F.c.id == bindparam("form_id"))
 )
 # A device's live scan: the device's row (to authenticate it) with the
-# facts, the device the row every answer has, the form's columns null when
-# no form has the id.
+# form's facts. The device's row leads, so a known device always gets a
+# row back; the form's columns are null when no form has the id.
 _DEVICE_COLUMNS = auth.device_columns(_HERE)
 _DEVICE_AND_FACTS = HotStatement(
     select(*_DEVICE_COLUMNS, *_FACT_COLUMNS)
