@@ -545,9 +545,10 @@ def test_a_forged_device_token_gets_401_for_a_genuine_form(app, world, forgery):
 
 @pytest.mark.parametrize("how", ["idempotency_key", "queued"])
 def test_a_revoked_device_is_refused_before_a_stored_answer_or_its_last_contact_is_read(app, world, how):
-    """With an Idempotency-Key (a stored answer may be replayed) or a queued
-    scan (the device's last live scan is read), the device's row is read
-    on its own first, as for every other request."""
+    """With an Idempotency-Key, the stored answer is read with the device's
+    row and looked at only once the row has authenticated the device; a
+    queued scan reads the device's row on its own before its last live
+    scan. Either way the one statement sent before the 401 is the device's."""
     form = issue(world)
     key = {"Idempotency-Key": f"scan-{secrets.token_hex(4)}"}
     first = world.post("kiosk", SCANS, {"qr_payload": form["qr_payload"]}, headers=key)
