@@ -319,10 +319,12 @@ class UnreadDevice:
     A live scan reads the device's row in its first statement, with the
     form's facts (api/services/scans.py), or with the answer stored for its
     Idempotency-Key (api/services/idempotency.py): one round trip less on
-    the API's hottest path. Nothing the request does before that reads or
-    writes anything, and nothing it does after comes before ``check``: its
-    answer for a revoked device or a wrong secret is the 401 every other
-    request gets. Either method makes the device the request's principal.
+    the API's hottest path. Before that the request writes nothing and
+    reads nothing of a form or a traveller (only the public QR keys, for a
+    kid the worker does not hold, at most once a second), and nothing it
+    does after comes before ``check``: its answer for a revoked device or a
+    wrong secret is the 401 every other request gets. Either method makes
+    the device the request's principal.
     """
 
     id: str
