@@ -293,11 +293,16 @@ def device_columns(exit_points=_EXIT_POINTS) -> tuple:
             _DEVICES.c.revoked_at, exit_points.c.code.label("exit_point_code"))
 
 
-# A device's row with its exit point's: the FROM of every statement that
-# reads ``device_columns()``.
-DEVICE_AND_EXIT_POINT = _DEVICES.join(_EXIT_POINTS, _DEVICES.c.exit_point_id == _EXIT_POINTS.c.id)
+def device_and_exit_point(exit_points=_EXIT_POINTS):
+    """A device's row joined to its exit point's (``exit_points``: the
+    table or an alias of it): the FROM of every statement that reads
+    ``device_columns(exit_points)``."""
+    return _DEVICES.join(exit_points, _DEVICES.c.exit_point_id == exit_points.c.id)
+
+
+_DEVICE_WIDTH = len(device_columns())
 _DEVICE = database.HotStatement(
-    select(*device_columns()).select_from(DEVICE_AND_EXIT_POINT).where(_DEVICES.c.id == bindparam("device_id"))
+    select(*device_columns()).select_from(device_and_exit_point()).where(_DEVICES.c.id == bindparam("device_id"))
 )
 # A shop's user issues forms, and each form needs the shop's VAT number and
 # its intermediary's fee: their rows come with the user's (an outer join,
@@ -323,7 +328,7 @@ class UnreadDevice:
     reads nothing of a form or a traveller (only the public QR keys, for a
     kid the worker does not hold, at most once a second), and nothing it
     does after comes before ``check``: its answer for a revoked device or a
-    wrong secret is the 401 every other request gets. Either method makes
+    wrong secret is the 401 every other request gets. Each method makes
     the device the request's principal.
     """
 
@@ -352,6 +357,13 @@ class UnreadDevice:
             device_kind=kind,
         )
         return g.principal
+
+    def check_leading(self, row: tuple | None) -> tuple[Principal, tuple]:
+        """The device, authenticated by the first columns of ``row`` (of a
+        statement that reads ``device_columns`` before anything else; None:
+        no such device), and the row's other columns."""
+        principal = self.check(None if row is None else row[:_DEVICE_WIDTH])
+        return principal, row[_DEVICE_WIDTH:]
 
     def read(self, session) -> Principal:
         """The device, authenticated by its row read on its own."""

@@ -89,10 +89,9 @@ def replay(session: Session, owner: str, key: str, body_hash: str, body) -> Stor
 
 # A device whose row is not read yet (a kiosk's scan): its row and the
 # answer stored for the key in one statement.
-_DEVICE_COLUMNS = auth.device_columns()
 _DEVICE_AND_STORED = HotStatement(
-    select(*_DEVICE_COLUMNS, _RECORDS.c.request_hash, _RECORDS.c.status_code, _RECORDS.c.response_body)
-    .select_from(auth.DEVICE_AND_EXIT_POINT.outerjoin(
+    select(*auth.device_columns(), _RECORDS.c.request_hash, _RECORDS.c.status_code, _RECORDS.c.response_body)
+    .select_from(auth.device_and_exit_point().outerjoin(
         _RECORDS, (_RECORDS.c.owner == bindparam("owner")) & (_RECORDS.c.key == bindparam("key"))))
     .where(Device.__table__.c.id == bindparam("device_id")))
 
@@ -102,10 +101,8 @@ def replay_for_device(session: Session, device: auth.UnreadDevice, key: str, bod
     """``replay`` for a device not yet authenticated: the device,
     authenticated by its row (a 401 otherwise, the stored answer unseen),
     and the answer it stored for ``key``."""
-    row = _DEVICE_AND_STORED.execute(session, {"device_id": device.id, "owner": device.actor,
-                                               "key": key}).fetchone()
-    principal = device.check(row and row[:len(_DEVICE_COLUMNS)])
-    stored = row[len(_DEVICE_COLUMNS):]
+    principal, stored = device.check_leading(_DEVICE_AND_STORED.execute(
+        session, {"device_id": device.id, "owner": device.actor, "key": key}).fetchone())
     return principal, _same_request(None if stored[0] is None else Stored(*stored), body_hash, body)
 
 

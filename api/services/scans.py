@@ -149,11 +149,9 @@ _FACTS = HotStatement(
 # A device's live scan: the device's row (to authenticate it) with the
 # form's facts. The device's row leads, so a known device always gets a
 # row back; the form's columns are null when no form has the id.
-_DEVICE_COLUMNS = auth.device_columns(_HERE)
 _DEVICE_AND_FACTS = HotStatement(
-    select(*_DEVICE_COLUMNS, *_FACT_COLUMNS)
-    .select_from(Device.__table__.join(_HERE, _HERE.c.id == Device.__table__.c.exit_point_id)
-                 .outerjoin(_FORM_AND_PAYER, _F.c.id == bindparam("form_id")))
+    select(*auth.device_columns(_HERE), *_FACT_COLUMNS)
+    .select_from(auth.device_and_exit_point(_HERE).outerjoin(_FORM_AND_PAYER, _F.c.id == bindparam("form_id")))
     .where(Device.__table__.c.id == bindparam("device_id"))
 )
 
@@ -165,9 +163,8 @@ def _form_facts(session: Session, form_id: str, device: Principal | auth.UnreadD
     # The risk engine counts the traveller's forms of the last days, this one included.
     params = {"form_id": form_id, "since": now - timedelta(days=ctx.policy.frequent_days)}
     if isinstance(device, auth.UnreadDevice):
-        row = _DEVICE_AND_FACTS.execute(session, {**params, "device_id": device.id}).fetchone()
-        device = device.check(row and row[:len(_DEVICE_COLUMNS)])
-        row = row[len(_DEVICE_COLUMNS):]
+        device, row = device.check_leading(
+            _DEVICE_AND_FACTS.execute(session, {**params, "device_id": device.id}).fetchone())
         if row[0] is None:
             return device, None
     else:
@@ -341,9 +338,10 @@ def scan(
     anything is read or written for it: with the form's facts, or on its
     own where there are none to read.
     """
+    at = now
     if queued:
         device = _authenticated(session, device)
-    at = _replay_time(session, device, scanned_at, now) if queued else now
+        at = _replay_time(session, device, scanned_at, now)
     try:
         claims = qrtoken.verify_form_token(qr_payload, ctx.keys, at)
         form_id = claims.form_id

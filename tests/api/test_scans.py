@@ -58,6 +58,29 @@ def form_status(world, form_id, who="shop") -> str:
     return r.get_json()["status"]
 
 
+def _written(app) -> tuple[int, int, int]:
+    """Scan rows, audit events and stored idempotent answers, all forms."""
+    with app.app_context():
+        session = database.session()
+        return tuple(session.scalar(select(func.count()).select_from(model))
+                     for model in (Scan, Event, IdempotencyRecord))
+
+
+def _revoke(app, world, device="kiosk"):
+    with app.app_context():
+        session = database.session()
+        session.get(Device, world.ids[device]).revoked_at = datetime.now(timezone.utc)
+        session.commit()
+
+
+def _signed_for(app, form_id: str) -> str:
+    """A genuine QR payload (the keyring's own key) for ``form_id``."""
+    with app.app_context():
+        kid, key = app.extensions["keyring"].signing_key(database.session())
+    return qrtoken.sign_form_token(form_id, "NL859559001B01", datetime.now(timezone.utc) + timedelta(days=30),
+                                   key, kid)
+
+
 def assert_problem(r, status, code) -> dict:
     assert r.status_code == status, r.get_json()
     assert r.mimetype == PROBLEM
@@ -278,10 +301,7 @@ def test_a_form_signed_by_a_foreign_key_is_refused_as_unknown(world):
 
 def test_a_genuine_signature_on_a_form_that_does_not_exist_is_not_found(app, world):
     missing = formid.new_form_id("NL")
-    with app.app_context():
-        kid, key = app.extensions["keyring"].signing_key(database.session())
-    token = qrtoken.sign_form_token(
-        missing, "NL859559001B01", datetime.now(timezone.utc) + timedelta(days=30), key, kid)
+    token = _signed_for(app, missing)
 
     assert scan(world, "kiosk", token) == refused(
         "form_not_found", "This form is not known. Ask the shop or your refund company.", form_id=missing)
@@ -461,10 +481,7 @@ def test_a_scan_without_a_token_is_unauthorized(world):
 
 def test_a_revoked_kiosk_can_no_longer_scan(app, world):
     form = issue(world)
-    with app.app_context():
-        session = database.session()
-        session.get(Device, world.ids["kiosk"]).revoked_at = datetime.now(timezone.utc)
-        session.commit()
+    _revoke(app, world)
 
     body = assert_problem(world.scan("kiosk", form["qr_payload"]), 401, "unauthorized")
 
@@ -476,21 +493,6 @@ def test_a_revoked_kiosk_can_no_longer_scan(app, world):
 
 # A live scan reads the device's row with the form's facts: the device is
 # authenticated by that row before anything is written or answered.
-
-def _written(app) -> tuple[int, int, int]:
-    """Scan rows, audit events and stored idempotent answers, all forms."""
-    with app.app_context():
-        session = database.session()
-        return tuple(session.scalar(select(func.count()).select_from(model))
-                     for model in (Scan, Event, IdempotencyRecord))
-
-
-def _revoke(app, world, device="kiosk"):
-    with app.app_context():
-        session = database.session()
-        session.get(Device, world.ids[device]).revoked_at = datetime.now(timezone.utc)
-        session.commit()
-
 
 def test_a_live_scan_reads_the_devices_row_with_the_forms_facts(app, world):
     form = issue(world)
@@ -607,12 +609,6 @@ def test_a_kiosks_key_is_its_own(app, world):
     assert_problem(reused, 422, "idempotency_key_reused")
 
 
-def _signed_for(app, form_id: str) -> str:
-    """A genuine QR payload (the keyring's own key) for ``form_id``."""
-    with app.app_context():
-        kid, key = app.extensions["keyring"].signing_key(database.session())
-    return qrtoken.sign_form_token(form_id, "NL859559001B01", datetime.now(timezone.utc) + timedelta(days=30),
-                                   key, kid)
 
 
 # --- the audit trail of scans -------------------------------------------------
