@@ -15,12 +15,13 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from flask import current_app, has_app_context
-from sqlalchemy import bindparam, exists, func, insert, literal_column, null, select, text, union_all
+from sqlalchemy import (BigInteger, String, bindparam, column, exists, func, insert, literal_column, null, select,
+                        text, union_all)
 from sqlalchemy import event as sqlalchemy_event
 from sqlalchemy.orm import Session
 
 from ..database import HotStatement
-from ..models import ChangeCounter, Event, Form, utcnow
+from ..models import Event, Form, utcnow
 from . import audit_chain, changes, webhooks
 
 # Events that leave the form itself as it was (a re-scan repeats the verdict
@@ -139,47 +140,44 @@ def may_number_early(session: Session) -> bool:
 
 @dataclass(frozen=True)
 class Numbers:
-    """PostgreSQL: the CTEs that take, in a write's own statement, the next
-    number of the change feed (``form_number``; none for a write that
-    leaves the form as it was) and the next ``events`` numbers of the audit
-    chain (``audit_numbers``, with the chain's head), instead of at the
-    commit. They run only once ``after`` (a CTE that
-    locks what the write depends on) has a row, in the order every writer
-    takes the counters: the ``forms`` counter, then the ``audit`` one. None
-    comes back for a counter that has no row yet: the commit then numbers
-    as usual."""
+    """PostgreSQL: the CTE that takes, in a write's own statement, the next
+    number of the change feed (``forms_last``; none for a write that leaves
+    the form as it was) and the next ``events`` numbers of the audit chain
+    (``audit_last``, with the chain's head), instead of at the commit. It
+    calls ``take_early_numbers`` (migration 0016), which takes the counters
+    in the order every writer takes them, the ``forms`` counter, then the
+    ``audit`` one. PostgreSQL runs the CTE once, when the write first uses
+    a number, and only once ``after`` (a CTE that locks what the write
+    depends on) has a row: the rows first, the counters last. None comes
+    back for a counter that has no row yet (and, without the ``forms`` one,
+    for both): the commit then numbers as usual."""
 
-    form_number: object | None  # None: the write leaves the form as it was
-    audit_numbers: object
+    taken: object
+    form: bool  # the write changes the form: it takes the form's number too
 
     @classmethod
     def after(cls, after, events: int, *, form: bool = True) -> "Numbers":
         """``form``: the write changes the form, so it also takes the
         form's number in the change feed."""
-        counters = ChangeCounter.__table__
-        before_audit = after
-        form_number = None
-        if form:
-            form_number = before_audit = (
-                counters.update().where(counters.c.name == changes.COUNTER, exists(select(*after.c)))
-                .values(value=counters.c.value + 1).returning(counters.c.value).cte("form_number"))
-        audit_numbers = (counters.update()
-                         .where(counters.c.name == audit_chain.COUNTER, exists(select(*before_audit.c)))
-                         .values(value=counters.c.value + events)
-                         .returning(counters.c.value, counters.c.head_hash).cte("audit_numbers"))
-        return cls(form_number, audit_numbers)
+        # The counters' UPDATEs are the function's own statements: a write
+        # that waited for a counter rechecks the counter's row alone, not
+        # the whole statement (migration 0016 says why).
+        taken = func.take_early_numbers(literal_column(str(int(form))), literal_column(str(int(events))))
+        columns = taken.table_valued(column("forms_last", BigInteger), column("audit_last", BigInteger),
+                                     column("audit_head", String))
+        return cls(select(columns).where(exists(select(*after.c))).cte("numbers"), form)
 
     def form_seq(self):
         """The form's number, for the write to store."""
-        return select(self.form_number.c.value).scalar_subquery()
+        return select(self.taken.c.forms_last).scalar_subquery()
 
     def ctes(self) -> tuple:
-        return tuple(cte for cte in (self.form_number, self.audit_numbers) if cte is not None)
+        return (self.taken,)
 
     def returned(self) -> tuple:
-        return (self.form_seq() if self.form_number is not None else null(),
-                select(self.audit_numbers.c.value).scalar_subquery(),
-                select(self.audit_numbers.c.head_hash).scalar_subquery())
+        return (self.form_seq() if self.form else null(),
+                select(self.taken.c.audit_last).scalar_subquery(),
+                select(self.taken.c.audit_head).scalar_subquery())
 
 
 def early_number(session: Session, form_id: str) -> int | None:

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 from alembic import command
-from sqlalchemy import create_engine, delete, event, func, insert, select, text, update
+from sqlalchemy import bindparam, create_engine, delete, event, func, insert, select, text, update
 from sqlalchemy.exc import DBAPIError
 
 from api import database
@@ -490,7 +490,7 @@ def test_a_scans_verdict_takes_its_change_number_and_chain_numbers_with_its_writ
         # On PostgreSQL the verdict's statement took both numbers; the
         # commit only links the two events.
         assert not [s for s in statements if "take_commit_numbers" in s], statements
-        assert [s for s in statements if "FOR NO KEY UPDATE" in s and "change_counters" in s]
+        assert [s for s in statements if "FOR NO KEY UPDATE" in s and "take_early_numbers" in s]
 
 
 def test_a_re_scan_takes_its_chain_number_with_its_scan_row_and_no_change_number(app, world, runner):
@@ -515,8 +515,8 @@ def test_a_re_scan_takes_its_chain_number_with_its_scan_row_and_no_change_number
         # lock on the form's row; the commit only links the event.
         assert not [s for s in statements if "take_commit_numbers" in s], statements
         [write] = [s for s in statements if "INSERT INTO scans" in s]
-        assert "FOR KEY SHARE" in write and "change_counters" in write
-        assert write.index("FOR KEY SHARE") < write.index("UPDATE change_counters")
+        assert "FOR KEY SHARE" in write and "take_early_numbers" in write
+        assert write.index("FOR KEY SHARE") < write.index("take_early_numbers")
         # The device's row with the facts, the scan row, the link.
         assert len(statements) == 3, statements
 
@@ -545,10 +545,10 @@ def test_a_travellers_lone_form_takes_its_numbers_with_its_verdict(app, app_worl
     assert pair_chain == (events_before + 6, events_before + 6)
     if app.extensions["db_engine"].dialect.name == "postgresql":
         assert not [s for s in statements if "take_commit_numbers" in s], statements
-        assert [s for s in statements if "FOR NO KEY UPDATE" in s and "change_counters" in s]
+        assert [s for s in statements if "FOR NO KEY UPDATE" in s and "take_early_numbers" in s]
         # Neither of the two verdicts took a counter's lock before the
         # other form's row: both are numbered as the transaction commits.
-        assert not [s for s in pair_statements if "FOR NO KEY UPDATE" in s and "change_counters" in s]
+        assert not [s for s in pair_statements if "FOR NO KEY UPDATE" in s and "take_early_numbers" in s]
         assert [s for s in pair_statements if "take_commit_numbers" in s], pair_statements
         assert len(statements) == len(pair_statements) - 3, (statements, pair_statements)
 
@@ -643,6 +643,81 @@ def test_a_scan_where_no_counter_has_a_row_yet_is_numbered_as_it_commits(app, wo
     assert intact(runner)[:2] == (events_before + 3, events_before + 3)
 
 
+def test_a_compare_and_set_that_loses_takes_no_number(app, world, runner):
+    """Another request changed the form first: the write finds it no longer
+    as read, writes nothing and moves no counter (a number taken and never
+    linked would be a gap in the chain)."""
+    form = world.issue("shop", traveller=traveller(passport_number="N0000011"))
+    events_before, _, _ = intact(runner)
+    forms = Form.__table__
+    # Written as the scan's compare-and-set is, with the status it was read
+    # in; the form is "issued", not that.
+    cas = (update(forms).where(forms.c.id == bindparam("form_id"), forms.c.status == bindparam("was"))
+           .values(status="refunded"))
+    event = {"form_id": form["id"], "actor": "device:test", "exit_point": "AMS", "data": {}}
+    now = utcnow()
+    row = {"form_id": form["id"], "device_id": None, "exit_point_id": None, "verdict": "validated",
+           "reason_code": None, "created_at": now, "channel": "kiosk", "install_key": None, "received_at": now,
+           "queued": False}
+    outcome = {}
+
+    def lose():
+        with app.app_context():
+            session = database.session()
+            outcome["before"] = dict(session.execute(select(ChangeCounter.name, ChangeCounter.value)).all())
+            outcome["written"] = audit.record_pair_after(
+                session, cas, {"form_id": form["id"], "was": "validated"}, {**event, "type": "form.validated"},
+                scans._INSERT_SCAN, row, {**event, "type": "form.scanned"}, last=True)
+            session.commit()
+
+    statements = statements_of(app, lose)
+    with app.app_context():
+        session = database.session()
+        after = dict(session.execute(select(ChangeCounter.name, ChangeCounter.value)).all())
+        status = session.scalar(select(Form.status).where(Form.id == form["id"]))
+    assert outcome["written"] is None
+    assert after == outcome["before"] and status == "issued"
+    assert intact(runner)[:2] == (events_before, events_before)
+    if app.extensions["db_engine"].dialect.name == "postgresql":
+        # The statement that lost is the one that would have taken them.
+        assert [s for s in statements if "take_early_numbers" in s]
+
+
+def test_a_scan_where_only_the_form_counter_is_missing_takes_no_chain_number_before_it(app, world, runner):
+    """The change feed's counter row lost, the audit chain's still there:
+    the verdict's statement takes no number at all, since the chain's
+    number taken first would put the two counters' locks in the wrong
+    order at the commit (which takes the change feed's). The commit
+    numbers both."""
+    form = world.issue("shop", traveller=traveller(passport_number="N0000012"))
+    events_before, _, _ = intact(runner)
+    with app.app_context():
+        session = database.session()
+        highest = session.scalar(select(func.max(Form.change_seq)))
+        session.execute(delete(ChangeCounter).where(ChangeCounter.name == "forms"))
+        session.commit()
+
+    statements = statements_of(app, lambda: world.scan("kiosk", form["qr_payload"]))
+
+    with app.app_context():
+        session = database.session()
+        seq = session.scalar(select(Form.change_seq).where(Form.id == form["id"]))
+        counters = dict(session.execute(select(ChangeCounter.name, ChangeCounter.value)).all())
+    assert seq == highest + 1 == counters["forms"]
+    assert counters["audit"] == events_before + 2
+    assert intact(runner)[:2] == (events_before + 2, events_before + 2)
+    if app.extensions["db_engine"].dialect.name == "postgresql":
+        # Both counters taken as the transaction commits, in one call.
+        [commit_numbers] = [s for s in statements if "take_commit_numbers" in s]
+        with app.app_context():
+            session = database.session()
+            session.execute(delete(ChangeCounter).where(ChangeCounter.name == "forms"))
+            # The function alone: nothing taken, the chain's counter left as it was.
+            assert tuple(session.execute(text("SELECT * FROM take_early_numbers(1, 2)")).one()) == (None, None, None)
+            assert session.get(ChangeCounter, "audit").value == events_before + 2
+            session.rollback()
+
+
 # --- numbers taken with an issue's insert --------------------------------------------
 
 def test_an_issue_takes_its_change_number_and_chain_number_with_its_insert(app, world, runner):
@@ -661,7 +736,7 @@ def test_an_issue_takes_its_change_number_and_chain_number_with_its_insert(app, 
         # lock; the commit only links the event.
         assert not [s for s in statements if "take_commit_numbers" in s], statements
         [insert] = [s for s in statements if "INSERT INTO forms" in s]
-        assert insert.index("pg_advisory_xact_lock") < insert.index("UPDATE change_counters")
+        assert insert.index("pg_advisory_xact_lock") < insert.index("take_early_numbers")
         assert len(statements) == 3, statements  # the user's row, the insert, the link
 
 
@@ -705,7 +780,7 @@ def test_a_batch_numbers_its_forms_as_it_commits(app, world, runner):
     assert chain == (events_before + 3, events_before + 3)
     if app.extensions["db_engine"].dialect.name == "postgresql":
         inserts = [s for s in statements if "INSERT INTO forms" in s]
-        assert len(inserts) == 3 and not [s for s in inserts if "change_counters" in s]
+        assert len(inserts) == 3 and not [s for s in inserts if "take_early_numbers" in s]
         assert all("pg_advisory_xact_lock" in s for s in inserts)
         assert len([s for s in statements if "take_commit_numbers" in s]) == 1
 
