@@ -47,11 +47,11 @@ def record(
 ) -> Written:
     """Append an event to the trail in the session's transaction; returns
     it as written."""
-    values = _event_values(form_id, type, actor, exit_point=exit_point, at=at, data=data)
+    values, around_id = _event_values(form_id, type, actor, exit_point=exit_point, at=at, data=data)
     # ORM changes first (the form an issue adds, say: the event refers to
     # it), then one plain INSERT: no ORM object to flush on every write.
     session.flush()
-    return _written(session, _INSERT_EVENT.execute(session, values).fetchone()[0], values)
+    return _written(session, _INSERT_EVENT.execute(session, values).fetchone()[0], values, around_id)
 
 
 def record_after(
@@ -77,15 +77,15 @@ def record_after(
     a re-scan's): as for ``record_pair_after``, the event's number in the
     audit chain may then be taken in the same statement, after a share
     lock on the form's row."""
-    values = _event_values(form_id, type, actor, exit_point=exit_point, at=at, data=data)
+    values, around_id = _event_values(form_id, type, actor, exit_point=exit_point, at=at, data=data)
     session.flush()
     connection = session.connection()
     if connection.dialect.name != "postgresql":
         if connection.execute(write, params).rowcount != 1:
             return None
-        return _written(session, _INSERT_EVENT.execute(session, values).fetchone()[0], values)
+        return _written(session, _INSERT_EVENT.execute(session, values).fetchone()[0], values, around_id)
     numbering = last and form_id is not None and type in UNCHANGING and may_number_early(session)
-    return _record_by(session, _with_event(write, numbering), params, values, numbering)
+    return _record_by(session, _with_event(write, numbering), params, values, around_id, numbering)
 
 
 def event_for_each(source, *ctes, numbers: Numbers | None = None) -> HotStatement:
@@ -112,18 +112,18 @@ def record_by(session: Session, statement: HotStatement, params: dict, form_id: 
     statement was made with ``numbers`` for the form ``form_id`` and its
     one event, and the caller's transaction writes nothing else that may
     wait on a lock before it commits (``record_pair_after``'s ``last``)."""
-    values = _event_values(form_id, type, actor, exit_point=exit_point, at=at, data=data)
+    values, around_id = _event_values(form_id, type, actor, exit_point=exit_point, at=at, data=data)
     session.flush()
-    return _record_by(session, statement, params, values, numbering)
+    return _record_by(session, statement, params, values, around_id, numbering)
 
 
 def _record_by(session: Session, statement: HotStatement, params: dict, values: dict,
-               numbering: bool = False) -> Written | None:
+               around_id: tuple[bytes, bytes], numbering: bool = False) -> Written | None:
     row = statement.execute(session, {
         **params, **{f"event_{name}": value for name, value in values.items()}}).fetchone()
     if row is None:
         return None
-    written = _written(session, row[0], values)
+    written = _written(session, row[0], values, around_id)
     if numbering:
         _, form_seq, audit_last, head = row
         _taken_early(session, values["form_id"], form_seq, audit_last, head, 1)
@@ -201,15 +201,16 @@ def record_pair_after(session: Session, write, params: dict, event: dict, then, 
     record, lock none that another writer holds while it waits for the
     counters). The counters' locks may then be taken here rather than at the
     commit, and every writer still takes rows first, counters last."""
-    first, second = _event_values(**event), _event_values(**then_event)
+    (first, first_around), (second, second_around) = _event_values(**event), _event_values(**then_event)
     session.flush()
     connection = session.connection()
     if connection.dialect.name != "postgresql":
         if connection.execute(write, params).rowcount != 1:
             return None
-        written = _written(session, _INSERT_EVENT.execute(session, first).fetchone()[0], first)
+        written = _written(session, _INSERT_EVENT.execute(session, first).fetchone()[0], first, first_around)
         connection.execute(then, row)
-        return written, _written(session, _INSERT_EVENT.execute(session, second).fetchone()[0], second)
+        return written, _written(session, _INSERT_EVENT.execute(session, second).fetchone()[0], second,
+                                 second_around)
     # The transaction's only write: the form's number in the change feed and
     # the events' in the audit chain are taken in the same statement (one
     # round trip and one version of the form's row less) instead of as the
@@ -223,7 +224,7 @@ def record_pair_after(session: Session, write, params: dict, event: dict, then, 
         return None
     ids = sorted(r[0] for r in rows)
     # The events were inserted in this order, so took their ids in it.
-    written = _written(session, ids[0], first), _written(session, ids[1], second)
+    written = _written(session, ids[0], first, first_around), _written(session, ids[1], second, second_around)
     if numbering:
         _, form_seq, audit_last, head = rows[0]
         _taken_early(session, params["form_id"], form_seq, audit_last, head, len(ids))
@@ -231,9 +232,12 @@ def record_pair_after(session: Session, write, params: dict, event: dict, then, 
 
 
 def _event_values(form_id: str | None, type: str, actor: str, *, exit_point: str | None = None,
-                  at: datetime | None = None, data: dict) -> dict:
-    return {"form_id": form_id, "type": type, "actor": actor, "exit_point": exit_point, "data": data,
-            "at": at or utcnow()}
+                  at: datetime | None = None, data: dict) -> tuple[dict, tuple[bytes, bytes]]:
+    """The event's column values, and its bytes for the chain but for its
+    id (``audit_chain.as_stored``): made before the event is written."""
+    values = {"form_id": form_id, "type": type, "actor": actor, "exit_point": exit_point, "data": data,
+              "at": at or utcnow()}
+    return values, audit_chain.as_stored(**values)
 
 
 _WITH_EVENT: dict = {}
@@ -323,12 +327,12 @@ class Written:
     at: datetime
 
 
-def _written(session: Session, event_id: int, values: dict) -> Written:
+def _written(session: Session, event_id: int, values: dict, around_id: tuple[bytes, bytes]) -> Written:
     """An event just written: noted for the chain, the change feed and the
     outbox."""
     event = Written(event_id, values["form_id"], values["type"], values["actor"], values["exit_point"],
                     values["data"], values["at"])
-    audit_chain.note_written(session, event)
+    audit_chain.note_written(session, event_id, around_id)
     form_id, type = values["form_id"], values["type"]
     if form_id is not None:
         if type not in UNCHANGING:

@@ -59,23 +59,41 @@ _KEY = "events_to_link"
 def canonical(id: int, form_id: str | None, type: str, actor: str, exit_point: str | None,
               data, at: datetime) -> bytes:
     """The event's stored fields as the bytes the chain seals."""
-    return json.dumps(
-        {"id": id, "form_id": form_id, "type": type, "actor": actor, "exit_point": exit_point,
-         "data": data, "at": at.astimezone(timezone.utc).isoformat(timespec="microseconds")},
-        sort_keys=True, separators=(",", ":"), ensure_ascii=True,
-    ).encode()
+    before, after = canonical_around_id(form_id, type, actor, exit_point, data, at)
+    return before + b"%d" % id + after
+
+
+_JSON = {"sort_keys": True, "separators": (",", ":"), "ensure_ascii": True}
+
+
+def canonical_around_id(form_id: str | None, type: str, actor: str, exit_point: str | None,
+                        data, at: datetime) -> tuple[bytes, bytes]:
+    """``canonical`` but for the event's id: the bytes before it and after
+    it. The JSON of every field, keys sorted, which puts ``id`` between
+    ``form_id`` and ``type``, the last key. An event written with a plain
+    INSERT gets its id from the database; its bytes are made before, so that
+    the commit, holding the chain's counter, waits for no JSON."""
+    fields = json.dumps({"actor": actor, "at": at.astimezone(timezone.utc).isoformat(timespec="microseconds"),
+                         "data": data, "exit_point": exit_point, "form_id": form_id}, **_JSON)
+    return (fields[:-1] + ',"id":').encode(), (',"type":' + json.dumps(type, **_JSON) + "}").encode()
 
 
 def link_hash(key: bytes, previous: str, event: bytes) -> str:
     return hmac.new(key, previous.encode() + event, hashlib.sha256).hexdigest()
 
 
+def as_stored(form_id: str | None, type: str, actor: str, exit_point: str | None, data,
+              at: datetime) -> tuple[bytes, bytes]:
+    """``canonical_around_id`` of an event about to be written, from the
+    values in memory made equal to what the database gives back: JSON turns
+    tuples into lists and keys into strings."""
+    return canonical_around_id(form_id, type, actor, exit_point, json.loads(json.dumps(data)), at)
+
+
 def _as_stored(event) -> bytes:
-    """``canonical`` of an event just written, from the values in memory
-    made equal to what the database gives back: JSON turns tuples into
-    lists and keys into strings."""
-    data = json.loads(json.dumps(event.data))
-    return canonical(event.id, event.form_id, event.type, event.actor, event.exit_point, data, event.at)
+    """``canonical`` of an event object the ORM just flushed."""
+    before, after = as_stored(event.form_id, event.type, event.actor, event.exit_point, event.data, event.at)
+    return before + b"%d" % event.id + after
 
 
 # --- linking, as transactions commit ------------------------------------------
@@ -94,11 +112,13 @@ def note_flushed(session: Session, flushed: Iterable) -> None:
         session.info.setdefault(_KEY, {}).setdefault(_current(session), []).extend(events)
 
 
-def note_written(session: Session, event) -> None:
+def note_written(session: Session, event_id: int, around_id: tuple[bytes, bytes]) -> None:
     """Remember an event written with a plain INSERT (``audit.record``'s
-    ``Written``),
-    as ``note_flushed`` does those the ORM flushed."""
-    session.info.setdefault(_KEY, {}).setdefault(_current(session), []).append((event.id, _as_stored(event)))
+    ``Written``), given its id and its ``as_stored`` bytes, as
+    ``note_flushed`` does those the ORM flushed."""
+    before, after = around_id
+    session.info.setdefault(_KEY, {}).setdefault(_current(session), []).append(
+        (event_id, before + b"%d" % event_id + after))
 
 
 def forget_rolled_back(session: Session) -> None:

@@ -4,6 +4,7 @@ link that does not hold. Tampering is done as a database superuser would:
 with the append-only triggers out of the way, straight in SQL."""
 from __future__ import annotations
 
+import json
 import re
 import uuid
 from contextlib import contextmanager
@@ -119,6 +120,34 @@ def as_superuser(app):
                     conn.execute(text(sql))
     finally:
         engine.dispose()
+
+
+# --- the bytes an event is sealed by ----------------------------------------------
+
+def test_an_events_bytes_are_its_fields_as_json_with_sorted_keys():
+    """The format every link ever made depends on: pinned, byte for byte."""
+    at = datetime(2026, 1, 2, 3, 4, 5, 6, tzinfo=timezone(timedelta(hours=2)))
+    data = {"b": [1, None, 2.5], "a": "é 中", "nested": {"type": "x", "id": 3}}
+    assert audit_chain.canonical(12345, "F1", "form.scanned", "device:x", "AMS", data, at) == (
+        b'{"actor":"device:x","at":"2026-01-02T01:04:05.000006+00:00","data":{"a":"\\u00e9 \\u4e2d",'
+        b'"b":[1,null,2.5],"nested":{"id":3,"type":"x"}},"exit_point":"AMS","form_id":"F1","id":12345,'
+        b'"type":"form.scanned"}')
+    for id, form_id, exit_point, data in ((1, None, None, {}), (10**15, "F2", "RTM", {"type": "a", "id": [{}]}),
+                                          (7, "F3", None, {"quote": '","type":"x"}', "n": -0.0})):
+        whole = {"id": id, "form_id": form_id, "type": "form.validated", "actor": "user:1", "exit_point": exit_point,
+                 "data": data, "at": at.astimezone(timezone.utc).isoformat(timespec="microseconds")}
+        assert audit_chain.canonical(id, form_id, "form.validated", "user:1", exit_point, data, at) == json.dumps(
+            whole, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
+
+
+def test_an_event_about_to_be_written_is_sealed_as_the_database_will_give_it_back():
+    """Made before the event has its id, and from values that JSON changes
+    (a tuple, a number as a key): the same bytes as the stored row's."""
+    at = datetime(2026, 11, 28, 10, 0, 0, 7, tzinfo=timezone.utc)
+    data = {"lines": (1, 2), 3: "three"}
+    before, after = audit_chain.as_stored("F1", "form.checked", "user:2", "AMS", data, at)
+    as_read_back = json.loads(json.dumps(data))
+    assert before + b"42" + after == audit_chain.canonical(42, "F1", "form.checked", "user:2", "AMS", as_read_back, at)
 
 
 # --- an honest trail ------------------------------------------------------------
