@@ -199,20 +199,21 @@ def link_and_commit(session: Session, key: bytes, events: list[tuple[int, bytes]
                     head: str | None) -> None:
     """PostgreSQL: seal ``events`` with the links numbered up to ``last``,
     taken (with the counter's row lock) when the chain's head was ``head``,
-    and commit. The links and the new head are the transaction's last
-    statement and go to the server in one message with its COMMIT
-    (``database.execute_then_commit``): every writer waits for the
-    counter's lock, and this lets it go one round trip sooner than a
-    separate COMMIT would."""
-    rows, head = _sealed(session.connection(), key, events, last, head)
+    and commit. The links and the new head (``link_events``, migration
+    0017) are the transaction's last statement and go to the server in one
+    message with its COMMIT (``database.execute_then_commit``): every
+    writer waits for the counter's lock, and this lets it go one round trip
+    sooner than a separate COMMIT would."""
+    rows, _head = _sealed(session.connection(), key, events, last, head)
     # Written into the statement: the protocol that carries a COMMIT with
     # it takes no parameters. Numbers and hex digests this function made,
     # checked all the same (the head it started from was read from the
-    # database, but only a digest of it is written).
-    values = ", ".join(f"({int(row['seq'])}, {int(row['event_id'])}, '{_digest(row['hash'])}')" for row in rows)
-    database.execute_then_commit(session, (
-        f"WITH linked AS (INSERT INTO audit_links (seq, event_id, hash) VALUES {values}) "
-        f"UPDATE change_counters SET head_hash = '{_digest(head)}' WHERE name = '{COUNTER}'"))
+    # database, but only a digest of it is written). The last link's hash
+    # is the new head.
+    seqs = ",".join(str(int(row["seq"])) for row in rows)
+    ids = ",".join(str(int(row["event_id"])) for row in rows)
+    hashes = ",".join(_digest(row["hash"]) for row in rows)
+    database.execute_then_commit(session, f"SELECT link_events('{{{seqs}}}', '{{{ids}}}', '{{{hashes}}}')")
 
 
 def _sealed(connection, key: bytes, events: list[tuple[int, bytes]], last: int,

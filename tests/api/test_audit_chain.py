@@ -828,7 +828,7 @@ def test_a_write_lets_the_counters_go_with_its_links(app, world, database_url, w
     seen = []
 
     def look(_conn, _cursor, statement, *_args):
-        if "INSERT INTO audit_links" not in statement:
+        if "link_events" not in statement:
             return
         with other.connect() as connection:
             newest = connection.scalar(text("SELECT max(seq) FROM audit_links"))
@@ -855,6 +855,28 @@ def test_a_write_lets_the_counters_go_with_its_links(app, world, database_url, w
     with app.app_context():
         newest = database.session().scalar(select(func.max(AuditLink.seq)))
     assert seen == [(True, newest)]
+
+
+@pytest.mark.parametrize("database_url", [b for b in BACKENDS if b == "postgresql"], indirect=True)
+def test_links_given_in_uneven_lists_are_refused_whole(app, database_url):
+    """link_events pairs each number with its event and hash by position: a
+    list shorter than the others would link events to the wrong numbers, or
+    leave the head behind. Nothing is written."""
+    engine = create_engine(database_url)
+    try:
+        with engine.connect() as connection:
+            links = connection.scalar(text("SELECT count(*) FROM audit_links"))
+            head = connection.scalar(text("SELECT head_hash FROM change_counters WHERE name = 'audit'"))
+            for seqs, ids, hashes in (("{900001,900002}", "{1}", f"{{{'a' * 64},{'b' * 64}}}"),
+                                      ("{900001}", "{1}", "{}"), ("{}", "{}", "{}")):
+                with pytest.raises(DBAPIError, match="as many seqs"):
+                    connection.execute(text("SELECT link_events(CAST(:s AS bigint[]), CAST(:i AS bigint[]), "
+                                            "CAST(:h AS text[]))"), {"s": seqs, "i": ids, "h": hashes})
+                connection.rollback()
+            assert connection.scalar(text("SELECT count(*) FROM audit_links")) == links
+            assert connection.scalar(text("SELECT head_hash FROM change_counters WHERE name = 'audit'")) == head
+    finally:
+        engine.dispose()
 
 
 _REFUSE_LINKS = {
