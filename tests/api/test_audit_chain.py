@@ -637,27 +637,38 @@ def test_writes_after_a_verdict_that_took_the_commits_numbers_are_numbered_after
     assert intact(runner)[:2] == (events_before + 3, events_before + 3)
 
 
+def _validated_after_losing(app, world, runner, form, *counters: str) -> tuple[list[str], int]:
+    """Delete the rows of ``counters``, validate ``form`` at the kiosk and
+    check that it and its two events were numbered after the highest
+    numbers given; the statements the scan sent and the chain's events
+    before it."""
+    events_before, _, _ = intact(runner)
+    with app.app_context():
+        session = database.session()
+        highest = session.scalar(select(func.max(Form.change_seq)))
+        session.execute(delete(ChangeCounter).where(ChangeCounter.name.in_(counters)))
+        session.commit()
+
+    answer = {}
+    statements = statements_of(app, lambda: answer.update(world.scan("kiosk", form["qr_payload"]).get_json()))
+
+    assert answer["verdict"] == "validated"
+    with app.app_context():
+        session = database.session()
+        seq = session.scalar(select(Form.change_seq).where(Form.id == form["id"]))
+        numbers = dict(session.execute(select(ChangeCounter.name, ChangeCounter.value)).all())
+    assert seq == highest + 1 == numbers["forms"]
+    assert numbers["audit"] == events_before + 2
+    assert intact(runner)[:2] == (events_before + 2, events_before + 2)
+    return statements, events_before
+
+
 def test_a_scan_where_no_counter_has_a_row_yet_is_numbered_as_it_commits(app, world, runner):
     """Counter rows lost (restored by hand): the verdict's statement takes
     no number and the commit starts the counters again after the highest
     number given."""
     form = world.issue("shop", traveller=traveller(passport_number="N0000003"))
-    events_before, _, _ = intact(runner)
-    with app.app_context():
-        session = database.session()
-        highest = session.scalar(select(func.max(Form.change_seq)))
-        session.execute(delete(ChangeCounter))
-        session.commit()
-
-    assert world.scan("kiosk", form["qr_payload"]).get_json()["verdict"] == "validated"
-
-    with app.app_context():
-        session = database.session()
-        seq = session.scalar(select(Form.change_seq).where(Form.id == form["id"]))
-        counters = dict(session.execute(select(ChangeCounter.name, ChangeCounter.value)).all())
-    assert seq == highest + 1 == counters["forms"]
-    assert counters["audit"] == events_before + 2
-    assert intact(runner)[:2] == (events_before + 2, events_before + 2)
+    _, events_before = _validated_after_losing(app, world, runner, form, "forms", "audit")
 
     # A re-scan likewise: its statement takes no number, its commit links
     # its event after the highest link there is.
@@ -719,22 +730,7 @@ def test_a_scan_where_only_the_form_counter_is_missing_takes_no_chain_number_bef
     order at the commit (which takes the change feed's). The commit
     numbers both."""
     form = world.issue("shop", traveller=traveller(passport_number="N0000012"))
-    events_before, _, _ = intact(runner)
-    with app.app_context():
-        session = database.session()
-        highest = session.scalar(select(func.max(Form.change_seq)))
-        session.execute(delete(ChangeCounter).where(ChangeCounter.name == "forms"))
-        session.commit()
-
-    statements = statements_of(app, lambda: world.scan("kiosk", form["qr_payload"]))
-
-    with app.app_context():
-        session = database.session()
-        seq = session.scalar(select(Form.change_seq).where(Form.id == form["id"]))
-        counters = dict(session.execute(select(ChangeCounter.name, ChangeCounter.value)).all())
-    assert seq == highest + 1 == counters["forms"]
-    assert counters["audit"] == events_before + 2
-    assert intact(runner)[:2] == (events_before + 2, events_before + 2)
+    statements, events_before = _validated_after_losing(app, world, runner, form, "forms")
     if app.extensions["db_engine"].dialect.name == "postgresql":
         # Both counters taken as the transaction commits, in one call.
         [commit_numbers] = [s for s in statements if "take_commit_numbers" in s]
