@@ -59,7 +59,11 @@ _KEY = "events_to_link"
 def canonical(id: int, form_id: str | None, type: str, actor: str, exit_point: str | None,
               data, at: datetime) -> bytes:
     """The event's stored fields as the bytes the chain seals."""
-    before, after = canonical_around_id(form_id, type, actor, exit_point, data, at)
+    return _with_id(canonical_around_id(form_id, type, actor, exit_point, data, at), id)
+
+
+def _with_id(around_id: tuple[bytes, bytes], id: int) -> bytes:
+    before, after = around_id
     return before + b"%d" % id + after
 
 
@@ -92,8 +96,8 @@ def as_stored(form_id: str | None, type: str, actor: str, exit_point: str | None
 
 def _as_stored(event) -> bytes:
     """``canonical`` of an event object the ORM just flushed."""
-    before, after = as_stored(event.form_id, event.type, event.actor, event.exit_point, event.data, event.at)
-    return before + b"%d" % event.id + after
+    return _with_id(as_stored(event.form_id, event.type, event.actor, event.exit_point, event.data, event.at),
+                    event.id)
 
 
 # --- linking, as transactions commit ------------------------------------------
@@ -116,9 +120,8 @@ def note_written(session: Session, event_id: int, around_id: tuple[bytes, bytes]
     """Remember an event written with a plain INSERT (``audit.record``'s
     ``Written``), given its id and its ``as_stored`` bytes, as
     ``note_flushed`` does those the ORM flushed."""
-    before, after = around_id
     session.info.setdefault(_KEY, {}).setdefault(_current(session), []).append(
-        (event_id, before + b"%d" % event_id + after))
+        (event_id, _with_id(around_id, event_id)))
 
 
 def forget_rolled_back(session: Session) -> None:
@@ -204,7 +207,7 @@ def link_and_commit(session: Session, key: bytes, events: list[tuple[int, bytes]
     message with its COMMIT (``database.execute_then_commit``): every
     writer waits for the counter's lock, and this lets it go one round trip
     sooner than a separate COMMIT would."""
-    rows, _head = _sealed(session.connection(), key, events, last, head)
+    rows, _ = _sealed(session.connection(), key, events, last, head)
     # Written into the statement: the protocol that carries a COMMIT with
     # it takes no parameters. Numbers and hex digests this function made,
     # checked all the same (the head it started from was read from the
