@@ -18,10 +18,10 @@ sent. The trees take turns (``--rounds``, alternating which goes first); the
 figures are medians over every request of every round.
 
 Under gunicorn (``--wrk``): both trees served at once with their own
-gunicorn.conf.py; wrk drives each in turn (fresh scans, re-scans, the
-queue) at ``--clients`` connections, ``--repeats`` times; requests/s,
-p50/p99 and CPU ms per request of the API's workers and of PostgreSQL, as
-median (min-max) over the repeats.
+gunicorn.conf.py; wrk drives each in turn (each of ``--kinds``: fresh
+scans, re-scans, POST /forms, the queue) at ``--clients`` connections,
+``--repeats`` times; requests/s, p50/p99 and CPU ms per request of the
+API's workers and of PostgreSQL, as median (min-max) over the repeats.
 
 ``--profile [KIND]`` also runs py-spy (--gil) over each tree's in-process
 requests of one kind (fresh scans unless named) and prints the layers and functions as bench/hotspots.py does;
@@ -38,6 +38,7 @@ import argparse
 import gc
 import json
 import os
+import secrets
 import shutil
 import signal
 import statistics
@@ -46,6 +47,7 @@ import sys
 import tempfile
 import time
 from contextlib import ExitStack, contextmanager
+from datetime import date, timedelta
 from pathlib import Path
 
 import harness
@@ -172,6 +174,12 @@ def form_body(invoice: str) -> dict:
                           "date_of_birth": "1988-03-14"},
             "items": [{"description": "Wool coat", "quantity": 1, "unit_price_cents": 12100,
                        "vat_rate": 21, "category": "clothing"}]}
+
+
+def wrk_endpoints(kinds) -> list[str]:
+    """What ``--wrk`` drives: the kinds asked for (a fresh scan sent with a
+    key is measured in-process only)."""
+    return [kind for kind in KINDS if kind in kinds]
 
 
 def run_tree(tree: Path, config: dict) -> dict:
@@ -325,7 +333,9 @@ def measure(args, trees: dict, kinds: list, instance: Path) -> dict:
                 figures["profile"][name] = hotspots.summarise(out, top=12)
 
         if args.wrk:
-            figures["wrk"] = {name: {e: [] for e in ("scan_fresh", "scan_rescan", "checks_get")} for name in trees}
+            endpoints = wrk_endpoints(kinds)
+            figures["wrk"] = {name: {e: [] for e in endpoints} for name in trees}
+            purchase = (date.today() - timedelta(days=1)).isoformat()
             feed_file = harness.WORK / "compare-payloads.jsonl"
             rescan_file = harness.WORK / "compare-rescans.jsonl"
             rescan_file.write_text("".join(json.dumps({"qr_payload": p}) + "\n" for p in rescans))
@@ -337,13 +347,18 @@ def measure(args, trees: dict, kinds: list, instance: Path) -> dict:
                                 [str(rescan_file), world.device_token])
                 for rep in range(args.repeats):
                     order = list(trees) if rep % 2 == 0 else list(reversed(trees))
-                    for endpoint in ("scan_fresh", "scan_rescan", "checks_get"):
+                    for endpoint in endpoints:
                         for name in order:
                             server = servers[name]
                             cpu = {"api": server.pid, **({"db": db_pid} if db_pid else {})}
                             if endpoint == "checks_get":
                                 r = harness.wrk(server.base + "/api/v1/checks?exit_point=AMS", "get.lua",
                                                 args.clients, args.seconds, [world.officer_token], cpu_of=cpu)
+                            elif endpoint == "forms_post":
+                                # Invoice numbers unique to the tree and the repeat.
+                                tag = f"W{name[0]}{rep}X{secrets.token_hex(2)}".upper()
+                                r = harness.wrk(server.base + "/api/v1/forms", "forms.lua", args.clients,
+                                                args.seconds, [tag, world.shop_token, purchase], cpu_of=cpu)
                             else:
                                 if endpoint == "scan_fresh":
                                     chunk = payloads[:3000]
@@ -394,7 +409,7 @@ def report(figures: dict, kinds, args) -> str:
                       "median (min-max):", "",
                   "| request | tree | requests/s | p50 ms | p99 ms | API CPU ms/req | DB CPU ms/req |",
                   "|---|---|---|---|---|---|---|"]
-        for endpoint in ("scan_fresh", "scan_rescan", "checks_get"):
+        for endpoint in figures["wrk"]["after"]:
             for name in ("before", "after"):
                 runs = figures["wrk"][name][endpoint]
                 cell = harness.summarise_cells(runs)
