@@ -42,7 +42,7 @@ from sqlalchemy.dialects import sqlite
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
-from ..models import ChangeCounter, Form, FormLine
+from ..models import ChangeCounter, Form, FormLine, held
 
 COUNTER = "forms"
 _KEY = "changed_forms"
@@ -145,6 +145,6 @@ def numbered(session: Session, form_ids: list[str], last: int) -> None:
     """``form_ids`` were given the numbers up to ``last``: forms loaded in
     this session see theirs without a reload."""
     for form_id, seq in _numbers(form_ids, last):
-        form = session.identity_map.get(session.identity_key(Form, form_id))
+        form = held(session, Form, form_id)
         if form is not None:
             set_committed_value(form, "change_seq", seq)

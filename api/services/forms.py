@@ -29,7 +29,7 @@ from shared import formid, qrtoken, rules
 
 from ..auth import SHOP_COLUMNS, Principal
 from ..database import HotStatement
-from ..models import Check, ExitPoint, Form, FormLine, Intermediary, Retailer
+from ..models import Check, ExitPoint, Form, FormLine, Intermediary, Retailer, held
 from ..problems import Problem
 from . import audit
 
@@ -124,7 +124,7 @@ def _shop_row(session: Session, principal: Principal) -> tuple:
 
 
 def _own_shop(session: Session, principal: Principal) -> Retailer:
-    retailer = session.identity_map.get(session.identity_key(Retailer, principal.retailer_id))
+    retailer = held(session, Retailer, principal.retailer_id)
     if retailer is not None:
         return retailer
     row = _shop_row(session, principal)
@@ -132,7 +132,7 @@ def _own_shop(session: Session, principal: Principal) -> Retailer:
     retailer = Retailer(**dict(zip(_SHOPS.c.keys(), row[:n])))
     intermediary = None
     if retailer.intermediary_id is not None:
-        intermediary = session.identity_map.get(session.identity_key(Intermediary, retailer.intermediary_id))
+        intermediary = held(session, Intermediary, retailer.intermediary_id)
         if intermediary is None:
             intermediary = Intermediary(**dict(zip(_INTERMEDIARIES.c.keys(), row[n:])))
             make_transient_to_detached(intermediary)

@@ -28,7 +28,7 @@ from shared import qrtoken, risk, rules
 from .. import auth
 from ..auth import Principal
 from ..database import HotStatement
-from ..models import Check, Device, ExitPoint, Form, FormLine, Intermediary, Retailer, Scan
+from ..models import Check, Device, ExitPoint, Form, FormLine, Intermediary, Retailer, Scan, held
 from ..problems import Problem
 from . import audit, webhooks
 
@@ -311,7 +311,7 @@ def _changed(session: Session, form: FormFacts, change: _Change, device: Princip
     if change.check is not None:
         session.add(Check(form_id=form.id, exit_point_id=device.exit_point_id, fired_rules=change.check,
                           opened_at=now))
-    loaded = session.identity_map.get(session.identity_key(Form, form.id))
+    loaded = held(session, Form, form.id)
     if loaded is not None:
         for name, value in change.values.items():
             set_committed_value(loaded, name, value)
@@ -494,7 +494,7 @@ def move_check(session: Session, form_id: str, was: int, here: Principal, now: d
             session.execute(_MOVE_FORM, {**moving, "moved_at": now}).rowcount != 1:
         return False
     came_from = session.execute(_EXIT_POINT_CODE, {"id": was}).scalar_one()
-    loaded = session.identity_map.get(session.identity_key(Form, form_id))
+    loaded = held(session, Form, form_id)
     if loaded is not None:
         set_committed_value(loaded, "exit_point_id", here.exit_point_id)
         set_committed_value(loaded, "updated_at", now)
