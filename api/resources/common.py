@@ -23,24 +23,31 @@ def keyring():
     return current_app.extensions["keyring"]
 
 
-def idempotent(body, produce: Callable[[], tuple[dict, int]], headers_of=None) -> Response:
+def idempotent(body, produce: Callable[[], tuple[object, int]], headers_of=None,
+               dump: Callable[[object], dict] = lambda body: body) -> Response:
     """Run a write once per ``Idempotency-Key`` and commit it.
 
-    ``produce`` does the write without committing and returns the JSON body
-    and status. With a key, the response is stored in the same transaction,
-    so a retry replays it; the same key with another body is a 422. Two
-    retries racing each other both get the first one's answer.
+    ``produce`` does the write without committing and returns what it
+    made and the status; ``dump`` turns that into the JSON body. With a
+    key, the response is stored in the same transaction, so a retry replays
+    it; the same key with another body is a 422. Two retries racing each
+    other both get the first one's answer. Without a key the body is made
+    after the commit: a write that took its numbers in its own statement
+    holds the counters every writer waits for until it commits
+    (api/services/audit.py), and serialising a form is no reason to make
+    them wait (the session keeps its objects as written: expire_on_commit
+    is off).
     """
     session = database.session()
     key = request.headers.get("Idempotency-Key")
     if key is None:
         try:
-            payload, status = produce()
+            made, status = produce()
             session.commit()
         except IntegrityError:
             session.rollback()
             raise Problem(409, "conflict", "Another request changed the same data at the same moment; retry.")
-        return _json(payload, status, headers_of)
+        return _json(dump(made), status, headers_of)
     key = idempotency.check_key(key)
     body_hash = idempotency.request_hash(body, current_app.config["PASSPORT_HASH_KEY"].encode())
     device = unread_device()
@@ -53,7 +60,8 @@ def idempotent(body, produce: Callable[[], tuple[dict, int]], headers_of=None) -
     if stored is not None:
         return _json(stored.response_body, stored.status_code, headers_of, replayed=True)
     try:
-        payload, status = produce()
+        made, status = produce()
+        payload = dump(made)
         if not idempotency.remember(session, owner, key, body_hash, status, payload):
             # Another request stored its response under the key first.
             raise Problem(409, "conflict", "Another request changed the same data at the same moment; retry.")

@@ -66,10 +66,9 @@ class Forms(MethodView):
         Ineligible purchases are refused with 422 naming each field at fault.
         """
         def issue():
-            form = forms.issue(database.session(), current_principal(), body, _issuer(), utcnow(), last=True)
-            return _FORM.dump(form), 201
+            return forms.issue(database.session(), current_principal(), body, _issuer(), utcnow(), last=True), 201
 
-        return idempotent(body, issue, lambda form: {"Location": f"/api/v1/forms/{form['id']}"})
+        return idempotent(body, issue, lambda form: {"Location": f"/api/v1/forms/{form['id']}"}, dump=_FORM.dump)
 
     @require(*OWNERS)
     @blp.arguments(FormListArgs, location="query")

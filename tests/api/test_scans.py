@@ -11,7 +11,7 @@ from datetime import date, datetime, timedelta, timezone
 import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from sqlalchemy import func, select
+from sqlalchemy import exc, func, select, text
 
 from api import database
 from api.auth import Principal
@@ -19,7 +19,7 @@ from api.models import Device, Event, IdempotencyRecord, Scan
 from api.services import scans
 from shared import formid, qrtoken, rules
 from shared.risk import RiskPolicy
-from tests.builders import item, statements_of, traveller
+from tests.builders import form_body, item, statements_of, traveller
 
 PROBLEM = "application/problem+json"
 SCANS = "/api/v1/scans"
@@ -593,6 +593,54 @@ def test_a_kiosks_scan_with_its_key_reads_the_stored_answer_with_the_devices_row
         # The device with the stored answer, the facts, the verdict, the
         # answer stored, the links.
         assert len(sent) == 5, sent
+
+
+@pytest.mark.parametrize("keyed", [False, True], ids=["no key", "Idempotency-Key"])
+@pytest.mark.parametrize("write", ["scan", "issue"])
+def test_an_answer_without_a_key_is_made_once_the_counters_are_free(app, world, monkeypatch, write, keyed):
+    """A scan or an issue takes the change feed's and the audit chain's
+    counters in its own statement and holds them until it commits; every
+    other writer waits for them. Without a key its answer is made after the
+    commit; with one, the answer is stored with the write, so made before.
+    On PostgreSQL another connection tries the counters' row locks at the
+    moment the answer is made."""
+    from api.resources import forms as forms_view
+    from api.resources import scans as scans_view
+
+    schema = scans_view._SCAN_RESPONSE if write == "scan" else forms_view._FORM
+    engine = app.extensions["db_engine"]
+    seen = []
+
+    def dump(made):
+        counters_free = None
+        if engine.dialect.name == "postgresql":
+            with engine.connect() as other:
+                try:
+                    other.execute(text("SELECT name FROM change_counters FOR UPDATE NOWAIT")).all()
+                    counters_free = True
+                except exc.OperationalError as error:
+                    assert "could not obtain lock" in str(error)
+                    counters_free = False
+                other.rollback()
+        seen.append((database.session().in_transaction(), counters_free))
+        return type(schema).dump(schema, made)
+
+    # (The first form made the counters' rows: a write before them takes
+    # its numbers as it commits.)
+    form = issue(world)
+    monkeypatch.setattr(schema, "dump", dump)
+    headers = {"Idempotency-Key": f"answer-{secrets.token_hex(4)}"} if keyed else {}
+    if write == "scan":
+        r = world.post("kiosk", SCANS, {"qr_payload": form["qr_payload"]}, headers=headers)
+        assert r.status_code == 200 and r.get_json()["verdict"] == "validated", r.get_json()
+    else:
+        r = world.post("shop", "/api/v1/forms", form_body(invoice="INV-ANSWER"), headers=headers)
+        assert r.status_code == 201 and r.get_json()["invoice_number"] == "INV-ANSWER", r.get_json()
+
+    in_transaction, counters_free = seen[0]
+    assert len(seen) == 1 and in_transaction == keyed
+    if engine.dialect.name == "postgresql":
+        assert counters_free is not keyed
 
 
 def test_a_kiosks_key_is_its_own(app, world):
