@@ -36,7 +36,9 @@ def idempotent(body, produce: Callable[[], tuple[object, int]], headers_of=None,
     holds the counters every writer waits for until it commits
     (api/services/audit.py), and serialising a form is no reason to make
     them wait (the session keeps its objects as written: expire_on_commit
-    is off).
+    is off). A dump that failed there, a bug, would answer 500 for a write
+    that stands, which a retry then meets as any retry does (a re-scan's
+    verdict, the invoice's 409).
     """
     session = database.session()
     key = request.headers.get("Idempotency-Key")
