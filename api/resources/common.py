@@ -24,7 +24,7 @@ def keyring():
 
 
 def idempotent(body, produce: Callable[[], tuple[object, int]], headers_of=None,
-               dump: Callable[[object], dict] = lambda body: body) -> Response:
+               dump: Callable[[object], dict] = lambda made: made) -> Response:
     """Run a write once per ``Idempotency-Key`` and commit it.
 
     ``produce`` does the write without committing and returns what it
