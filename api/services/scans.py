@@ -304,6 +304,14 @@ def _apply(form: FormFacts, change: _Change) -> FormFacts:
                    validated_total_cents=change.values.get("validated_total_cents", form.validated_total_cents))
 
 
+def _as_listeners_read(change: _Change, device: Principal) -> dict:
+    """What ``change`` writes, named as the outbox reads a form
+    (``webhooks.read_before_write``): the exit point by its code."""
+    if "exit_point_id" in change.values:
+        return {**change.values, "exit_point": device.exit_point_code}
+    return change.values
+
+
 def _changed(session: Session, form: FormFacts, change: _Change, device: Principal, now: datetime) -> None:
     """``change`` won: a check it opens is added, and a Form the session
     already holds (one issued in the same session, say) shows what was
@@ -445,6 +453,8 @@ def _judge(session: Session, device: Principal | auth.UnreadDevice, form_id: str
             # the form is still as read.
             change = _decide_issued(form, device, ctx, now, at)
             outcome = verdict_of(_apply(form, change), device)
+            if form.listened:
+                webhooks.read_before_write(session, form.id, change.event, _as_listeners_read(change, device))
             if _record(session, device, outcome, form, now, at, queued, change, last=last) is not None:
                 _changed(session, form, change, device, now)
                 return outcome

@@ -268,6 +268,10 @@ _INSERT_DELIVERY = HotStatement(
 # scan's facts query carries that: ``listened``): their events skip the
 # outbox's statements. Forgotten when the transaction ends.
 _UNHEARD = "forms_nobody_listens_to"
+# Who listens to a form's next event, read before the write that makes it
+# (``read_before_write``), by form id and event type. Forgotten when the
+# transaction ends.
+_READ_BEFORE = "listeners_read_before_write"
 
 
 def listened():
@@ -283,10 +287,29 @@ def nobody_listens(session: Session, form_id: str) -> None:
     session.info.setdefault(_UNHEARD, set()).add(form_id)
 
 
+def read_before_write(session: Session, form_id: str, event_type: str, written: dict) -> None:
+    """Read now who listens to the ``event_type`` event that this
+    transaction's next write of ``form_id`` makes, and what its payload shows
+    of the form, instead of once the write is made: a write that takes its
+    numbers in its own statement holds the counters every writer waits for
+    from then until it commits (api/services/audit.py). ``written``: the
+    columns the write sets, by their names in the payload's read (the
+    others stay as read: nothing changes them while the form's status, which
+    the write compares and sets, stays). As ``enqueue`` itself would read,
+    at the moment this read is made."""
+    if event_type not in EVENT_TYPES:
+        return
+    changed = {name: value for name, value in written.items() if name in _Listening._fields}
+    rows = [_Listening(*row)._replace(**changed)
+            for row in _LISTENERS.execute(session, {"form_id": form_id}).fetchall()]
+    session.info.setdefault(_READ_BEFORE, {})[(form_id, event_type)] = rows
+
+
 @sqlalchemy_event.listens_for(Session, "after_transaction_end")
 def _forget_unheard(session, transaction) -> None:
     if transaction.parent is None:
         session.info.pop(_UNHEARD, None)
+        session.info.pop(_READ_BEFORE, None)
 
 
 def enqueue(session: Session, event) -> int:
@@ -296,9 +319,12 @@ def enqueue(session: Session, event) -> int:
     if event.type not in EVENT_TYPES or event.form_id is None \
             or event.form_id in session.info.get(_UNHEARD, ()):
         return 0
-    # The form as this transaction leaves it: audit.record flushed the ORM's
-    # changes, and status changes are often plain UPDATE statements.
-    rows = [_Listening(*row) for row in _LISTENERS.execute(session, {"form_id": event.form_id}).fetchall()]
+    # The form as this transaction leaves it: read before the write, with
+    # what it wrote; or read now (audit.record flushed the ORM's changes, and
+    # status changes are often plain UPDATE statements).
+    rows = session.info.get(_READ_BEFORE, {}).pop((event.form_id, event.type), None)
+    if rows is None:
+        rows = [_Listening(*row) for row in _LISTENERS.execute(session, {"form_id": event.form_id}).fetchall()]
     hooks = list(dict.fromkeys(row.webhook_id for row in rows if event.type in row.events))
     if not hooks:
         return 0

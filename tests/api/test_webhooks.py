@@ -24,9 +24,10 @@ from sqlalchemy.orm import sessionmaker
 from api import database, pagination
 from api.auth import Principal
 from api.database import make_engine
-from api.models import Event, Form, WebhookAttempt, WebhookDelivery, utcnow
-from api.services import audit, deliveries, forms, webhooks
-from tests.builders import form_body, item
+from api.models import Device, Event, Form, WebhookAttempt, WebhookDelivery, utcnow
+from api.services import audit, deliveries, forms, scans, webhooks
+from shared import rules
+from tests.builders import form_body, item, statements_of
 
 ALL_EVENTS = list(webhooks.EVENT_TYPES)
 
@@ -402,6 +403,56 @@ def test_a_rolled_back_status_change_writes_nothing_to_the_outbox(app, world, re
     world.post("shop", f"/api/v1/forms/{form['id']}/cancel")
     assert run_worker(app, Clock(utcnow())).delivered == 1
     assert [json.loads(r["body"])["type"] for r in receiver.requests] == ["form.cancelled"]
+
+
+def _scanned_by_kiosk(app, world, payload, now) -> None:
+    """A kiosk's scan judged at ``now`` (the scan service, as POST /scans
+    calls it)."""
+    with app.app_context():
+        session = database.session()
+        row = session.get(Device, world.ids["kiosk"])
+        principal = Principal(kind="device", id=row.id, role="device", exit_point_id=row.exit_point_id,
+                              exit_point_code=row.exit_point.code, device_kind=row.kind)
+        context = scans.ScanContext(ruleset=app.config["RULESET"], policy=app.config["RISK"],
+                                    keys=app.extensions["keyring"].keyset(session),
+                                    sampling_key=app.config["RISK_SAMPLING_KEY"].encode())
+        scans.scan(session, principal, payload, context, now)
+        session.commit()
+
+
+@pytest.mark.parametrize("verdict", ["validated", "check_required", "expired"])
+def test_a_scan_reads_who_listens_before_its_write_and_tells_them_what_a_read_after_it_would(
+        app, world, receiver, verdict):
+    # The listeners are read before the form's compare-and-set, which takes
+    # the counters every writer waits for: nothing reads them after it.
+    register(world, "refunds", receiver.url())
+    form = world.issue("shop", *([item(60500, category="watches")] if verdict == "check_required" else []))
+    if verdict == "expired":
+        end = rules.deadline_end_utc(date.fromisoformat(form["export_deadline"]), "Europe/Amsterdam")
+        sent = statements_of(app, lambda: _scanned_by_kiosk(app, world, form["qr_payload"], end))
+    else:
+        sent = statements_of(app, lambda: world.scan("kiosk", form["qr_payload"]))
+
+    reads = [i for i, statement in enumerate(sent) if "webhooks.events" in statement]
+    [write] = [i for i, statement in enumerate(sent) if "UPDATE forms SET status" in statement]
+    assert len(reads) == 1 and reads[0] < write
+
+    # The outbox row says what a read of the form after the write says now
+    # (enqueue reads it itself when nothing was read before).
+    with app.app_context():
+        session = database.session()
+        [delivery] = session.scalars(select(WebhookDelivery).join(Event, Event.id == WebhookDelivery.event_id)
+                                     .where(Event.form_id == form["id"])).all()
+        made = session.get(Event, delivery.event_id)
+        assert made.type == f"form.{verdict}"
+        assert webhooks.enqueue(session, audit.Written(made.id, made.form_id, made.type, made.actor,
+                                                       made.exit_point, made.data, made.at)) == 1
+        [read_after] = session.scalars(select(WebhookDelivery.payload).where(
+            WebhookDelivery.event_id == made.id, WebhookDelivery.id != delivery.id)).all()
+        written = delivery.payload
+        session.rollback()
+    assert json.loads(written) == json.loads(read_after)
+    assert json.loads(read_after)["data"]["status"] == verdict
 
 
 # --- failures, retries, the schedule ------------------------------------------------
