@@ -177,9 +177,8 @@ def form_body(invoice: str) -> dict:
 
 
 def wrk_endpoints(kinds) -> list[str]:
-    """What ``--wrk`` drives: the kinds asked for (a fresh scan sent with a
-    key is measured in-process only)."""
-    return [kind for kind in KINDS if kind in kinds]
+    """What ``--wrk`` drives: the kinds asked for."""
+    return [kind for kind in KINDS + ("scan_fresh_key",) if kind in kinds]
 
 
 def run_tree(tree: Path, config: dict) -> dict:
@@ -269,7 +268,8 @@ def measure(args, trees: dict, kinds: list, instance: Path) -> dict:
     with database(args.backend, instance) as (url, db_pid):
         world = fixture.build_world(url, instance)
         per_round = (args.requests + WARM_UP) * max(1, sum(k in FRESH_KINDS for k in kinds))
-        wrk_need = args.repeats * 2 * 700 * args.seconds if args.wrk else 0
+        wrk_need = (args.repeats * 2 * 700 * args.seconds * max(1, sum(k in FRESH_KINDS for k in kinds))
+                    if args.wrk else 0)
         fresh_need = 2 * args.rounds * per_round + 2 * (PROFILED + WARM_UP) + wrk_need + 400
         t = time.monotonic()
         payloads = fixture.load_forms(world, 0, fresh_need + 10_000, scannable=fresh_need, pending_checks=60)
@@ -360,16 +360,21 @@ def measure(args, trees: dict, kinds: list, instance: Path) -> dict:
                                 r = harness.wrk(server.base + "/api/v1/forms", "forms.lua", args.clients,
                                                 args.seconds, [tag, world.shop_token, purchase], cpu_of=cpu)
                             else:
-                                if endpoint == "scan_fresh":
+                                fresh = endpoint in FRESH_KINDS
+                                if fresh:
                                     chunk = payloads[:3000]
                                     feed_file.write_text("".join(json.dumps({"qr_payload": p}) + "\n"
                                                                  for p in chunk))
                                     body_file = feed_file
                                 else:
                                     body_file = rescan_file
+                                # A key of its own for every scan, as kiosks send them.
+                                keys = ([f"K{name[0]}{rep}X{secrets.token_hex(2)}".upper()]
+                                        if endpoint == "scan_fresh_key" else [])
                                 r = harness.wrk(server.base + "/api/v1/scans", "payloads.lua", args.clients,
-                                                args.seconds, [str(body_file), world.device_token], cpu_of=cpu)
-                                if endpoint == "scan_fresh":
+                                                args.seconds, [str(body_file), world.device_token, *keys],
+                                                cpu_of=cpu)
+                                if fresh:
                                     if r.get("wrapped"):
                                         raise RuntimeError("fresh payloads ran out: raise the pool")
                                     take(r["requests"] + 2 * args.clients + 8)
