@@ -23,28 +23,35 @@ def keyring():
     return current_app.extensions["keyring"]
 
 
-def idempotent(body, produce: Callable[[], tuple[object, int]], headers_of=None,
-               dump: Callable[[object], dict] = lambda made: made) -> Response:
+def idempotent(body, produce: Callable[..., tuple[object, int]], headers_of=None,
+               dump: Callable[[object], dict] = lambda made: made, *, answers_early: bool = False) -> Response:
     """Run a write once per ``Idempotency-Key`` and commit it.
 
     ``produce`` does the write without committing and returns what it
     made and the status; ``dump`` turns that into the JSON body. With a
     key, the response is stored in the same transaction, so a retry replays
     it; the same key with another body is a 422. Two retries racing each
-    other both get the first one's answer. Without a key the body is made
-    after the commit: a write that took its numbers in its own statement
-    holds the counters every writer waits for until it commits
-    (api/services/audit.py), and serialising a form is no reason to make
-    them wait (the session keeps its objects as written: expire_on_commit
-    is off). A dump that failed there, a bug, would answer 500 for a write
-    that stands, which a retry then meets as any retry does (a re-scan's
-    verdict, the invoice's 409).
+    other both get the first one's answer.
+
+    ``answers_early``: ``produce`` takes a callable (None without a key)
+    and calls it with what it will make and the status just before the
+    write that takes the counters, so that the answer is stored before
+    then, not while every other writer waits; a write rolled back after it,
+    to be tried again, calls it again.
+
+    Without a key the body is made after the commit: a write that took its
+    numbers in its own statement holds the counters every writer waits for
+    until it commits (api/services/audit.py), and serialising a form is no
+    reason to make them wait (the session keeps its objects as written:
+    expire_on_commit is off). A dump that failed there, a bug, would answer
+    500 for a write that stands, which a retry then meets as any retry does
+    (a re-scan's verdict, the invoice's 409).
     """
     session = database.session()
     key = request.headers.get("Idempotency-Key")
     if key is None:
         try:
-            made, status = produce()
+            made, status = produce(None) if answers_early else produce()
             session.commit()
         except IntegrityError:
             session.rollback()
@@ -61,12 +68,24 @@ def idempotent(body, produce: Callable[[], tuple[object, int]], headers_of=None,
         stored = idempotency.replay(session, owner, key, body_hash, body)
     if stored is not None:
         return _json(stored.response_body, stored.status_code, headers_of, replayed=True)
-    try:
-        made, status = produce()
+    early = []
+
+    def remember(made, status):
         payload = dump(made)
         if not idempotency.remember(session, owner, key, body_hash, status, payload):
             # Another request stored its response under the key first.
             raise Problem(409, "conflict", "Another request changed the same data at the same moment; retry.")
+        early[:] = [session.get_transaction(), made, payload]
+        return payload
+
+    try:
+        made, status = produce(remember) if answers_early else produce()
+        if early and early[0] is session.get_transaction():
+            if early[1] is not made:
+                raise RuntimeError("the answer stored before the write is not the one made")
+            payload = early[2]
+        else:  # stored now (or stored early by a transaction that rolled back)
+            payload = remember(made, status)
         session.commit()
     except (IntegrityError, Problem) as clash:
         if isinstance(clash, Problem) and clash.status != 409:

@@ -25,12 +25,13 @@ blp = Blueprint("scans", __name__, url_prefix="/api/v1/scans", description="Scan
 _SCAN_RESPONSE, _PASSPORT_SCAN_RESPONSE = ScanResponse(), PassportScanResponse()
 
 
-def _context() -> scans.ScanContext:
+def _context(answer=None) -> scans.ScanContext:
     return scans.ScanContext(
         ruleset=current_app.config["RULESET"],
         policy=current_app.config["RISK"],
         keys=keyring().verifying(database.session()),
         sampling_key=current_app.config["RISK_SAMPLING_KEY"].encode(),
+        answer=answer,
     )
 
 
@@ -48,16 +49,19 @@ def scan(body):
     of the first attempt; a live scan is dated when it arrives."""
     given = []
 
-    def judge():
+    def judge(remember):
+        # The answer for a key is stored as the verdict is about to be written.
+        answer = None if remember is None else (lambda outcome: remember(outcome, 200))
         outcome = scans.scan(database.session(), unread_device() or current_principal(), body["qr_payload"],
-                             _context(), utcnow(), body["scanned_at"],
+                             _context(answer), utcnow(), body["scanned_at"],
                              queued=body["queued"])
         given[:] = [outcome.verdict]
         return outcome, 200
 
     # The key stands for the scan, not for how it travelled: a queued resend
     # of a live attempt that did reach the API gets that attempt's answer.
-    return _counted(idempotent({"qr_payload": body["qr_payload"]}, judge, dump=_SCAN_RESPONSE.dump), given)
+    return _counted(idempotent({"qr_payload": body["qr_payload"]}, judge, dump=_SCAN_RESPONSE.dump,
+                               answers_early=True), given)
 
 
 @blp.post("/passport")

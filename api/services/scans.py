@@ -67,6 +67,12 @@ class ScanContext:
     keys: qrtoken.Keys
     sampling_key: bytes  # the random check's secret (RISK_SAMPLING_KEY)
     app: risk.AppFacts | None = None  # a validation from the traveller's app
+    # Told the verdict just before the write that records it, in its
+    # transaction: the API stores its answer for an Idempotency-Key there,
+    # before that write takes the counters every writer waits for. A write
+    # that loses its compare-and-set is rolled back with what this did, and
+    # the verdict given instead is told again.
+    answer: Callable[[ScanOutcome], None] | None = None
 
 
 def channel_of(principal: Principal) -> str:
@@ -356,7 +362,7 @@ def scan(
     except qrtoken.TokenRefused as refusal:
         if refusal.claims is None:
             return _record(session, _authenticated(session, device), _refused(refusal.reason_code), None,
-                           now, at, queued)
+                           now, at, queued, answer=ctx.answer)
         # Genuine but past its deadline: the form itself must say so too.
         form_id = refusal.claims.form_id
     # One form a request: its verdict is the transaction's last write.
@@ -439,7 +445,8 @@ def _judge(session: Session, device: Principal | auth.UnreadDevice, form_id: str
         if owned is not None and (form is None or not owned(form)):
             return None
         if form is None:
-            return _record(session, device, _refused("form_not_found", form_id=form_id), None, now, at, queued)
+            return _record(session, device, _refused("form_not_found", form_id=form_id), None, now, at, queued,
+                           answer=ctx.answer)
         if queued and at < form.created_at:
             # Devices date scans to the second, by a clock that may be a
             # little behind ours: within that, the scan followed the issue.
@@ -455,11 +462,13 @@ def _judge(session: Session, device: Principal | auth.UnreadDevice, form_id: str
             outcome = verdict_of(_apply(form, change), device)
             if form.listened:
                 webhooks.read_before_write(session, form.id, change.event, _as_listeners_read(change, device))
-            if _record(session, device, outcome, form, now, at, queued, change, last=last) is not None:
+            if _record(session, device, outcome, form, now, at, queued, change, last=last,
+                       answer=ctx.answer) is not None:
                 _changed(session, form, change, device, now)
                 return outcome
         elif _check_follows_traveller(session, form, device, now, at):
-            return _record(session, device, verdict_of(form, device), form, now, at, queued, last=last)
+            return _record(session, device, verdict_of(form, device), form, now, at, queued, last=last,
+                           answer=ctx.answer)
         session.rollback()  # another device or an officer changed it first: read it again
     raise RuntimeError("form status kept changing during a scan")
 
@@ -522,10 +531,13 @@ _INSERT_SCAN = _SCANS.insert().values({name: bindparam(name) for name in (
 
 def _record(session: Session, device: Principal, outcome: ScanOutcome, form: FormFacts | None,
             now: datetime, at: datetime, queued: bool, change: _Change | None = None, *,
-            last: bool = False) -> ScanOutcome | None:
+            last: bool = False, answer: Callable[[ScanOutcome], None] | None = None) -> ScanOutcome | None:
     """Record the scan that gave ``outcome``, with its event; with
     ``change``, the form's change too, and only if the form is still in the
-    status it was read in (None if another request changed it first)."""
+    status it was read in (None if another request changed it first).
+    ``answer`` (``ScanContext.answer``) is told ``outcome`` first."""
+    if answer is not None:
+        answer(outcome)
     channel = channel_of(device)
     # Nothing reads the row back: a plain INSERT, no ORM object.
     row = {

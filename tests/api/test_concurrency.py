@@ -169,6 +169,25 @@ def test_twenty_retries_of_one_issue_with_one_idempotency_key_store_one_form(wor
     figures(sent=20, forms_stored=len(r.get_json()["items"]), duplicated=len(r.get_json()["items"]) - 1, errors=0)
 
 
+def test_twenty_resends_of_one_kiosk_scan_with_one_idempotency_key_record_it_once(world, live_server, figures):
+    # The answer for the key is stored before the verdict's write: the
+    # resends wait on it there and replay it, none writes a scan of its own.
+    form = world.issue("shop", item(), traveller=traveller())
+    headers = {**bearer(world.devices["kiosk"]), "Idempotency-Key": "kiosk-1-scan-0001"}
+
+    responses = all_at_once([("POST", f"{live_server}/api/v1/scans", headers,
+                              {"qr_payload": form["qr_payload"]})] * 20)
+
+    assert [(status, body.get("verdict"), body.get("form_id")) for status, _, _, body in responses] == [
+        (200, "validated", form["id"])] * 20, [body for _, _, _, body in responses]
+    assert len({repr(body) for _, _, _, body in responses}) == 1
+    replayed = [h.get("Idempotent-Replayed") for _, _, h, _ in responses]
+    assert sorted(replayed, key=str) == [None] + ["true"] * 19
+    assert types(events(world, form["id"])) == ["form.issued", "form.validated", "form.scanned"]
+    figures(sent=20, scans_recorded=types(events(world, form["id"])).count("form.scanned"),
+            replayed=replayed.count("true"))
+
+
 # --- the production server: gunicorn, four worker processes ------------------
 
 @pytest.fixture

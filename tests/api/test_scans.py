@@ -589,21 +589,28 @@ def test_a_kiosks_scan_with_its_key_reads_the_stored_answer_with_the_devices_row
         assert "FROM devices JOIN exit_points ON" in statements[0] and "idempotency_records" in statements[0]
         assert not [s for s in statements[1:] if "FROM devices" in s], statements
     assert len(again) == 1, again
+    # The answer is stored before the verdict's write, which takes the
+    # counters every writer waits for.
+    [stored] = [i for i, s in enumerate(sent) if s.startswith("INSERT INTO idempotency_records")]
+    [verdict] = [i for i, s in enumerate(sent) if "UPDATE forms SET status" in s]
+    assert stored < verdict, sent
     if app.extensions["db_engine"].dialect.name == "postgresql":
-        # The device with the stored answer, the facts, the verdict, the
-        # answer stored, the links.
+        # The device with the stored answer, the facts, the answer stored,
+        # the verdict, the links.
         assert len(sent) == 5, sent
 
 
 @pytest.mark.parametrize("keyed", [False, True], ids=["no key", "Idempotency-Key"])
 @pytest.mark.parametrize("write", ["scan", "issue"])
-def test_an_answer_without_a_key_is_made_once_the_counters_are_free(app, world, monkeypatch, write, keyed):
+def test_an_answer_is_made_once_the_counters_are_free_or_before_they_are_taken(app, world, monkeypatch, write,
+                                                                               keyed):
     """A scan or an issue takes the change feed's and the audit chain's
     counters in its own statement and holds them until it commits; every
     other writer waits for them. Without a key its answer is made after the
-    commit; with one, the answer is stored with the write, so made before.
-    On PostgreSQL another connection tries the counters' row locks at the
-    moment the answer is made."""
+    commit. With one, the answer is stored in the write's transaction: a
+    scan's before its verdict's write takes the counters, an issue's after
+    (its answer is the form written). On PostgreSQL another connection
+    tries the counters' row locks at the moment the answer is made."""
     from api.resources import forms as forms_view
     from api.resources import scans as scans_view
 
@@ -641,7 +648,7 @@ def test_an_answer_without_a_key_is_made_once_the_counters_are_free(app, world, 
     in_transaction, counters_free = seen[0]
     assert len(seen) == 1 and in_transaction == keyed
     if engine.dialect.name == "postgresql":
-        assert counters_free is not keyed
+        assert counters_free is (not keyed or write == "scan")
 
 
 def test_a_kiosks_key_is_its_own(app, world):
