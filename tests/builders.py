@@ -106,6 +106,27 @@ class World:
         return self.post(device, "/api/v1/scans", {"qr_payload": qr_payload})
 
 
+def scan_at(app, world, device: str, payload: str, now):
+    """POST /scans at another moment: the scan service judged with ``now``,
+    as the view calls it, for ``world``'s ``device``."""
+    from api import database
+    from api.auth import Principal
+    from api.models import Device
+    from api.services import scans
+
+    with app.app_context():
+        session = database.session()
+        row = session.get(Device, world.ids[device])
+        principal = Principal(kind="device", id=row.id, role="device", exit_point_id=row.exit_point_id,
+                              exit_point_code=row.exit_point.code, device_kind=row.kind)
+        context = scans.ScanContext(ruleset=app.config["RULESET"], policy=app.config["RISK"],
+                                    keys=app.extensions["keyring"].keyset(session),
+                                    sampling_key=app.config["RISK_SAMPLING_KEY"].encode())
+        outcome = scans.scan(session, principal, payload, context, now)
+        session.commit()
+    return outcome
+
+
 def statements_of(app, action) -> list[str]:
     """The SQL statements ``app`` sends while ``action`` runs, each on one
     line."""

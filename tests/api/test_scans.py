@@ -14,12 +14,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import exc, func, select, text
 
 from api import database
-from api.auth import Principal
 from api.models import Device, Event, IdempotencyRecord, Scan
-from api.services import scans
 from shared import formid, qrtoken, rules
 from shared.risk import RiskPolicy
-from tests.builders import form_body, item, statements_of, traveller
+from tests.builders import form_body, item, scan_at, statements_of, traveller
 
 PROBLEM = "application/problem+json"
 SCANS = "/api/v1/scans"
@@ -319,26 +317,11 @@ def test_a_cancelled_form_is_refused(world):
     assert types(events(world, form["id"])) == ["form.issued", "form.cancelled", "form.scanned"]
 
 
-def _scan_at(app, world, device, payload, now):
-    """POST /scans at another moment: the scan service judged with ``now``."""
-    with app.app_context():
-        session = database.session()
-        row = session.get(Device, world.ids[device])
-        principal = Principal(kind="device", id=row.id, role="device", exit_point_id=row.exit_point_id,
-                              exit_point_code=row.exit_point.code, device_kind=row.kind)
-        context = scans.ScanContext(ruleset=app.config["RULESET"], policy=app.config["RISK"],
-                                    keys=app.extensions["keyring"].keyset(session),
-                                    sampling_key=app.config["RISK_SAMPLING_KEY"].encode())
-        outcome = scans.scan(session, principal, payload, context, now)
-        session.commit()
-    return outcome
-
-
 def test_a_form_is_validated_in_the_last_second_of_its_deadline(app, world):
     form = issue(world)
     end = rules.deadline_end_utc(date.fromisoformat(form["export_deadline"]), "Europe/Amsterdam")
 
-    outcome = _scan_at(app, world, "kiosk", form["qr_payload"], end - timedelta(seconds=1))
+    outcome = scan_at(app, world, "kiosk", form["qr_payload"], end - timedelta(seconds=1))
 
     assert (outcome.verdict, outcome.reason_code) == ("validated", None)
     assert form_status(world, form["id"]) == "validated"
@@ -349,7 +332,7 @@ def test_a_form_scanned_after_its_export_deadline_is_refused_and_expires(app, wo
     deadline = date.fromisoformat(form["export_deadline"])
     end = rules.deadline_end_utc(deadline, "Europe/Amsterdam")
 
-    outcome = _scan_at(app, world, "kiosk", form["qr_payload"], end)
+    outcome = scan_at(app, world, "kiosk", form["qr_payload"], end)
 
     assert (outcome.verdict, outcome.reason_code, outcome.form_id) == ("refused", "deadline_passed", form["id"])
     assert outcome.message == f"The export deadline for this form passed on {deadline.isoformat()}."

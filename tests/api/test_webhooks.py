@@ -24,10 +24,10 @@ from sqlalchemy.orm import sessionmaker
 from api import database, pagination
 from api.auth import Principal
 from api.database import make_engine
-from api.models import Device, Event, Form, WebhookAttempt, WebhookDelivery, utcnow
-from api.services import audit, deliveries, forms, scans, webhooks
+from api.models import Event, Form, WebhookAttempt, WebhookDelivery, utcnow
+from api.services import audit, deliveries, forms, webhooks
 from shared import rules
-from tests.builders import form_body, item, statements_of
+from tests.builders import form_body, item, scan_at, statements_of
 
 ALL_EVENTS = list(webhooks.EVENT_TYPES)
 
@@ -405,21 +405,6 @@ def test_a_rolled_back_status_change_writes_nothing_to_the_outbox(app, world, re
     assert [json.loads(r["body"])["type"] for r in receiver.requests] == ["form.cancelled"]
 
 
-def _scanned_by_kiosk(app, world, payload, now) -> None:
-    """A kiosk's scan judged at ``now`` (the scan service, as POST /scans
-    calls it)."""
-    with app.app_context():
-        session = database.session()
-        row = session.get(Device, world.ids["kiosk"])
-        principal = Principal(kind="device", id=row.id, role="device", exit_point_id=row.exit_point_id,
-                              exit_point_code=row.exit_point.code, device_kind=row.kind)
-        context = scans.ScanContext(ruleset=app.config["RULESET"], policy=app.config["RISK"],
-                                    keys=app.extensions["keyring"].keyset(session),
-                                    sampling_key=app.config["RISK_SAMPLING_KEY"].encode())
-        scans.scan(session, principal, payload, context, now)
-        session.commit()
-
-
 @pytest.mark.parametrize("verdict", ["validated", "check_required", "expired"])
 def test_a_scan_reads_who_listens_before_its_write_and_tells_them_what_a_read_after_it_would(
         app, world, receiver, verdict):
@@ -429,7 +414,7 @@ def test_a_scan_reads_who_listens_before_its_write_and_tells_them_what_a_read_af
     form = world.issue("shop", *([item(60500, category="watches")] if verdict == "check_required" else []))
     if verdict == "expired":
         end = rules.deadline_end_utc(date.fromisoformat(form["export_deadline"]), "Europe/Amsterdam")
-        sent = statements_of(app, lambda: _scanned_by_kiosk(app, world, form["qr_payload"], end))
+        sent = statements_of(app, lambda: scan_at(app, world, "kiosk", form["qr_payload"], end))
     else:
         sent = statements_of(app, lambda: world.scan("kiosk", form["qr_payload"]))
 
