@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from types import SimpleNamespace
 
 from flask import current_app, has_app_context
 from sqlalchemy import (BigInteger, String, bindparam, column, exists, func, insert, literal_column, null, select,
@@ -194,7 +195,9 @@ def record_pair_after(session: Session, write, params: dict, event: dict, then, 
     each with its event (``event`` and ``then_event``: record's keywords,
     ``data`` among them). A scan that gives a form its verdict writes the
     form's change and the scan row so. On PostgreSQL one statement writes
-    all four rows; None, and nothing written, if ``write`` wrote nothing.
+    all four rows, and the first event's outbox rows where who listens was
+    read before (``webhooks.read_before_write``); None, and nothing
+    written, if ``write`` wrote nothing.
 
     ``last``: the caller's transaction locks no other row before it commits
     (the rows it may still add, an outbox delivery or an idempotency
@@ -216,15 +219,21 @@ def record_pair_after(session: Session, write, params: dict, event: dict, then, 
     # round trip and one version of the form's row less) instead of as the
     # transaction commits.
     numbering = last and may_number_early(session)
-    rows = _with_events(write, then, tuple(row), numbering).execute(session, {
-        **params, **{f"then_{name}": value for name, value in row.items()},
-        **{f"event_{name}": value for name, value in first.items()},
-        **{f"then_event_{name}": value for name, value in second.items()}}).fetchall()
+    # Where who listens was read before the write, the first event's outbox
+    # rows go in the same statement too.
+    outbox = webhooks.with_the_write(session, SimpleNamespace(**first))
+    values = {**params, **{f"then_{name}": value for name, value in row.items()},
+              **{f"event_{name}": value for name, value in first.items()},
+              **{f"then_event_{name}": value for name, value in second.items()}}
+    if outbox is not None:
+        values.update(outbox_hooks=outbox.hooks, outbox_message_id=outbox.message_id, outbox_payload=outbox.body)
+    rows = _with_events(write, then, tuple(row), numbering, outbox is not None).execute(session, values).fetchall()
     if not rows:
         return None
     ids = sorted(r[0] for r in rows)
     # The events were inserted in this order, so took their ids in it.
-    written = _written(session, ids[0], first, first_around), _written(session, ids[1], second, second_around)
+    written = (_written(session, ids[0], first, first_around, enqueue=outbox is None),
+               _written(session, ids[1], second, second_around))
     if numbering:
         _, form_seq, audit_last, head = rows[0]
         _taken_early(session, params["form_id"], form_seq, audit_last, head, len(ids))
@@ -269,11 +278,14 @@ def _with_event(write, numbering: bool = False):
     return statement
 
 
-def _with_events(write, then, names: tuple[str, ...], numbering: bool = False):
+def _with_events(write, then, names: tuple[str, ...], numbering: bool = False, outbox: bool = False):
     """``write`` (an UPDATE of the form ``form_id`` while its status is
     ``was``), then ``then`` with the columns ``names``, both only if
     ``write`` wrote its row, and their two events: one statement, built once
-    per ``write``, ``then``, ``names`` and ``numbering`` (PostgreSQL only).
+    per ``write``, ``then``, ``names``, ``numbering`` and ``outbox``
+    (PostgreSQL only). With ``outbox``, the first event's outbox rows too
+    (``webhooks.Outbox``: one per webhook in ``outbox_hooks``, with
+    ``outbox_message_id`` and ``outbox_payload``, dated with the event).
 
     With ``numbering``, the statement also takes the form's number in the
     change feed (written with the form) and two numbers of the audit chain,
@@ -283,7 +295,7 @@ def _with_events(write, then, names: tuple[str, ...], numbering: bool = False):
     (api/services/audit._number_and_link): the form's row first (``locked``,
     on which the counters' updates depend), then the ``forms`` counter, then
     the ``audit`` one; no counter moves if the form is no longer as read."""
-    key = (write, then, names, numbering)
+    key = (write, then, names, numbering, outbox)
     statement = _WITH_EVENT.get(key)
     if statement is None:
         ctes = []
@@ -307,6 +319,16 @@ def _with_events(write, then, names: tuple[str, ...], numbering: bool = False):
             select(*(bindparam(f"{prefix}{name}", type_=_EVENTS.c[name].type) for name in _COLUMNS))
             .select_from(written) for prefix in ("event_", "then_event_")))
         statement = insert(_EVENTS).from_select(_COLUMNS, events).returning(*returning)
+        if outbox:
+            # The events' INSERT becomes a WITH clause whose ids the outbox's
+            # INSERT reads (the first event's is the lower: inserted first).
+            inserted = statement.cte("inserted")
+            ctes.append(inserted)
+            ctes.append(webhooks.outbox_insert(
+                select(func.min(inserted.c.id)).scalar_subquery(),
+                bindparam("event_type", type_=_EVENTS.c.type.type),
+                bindparam("event_at", type_=_EVENTS.c.at.type)).cte("outbox"))
+            statement = select(*inserted.c)
         for cte in (*ctes, written, then_written):
             statement = statement.add_cte(cte)
         statement = _WITH_EVENT[key] = HotStatement(statement)
@@ -327,9 +349,11 @@ class Written:
     at: datetime
 
 
-def _written(session: Session, event_id: int, values: dict, around_id: tuple[bytes, bytes]) -> Written:
+def _written(session: Session, event_id: int, values: dict, around_id: tuple[bytes, bytes], *,
+             enqueue: bool = True) -> Written:
     """An event just written: noted for the chain, the change feed and the
-    outbox."""
+    outbox (unless ``enqueue`` is false: its statement wrote its outbox
+    rows)."""
     event = Written(event_id, values["form_id"], values["type"], values["actor"], values["exit_point"],
                     values["data"], values["at"])
     audit_chain.note_written(session, event_id, around_id)
@@ -337,7 +361,7 @@ def _written(session: Session, event_id: int, values: dict, around_id: tuple[byt
     if form_id is not None:
         if type not in UNCHANGING:
             changes.note(session, form_id)
-        if type in webhooks.EVENT_TYPES:
+        if enqueue and type in webhooks.EVENT_TYPES:
             webhooks.enqueue(session, event)
     return event
 

@@ -22,11 +22,13 @@ import json
 import secrets
 import socket
 from collections import namedtuple
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from urllib.parse import urlsplit
 
 import standardwebhooks
-from sqlalchemy import Select, and_, bindparam, exists, false, func, or_, select, update
+from sqlalchemy import (ARRAY, Select, and_, bindparam, exists, false, func, insert, literal_column, or_, select,
+                        update)
 from sqlalchemy import event as sqlalchemy_event
 from sqlalchemy.orm import Session
 
@@ -261,8 +263,8 @@ _LISTENERS = HotStatement(
 _Listening = namedtuple("_Listening", _LISTENERS.statement.selected_columns.keys())
 _DELIVERY_COLUMNS = ("webhook_id", "event_id", "event_type", "message_id", "payload", "status", "attempt_count",
                      "failures", "next_attempt_at", "retry_window_start", "created_at")
-_INSERT_DELIVERY = HotStatement(
-    WebhookDelivery.__table__.insert().values({name: bindparam(name) for name in _DELIVERY_COLUMNS}))
+_DELIVERIES = WebhookDelivery.__table__
+_INSERT_DELIVERY = HotStatement(_DELIVERIES.insert().values({name: bindparam(name) for name in _DELIVERY_COLUMNS}))
 
 # Forms whose transaction has read that no webhook listens to them (the
 # scan's facts query carries that: ``listened``): their events skip the
@@ -272,6 +274,25 @@ _UNHEARD = "forms_nobody_listens_to"
 # (``read_before_write``), by form id and event type. Forgotten when the
 # transaction ends.
 _READ_BEFORE = "listeners_read_before_write"
+
+
+@dataclass(frozen=True)
+class Outbox:
+    """The outbox rows of one event, but for the event's id: one per
+    webhook that wants it (none, maybe), all with one message id and
+    body."""
+
+    hooks: list[str]
+    type: str
+    message_id: str
+    body: str
+    at: datetime
+
+    def rows(self, event_id: int) -> list[dict]:
+        return [{"webhook_id": hook, "event_id": event_id, "event_type": self.type, "message_id": self.message_id,
+                 "payload": self.body, "status": "pending", "attempt_count": 0, "failures": 0,
+                 "next_attempt_at": self.at, "retry_window_start": self.at, "created_at": self.at}
+                for hook in self.hooks]
 
 
 def listened():
@@ -305,6 +326,16 @@ def read_before_write(session: Session, form_id: str, event_type: str, written: 
     session.info.setdefault(_READ_BEFORE, {})[(form_id, event_type)] = rows
 
 
+def with_the_write(session: Session, event) -> Outbox | None:
+    """The outbox rows of ``event``, about to be written (its values, not
+    yet its id), from the listeners read before its write
+    (``read_before_write``), for the statement that writes the event to
+    write them too, instead of ``enqueue`` once it is written; None if
+    nothing was read (``enqueue`` then does as usual)."""
+    rows = session.info.get(_READ_BEFORE, {}).pop((event.form_id, event.type), None)
+    return None if rows is None else _outbox(event, rows)
+
+
 @sqlalchemy_event.listens_for(Session, "after_transaction_end")
 def _forget_unheard(session, transaction) -> None:
     if transaction.parent is None:
@@ -325,21 +356,37 @@ def enqueue(session: Session, event) -> int:
     rows = session.info.get(_READ_BEFORE, {}).pop((event.form_id, event.type), None)
     if rows is None:
         rows = [_Listening(*row) for row in _LISTENERS.execute(session, {"form_id": event.form_id}).fetchall()]
-    hooks = list(dict.fromkeys(row.webhook_id for row in rows if event.type in row.events))
-    if not hooks:
-        return 0
-    # Each line once (the rows repeat them per webhook), in order.
-    lines = list({row.line: row for row in rows if row.line is not None}.values())
-    body = json.dumps(_payload(event, rows[0], lines), separators=(",", ":"))
-    message_id = new_message_id()
+    outbox = _outbox(event, rows)
     # Nothing reads them back in this request: plain INSERTs, no ORM
     # objects; one per webhook (the form's shop and intermediary have a few).
-    for hook in hooks:
-        _INSERT_DELIVERY.execute(session, {
-            "webhook_id": hook, "event_id": event.id, "event_type": event.type, "message_id": message_id,
-            "payload": body, "status": "pending", "attempt_count": 0, "failures": 0,
-            "next_attempt_at": event.at, "retry_window_start": event.at, "created_at": event.at})
-    return len(hooks)
+    for row in outbox.rows(event.id):
+        _INSERT_DELIVERY.execute(session, row)
+    return len(outbox.hooks)
+
+
+def outbox_insert(event_id, event_type, at):
+    """The INSERT of one event's outbox rows (``Outbox``, as the parameters
+    ``outbox_hooks``, ``outbox_message_id`` and ``outbox_payload``), for a
+    statement that writes the event: ``event_id``, ``event_type`` and ``at``
+    are its expressions there for the event's id, type and time."""
+    hook = func.unnest(bindparam("outbox_hooks", type_=ARRAY(_DELIVERIES.c.webhook_id.type))).column_valued("hook")
+    rows = select(hook, event_id, event_type, bindparam("outbox_message_id", type_=_DELIVERIES.c.message_id.type),
+                  bindparam("outbox_payload", type_=_DELIVERIES.c.payload.type), literal_column("'pending'"),
+                  literal_column("0"), literal_column("0"), at, at, at)
+    # None when the event was not written (a compare-and-set that lost).
+    return insert(_DELIVERIES).from_select(_DELIVERY_COLUMNS, rows.where(event_id.is_not(None)))
+
+
+def _outbox(event, rows: list) -> Outbox:
+    """``event``'s outbox rows for the webhooks among ``rows`` (the
+    listeners' read) that want it."""
+    hooks = list(dict.fromkeys(row.webhook_id for row in rows if event.type in row.events))
+    if not hooks:
+        return Outbox([], event.type, "", "", event.at)
+    # Each line once (the rows repeat them per webhook), in order.
+    lines = list({row.line: row for row in rows if row.line is not None}.values())
+    return Outbox(hooks, event.type, new_message_id(),
+                  json.dumps(_payload(event, rows[0], lines), separators=(",", ":")), event.at)
 
 
 def _payload(event, form, lines) -> dict:

@@ -106,6 +106,32 @@ def test_kiosks_scanning_a_watch_at_once_open_one_check_at_the_desk(world, live_
     assert (evts.count("form.check_required"), evts.count("form.scanned")) == (1, 10)
 
 
+def test_kiosks_scanning_a_form_someone_listens_to_at_once_write_one_outbox_row(app, world, live_server, figures):
+    # The outbox row goes in the verdict's statement: a scan whose
+    # compare-and-set lost writes none (nor fails for it).
+    app.config["WEBHOOKS_ALLOW_PRIVATE"] = True  # registered, never delivered here
+    r = world.post("refunds", "/api/v1/webhooks", {"url": "http://127.0.0.1:9/hook", "events": ["form.validated"]})
+    assert r.status_code == 201, r.get_json()
+    form = world.issue("shop", item(), traveller=traveller())
+
+    responses = all_at_once([
+        ("POST", f"{live_server}/api/v1/scans", bearer(world.devices["kiosk"]), {"qr_payload": form["qr_payload"]})
+        for _ in range(20)
+    ])
+
+    assert [(status, body.get("verdict")) for status, _, _, body in responses] == [(200, "validated")] * 20, [
+        body for _, _, _, body in responses]
+    evts = events(world, form["id"])
+    assert (types(evts).count("form.validated"), types(evts).count("form.scanned")) == (1, 20)
+    [validated] = [e for e in evts if e["type"] == "form.validated"]
+    with app.app_context():
+        outbox = database.session().execute(text(
+            "SELECT d.event_id, d.event_type FROM webhook_deliveries d JOIN events e ON e.id = d.event_id "
+            "WHERE e.form_id = :form_id"), {"form_id": form["id"]}).all()
+    assert [tuple(row) for row in outbox] == [(validated["id"], "form.validated")]
+    figures(sent=20, validations=1, outbox_rows=len(outbox))
+
+
 def ten_officers_decide_one_form_at_once(app, world, base_url, figures):
     officers = {}
     for n in range(3, 13):

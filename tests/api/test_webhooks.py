@@ -409,7 +409,8 @@ def test_a_rolled_back_status_change_writes_nothing_to_the_outbox(app, world, re
 def test_a_scan_reads_who_listens_before_its_write_and_tells_them_what_a_read_after_it_would(
         app, world, receiver, verdict):
     # The listeners are read before the form's compare-and-set, which takes
-    # the counters every writer waits for: nothing reads them after it.
+    # the counters every writer waits for: nothing reads them after it, and
+    # on PostgreSQL nothing writes the outbox after it either.
     register(world, "refunds", receiver.url())
     form = world.issue("shop", *([item(60500, category="watches")] if verdict == "check_required" else []))
     if verdict == "expired":
@@ -421,6 +422,10 @@ def test_a_scan_reads_who_listens_before_its_write_and_tells_them_what_a_read_af
     reads = [i for i, statement in enumerate(sent) if "webhooks.events" in statement]
     [write] = [i for i, statement in enumerate(sent) if "UPDATE forms SET status" in statement]
     assert len(reads) == 1 and reads[0] < write
+    if app.extensions["db_engine"].dialect.name == "postgresql":
+        # The outbox row goes in the verdict's own statement.
+        assert "INSERT INTO webhook_deliveries" in sent[write]
+        assert not [statement for statement in sent[write + 1:] if "webhook" in statement], sent[write:]
 
     # The outbox row says what a read of the form after the write says now
     # (enqueue reads it itself when nothing was read before).
@@ -438,6 +443,39 @@ def test_a_scan_reads_who_listens_before_its_write_and_tells_them_what_a_read_af
         session.rollback()
     assert json.loads(written) == json.loads(read_after)
     assert json.loads(read_after)["data"]["status"] == verdict
+
+
+def test_a_scan_whose_compare_and_set_loses_writes_no_outbox_row(app, world, receiver, monkeypatch):
+    """On PostgreSQL the outbox row goes in the verdict's statement; when
+    another request changed the form between the scan's read and its write,
+    that statement writes nothing, the outbox row neither, and the scan
+    gives the verdict the form has now."""
+    register(world, "refunds", receiver.url())
+    form = world.issue("shop")
+    engine = app.extensions["db_engine"]
+    postgresql = engine.dialect.name == "postgresql"
+    read = webhooks.read_before_write
+
+    def read_then_another_device_validates(session, *args):
+        read(session, *args)
+        if postgresql:
+            with engine.begin() as other:
+                other.execute(text(
+                    "UPDATE forms SET status = 'validated', validated_at = now(), "
+                    "exit_point_id = (SELECT id FROM exit_points WHERE code = 'AMS') WHERE id = :id"),
+                    {"id": form["id"]})
+
+    monkeypatch.setattr(webhooks, "read_before_write", read_then_another_device_validates)
+    r = world.scan("kiosk", form["qr_payload"])
+
+    assert r.status_code == 200 and r.get_json()["verdict"] == "validated", r.get_json()
+    with app.app_context():
+        session = database.session()
+        made = session.scalars(select(Event.type).where(Event.form_id == form["id"]).order_by(Event.id)).all()
+        outbox = session.scalar(select(func.count()).select_from(WebhookDelivery))
+    # SQLite: no other request in between, the usual validation.
+    assert (made, outbox) == ((["form.issued", "form.scanned"], 0) if postgresql
+                              else (["form.issued", "form.validated", "form.scanned"], 1))
 
 
 # --- failures, retries, the schedule ------------------------------------------------
