@@ -5,10 +5,12 @@ specification (standardwebhooks.com).
 A webhook belongs to a retailer or an intermediary; a form's events go to
 its retailer's webhooks and to those of the form's intermediary (the one
 the retailer worked with when the form was issued: the same parties that
-can see the form). ``enqueue`` writes the
-outbox rows in the transaction of the status change, so a committed change
-always produces its deliveries and a rolled-back one never does; the
-delivery worker (``deliveries.py``) sends them afterwards.
+can see the form). ``enqueue`` writes the outbox rows in the transaction of
+the status change (a scan reads who listens before its write and, on
+PostgreSQL, writes the rows in its event's own statement:
+``read_before_write``, ``with_the_write``), so a committed change always
+produces its deliveries and a rolled-back one never does; the delivery
+worker (``deliveries.py``) sends them afterwards.
 
 Signatures come from the ``standardwebhooks`` package, the specification's
 reference implementation: HMAC-SHA256 over ``{id}.{timestamp}.{body}``,
