@@ -267,9 +267,9 @@ def measure(args, trees: dict, kinds: list, instance: Path) -> dict:
                      "load_average_start": os.getloadavg()[0]}
     with database(args.backend, instance) as (url, db_pid):
         world = fixture.build_world(url, instance)
-        per_round = (args.requests + WARM_UP) * max(1, sum(k in FRESH_KINDS for k in kinds))
-        wrk_need = (args.repeats * 2 * 700 * args.seconds * max(1, sum(k in FRESH_KINDS for k in kinds))
-                    if args.wrk else 0)
+        fresh_kinds = max(1, sum(k in FRESH_KINDS for k in kinds))
+        per_round = (args.requests + WARM_UP) * fresh_kinds
+        wrk_need = args.repeats * 2 * 700 * args.seconds * fresh_kinds if args.wrk else 0
         fresh_need = 2 * args.rounds * per_round + 2 * (PROFILED + WARM_UP) + wrk_need + 400
         t = time.monotonic()
         payloads = fixture.load_forms(world, 0, fresh_need + 10_000, scannable=fresh_need, pending_checks=60)

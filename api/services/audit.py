@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from types import SimpleNamespace
 
 from flask import current_app, has_app_context
 from sqlalchemy import (BigInteger, String, bindparam, column, exists, func, insert, literal_column, null, select,
@@ -221,7 +220,7 @@ def record_pair_after(session: Session, write, params: dict, event: dict, then, 
     numbering = last and may_number_early(session)
     # Where who listens was read before the write, the first event's outbox
     # rows go in the same statement too.
-    outbox = webhooks.with_the_write(session, SimpleNamespace(**first))
+    outbox = webhooks.with_the_write(session, first)
     values = {**params, **{f"then_{name}": value for name, value in row.items()},
               **{f"event_{name}": value for name, value in first.items()},
               **{f"then_event_{name}": value for name, value in second.items()}}

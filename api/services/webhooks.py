@@ -26,6 +26,7 @@ import socket
 from collections import namedtuple
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from types import SimpleNamespace
 from urllib.parse import urlsplit
 
 import standardwebhooks
@@ -328,14 +329,19 @@ def read_before_write(session: Session, form_id: str, event_type: str, written: 
     session.info.setdefault(_READ_BEFORE, {})[(form_id, event_type)] = rows
 
 
-def with_the_write(session: Session, event) -> Outbox | None:
-    """The outbox rows of ``event``, about to be written (its values, not
-    yet its id), from the listeners read before its write
-    (``read_before_write``), for the statement that writes the event to
-    write them too, instead of ``enqueue`` once it is written; None if
+def with_the_write(session: Session, event: dict) -> Outbox | None:
+    """The outbox rows of an event about to be written (``event``: its
+    column values, not yet its id), from the listeners read before its
+    write (``read_before_write``), for the statement that writes the event
+    to write them too, instead of ``enqueue`` once it is written; None if
     nothing was read (``enqueue`` then does as usual)."""
-    rows = session.info.get(_READ_BEFORE, {}).pop((event.form_id, event.type), None)
-    return None if rows is None else _outbox(event, rows)
+    rows = _read_before(session, event["form_id"], event["type"])
+    return None if rows is None else _outbox(SimpleNamespace(**event), rows)
+
+
+def _read_before(session: Session, form_id: str, event_type: str) -> list | None:
+    """The listeners ``read_before_write`` read for this event, once."""
+    return session.info.get(_READ_BEFORE, {}).pop((form_id, event_type), None)
 
 
 @sqlalchemy_event.listens_for(Session, "after_transaction_end")
@@ -355,7 +361,7 @@ def enqueue(session: Session, event) -> int:
     # The form as this transaction leaves it: read before the write, with
     # what it wrote; or read now (audit.record flushed the ORM's changes, and
     # status changes are often plain UPDATE statements).
-    rows = session.info.get(_READ_BEFORE, {}).pop((event.form_id, event.type), None)
+    rows = _read_before(session, event.form_id, event.type)
     if rows is None:
         rows = [_Listening(*row) for row in _LISTENERS.execute(session, {"form_id": event.form_id}).fetchall()]
     outbox = _outbox(event, rows)
