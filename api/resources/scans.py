@@ -52,9 +52,10 @@ def scan(body):
     def judge(remember):
         # The answer for a key is stored as the verdict is about to be written.
         answer = None if remember is None else (lambda outcome: remember(outcome, 200))
+        # Nothing is written after the scan: its transaction commits with it.
         outcome = scans.scan(database.session(), unread_device() or current_principal(), body["qr_payload"],
                              _context(answer), utcnow(), body["scanned_at"],
-                             queued=body["queued"])
+                             queued=body["queued"], ends=True)
         given[:] = [outcome.verdict]
         return outcome, 200
 

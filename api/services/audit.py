@@ -65,6 +65,7 @@ def record_after(
     exit_point: str | None = None,
     at: datetime | None = None,
     last: bool = False,
+    ends: bool = False,
     **data,
 ) -> Written | None:
     """Run ``write`` (a Core UPDATE or INSERT of at most one row) with
@@ -76,7 +77,7 @@ def record_after(
     ``last``, for an event that leaves its form as it was (``UNCHANGING``,
     a re-scan's): as for ``record_pair_after``, the event's number in the
     audit chain may then be taken in the same statement, after a share
-    lock on the form's row."""
+    lock on the form's row; ``ends`` as for ``record_pair_after``."""
     values, around_id = _event_values(form_id, type, actor, exit_point=exit_point, at=at, data=data)
     session.flush()
     connection = session.connection()
@@ -85,7 +86,7 @@ def record_after(
             return None
         return _written(session, _INSERT_EVENT.execute(session, values).fetchone()[0], values, around_id)
     numbering = last and form_id is not None and type in UNCHANGING and may_number_early(session)
-    return _record_by(session, _with_event(write, numbering), params, values, around_id, numbering)
+    return _record_by(session, _with_event(write, numbering), params, values, around_id, numbering, ends)
 
 
 def event_for_each(source, *ctes, numbers: Numbers | None = None) -> HotStatement:
@@ -118,14 +119,17 @@ def record_by(session: Session, statement: HotStatement, params: dict, form_id: 
 
 
 def _record_by(session: Session, statement: HotStatement, params: dict, values: dict,
-               around_id: tuple[bytes, bytes], numbering: bool = False) -> Written | None:
+               around_id: tuple[bytes, bytes], numbering: bool = False, ends: bool = False) -> Written | None:
     row = statement.execute(session, {
         **params, **{f"event_{name}": value for name, value in values.items()}}).fetchone()
     if row is None:
         return None
-    written = _written(session, row[0], values, around_id)
     if numbering:
         _, form_seq, audit_last, head = row
+        if ends and audit_last is not None:
+            return _commit_now(session, [(row[0], values, around_id)], None, audit_last, head)[0]
+    written = _written(session, row[0], values, around_id)
+    if numbering:
         _taken_early(session, values["form_id"], form_seq, audit_last, head, 1)
     return written
 
@@ -188,7 +192,8 @@ def early_number(session: Session, form_id: str) -> int | None:
 
 
 def record_pair_after(session: Session, write, params: dict, event: dict, then, row: dict,
-                      then_event: dict, *, last: bool = False) -> tuple[Written, Written] | None:
+                      then_event: dict, *, last: bool = False,
+                      ends: bool = False) -> tuple[Written, Written] | None:
     """``record_after`` for two writes: ``write`` (as there) and, only if it
     wrote its row, ``then`` (a Core INSERT of one row, ``row`` its values),
     each with its event (``event`` and ``then_event``: record's keywords,
@@ -202,7 +207,15 @@ def record_pair_after(session: Session, write, params: dict, event: dict, then, 
     (the rows it may still add, an outbox delivery or an idempotency
     record, lock none that another writer holds while it waits for the
     counters). The counters' locks may then be taken here rather than at the
-    commit, and every writer still takes rows first, counters last."""
+    commit, and every writer still takes rows first, counters last.
+
+    ``ends``: nor does the caller write anything after this, in this
+    transaction. Where the statement took the numbers, the events are then
+    linked and the transaction committed at once (``_commit_now``): the
+    links go to PostgreSQL as soon as the chain's head is known, before the
+    bookkeeping every write does, and every other writer waits for the
+    counters until they arrive. The session's commit that follows finds
+    nothing left to do."""
     (first, first_around), (second, second_around) = _event_values(**event), _event_values(**then_event)
     session.flush()
     connection = session.connection()
@@ -231,10 +244,14 @@ def record_pair_after(session: Session, write, params: dict, event: dict, then, 
         return None
     ids = sorted(r[0] for r in rows)
     # The events were inserted in this order, so took their ids in it.
+    events = [(ids[0], first, first_around), (ids[1], second, second_around)]
+    if numbering:
+        _, form_seq, audit_last, head = rows[0]
+        if ends and audit_last is not None:
+            return tuple(_commit_now(session, events, form_seq, audit_last, head, enqueue=outbox is None))
     written = (_written(session, ids[0], first, first_around, enqueue=outbox is None),
                _written(session, ids[1], second, second_around))
     if numbering:
-        _, form_seq, audit_last, head = rows[0]
         _taken_early(session, params["form_id"], form_seq, audit_last, head, len(ids))
     return written
 
@@ -356,13 +373,39 @@ def _written(session: Session, event_id: int, values: dict, around_id: tuple[byt
     event = Written(event_id, values["form_id"], values["type"], values["actor"], values["exit_point"],
                     values["data"], values["at"])
     audit_chain.note_written(session, event_id, around_id)
-    form_id, type = values["form_id"], values["type"]
-    if form_id is not None:
-        if type not in UNCHANGING:
-            changes.note(session, form_id)
-        if enqueue and type in webhooks.EVENT_TYPES:
-            webhooks.enqueue(session, event)
+    if event.form_id is not None and event.type not in UNCHANGING:
+        changes.note(session, event.form_id)
+    if enqueue:
+        _enqueue(session, event)
     return event
+
+
+def _enqueue(session: Session, event: Written) -> None:
+    if event.form_id is not None and event.type in webhooks.EVENT_TYPES:
+        webhooks.enqueue(session, event)
+
+
+def _commit_now(session: Session, events: list[tuple[int, dict, tuple[bytes, bytes]]], form_seq: int | None,
+                audit_last: int, head: str | None, *, enqueue: bool = True) -> list[Written]:
+    """PostgreSQL: ``events`` (id, values, ``as_stored`` bytes), written by
+    the statement that took the transaction's numbers (the form's
+    ``form_seq``, if it changed the form, and the chain's up to
+    ``audit_last`` after ``head``), and nothing written after them: link
+    them and commit now. What the commit would have done is done here (the
+    outbox rows of the first event, unless its statement wrote them, before
+    the links), and the commit that follows checks that nothing was written
+    since (``_number_and_link``)."""
+    written = [Written(event_id, values["form_id"], values["type"], values["actor"], values["exit_point"],
+                       values["data"], values["at"]) for event_id, values, _ in events]
+    if enqueue:
+        _enqueue(session, written[0])
+    audit_chain.link_and_commit(session, _chain_key(session),
+                                [(event_id, audit_chain.with_id(around_id, event_id))
+                                 for event_id, _, around_id in events], audit_last, head)
+    session.info[_COMMITTED] = session.get_transaction()
+    if form_seq is not None:
+        changes.numbered(session, [written[0].form_id], form_seq)
+    return written
 
 
 # --- what happens as a transaction commits ------------------------------------
@@ -396,6 +439,13 @@ def _number_and_link(session) -> None:
     On PostgreSQL the links go with the COMMIT itself: this listener must
     stay the only ``before_commit`` one, as nothing may write after it."""
     if session.in_nested_transaction():
+        return
+    if session.info.pop(_COMMITTED, None) is session.get_transaction():
+        # Linked and committed with its last write (_commit_now): anything
+        # written since would be in a transaction of its own.
+        if session.new or session.dirty or session.deleted or changes.noted_any(session) \
+                or audit_chain.noted_any(session):
+            raise RuntimeError("written after the transaction's last write committed it")
         return
     session.flush()
     early = session.info.pop(_TAKEN_EARLY, None)
@@ -439,6 +489,7 @@ def _number_and_link(session) -> None:
 
 
 _TAKEN_EARLY = "commit_numbers_taken_early"
+_COMMITTED = "committed_with_its_last_write"
 
 
 def _taken_early(session: Session, form_id: str, form_number: int | None, audit_last: int | None,

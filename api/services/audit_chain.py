@@ -59,10 +59,11 @@ _KEY = "events_to_link"
 def canonical(id: int, form_id: str | None, type: str, actor: str, exit_point: str | None,
               data, at: datetime) -> bytes:
     """The event's stored fields as the bytes the chain seals."""
-    return _with_id(canonical_around_id(form_id, type, actor, exit_point, data, at), id)
+    return with_id(canonical_around_id(form_id, type, actor, exit_point, data, at), id)
 
 
-def _with_id(around_id: tuple[bytes, bytes], id: int) -> bytes:
+def with_id(around_id: tuple[bytes, bytes], id: int) -> bytes:
+    """``canonical`` from ``canonical_around_id`` and the event's id."""
     before, after = around_id
     return before + b"%d" % id + after
 
@@ -96,7 +97,7 @@ def as_stored(form_id: str | None, type: str, actor: str, exit_point: str | None
 
 def _as_stored(event) -> bytes:
     """``canonical`` of an event object the ORM just flushed."""
-    return _with_id(as_stored(event.form_id, event.type, event.actor, event.exit_point, event.data, event.at),
+    return with_id(as_stored(event.form_id, event.type, event.actor, event.exit_point, event.data, event.at),
                     event.id)
 
 
@@ -121,7 +122,7 @@ def note_written(session: Session, event_id: int, around_id: tuple[bytes, bytes]
     ``Written``), given its id and its ``as_stored`` bytes, as
     ``note_flushed`` does those the ORM flushed."""
     session.info.setdefault(_KEY, {}).setdefault(_current(session), []).append(
-        (event_id, _with_id(around_id, event_id)))
+        (event_id, with_id(around_id, event_id)))
 
 
 def forget_rolled_back(session: Session) -> None:

@@ -340,6 +340,7 @@ def scan(
     scanned_at: datetime | None = None,
     *,
     queued: bool = False,
+    ends: bool = False,
 ) -> ScanOutcome:
     """Judge one scanned QR payload at ``device``'s exit point and record the scan.
 
@@ -351,6 +352,11 @@ def scan(
     A device not yet authenticated (``auth.UnreadDevice``) is, before
     anything is read or written for it: with the form's facts, or on its
     own where there are none to read.
+
+    ``ends``: the caller writes nothing after the scan in the session's
+    transaction, which may then be committed with the scan's own write
+    (``audit.record_pair_after``): the caller's commit then has nothing
+    left to do.
     """
     at = now
     if queued:
@@ -366,7 +372,7 @@ def scan(
         # Genuine but past its deadline: the form itself must say so too.
         form_id = refusal.claims.form_id
     # One form a request: its verdict is the transaction's last write.
-    return _judge(session, device, form_id, ctx, now, at, queued, last=True)
+    return _judge(session, device, form_id, ctx, now, at, queued, last=True, ends=ends)
 
 
 def scan_passport(
@@ -435,11 +441,12 @@ def _authenticated(session: Session, device: Principal | auth.UnreadDevice) -> P
 
 def _judge(session: Session, device: Principal | auth.UnreadDevice, form_id: str, ctx: ScanContext,
            now: datetime, at: datetime, queued: bool,
-           owned: Callable[[FormFacts], bool] | None = None, *, last: bool = False) -> ScanOutcome | None:
+           owned: Callable[[FormFacts], bool] | None = None, *, last: bool = False,
+           ends: bool = False) -> ScanOutcome | None:
     """The verdict on ``form_id``, recorded with its scan. With ``owned``,
     None for a form it refuses, and nothing recorded. ``last``: the
-    transaction writes no other form before it commits
-    (``audit.record_pair_after``)."""
+    transaction writes no other form before it commits; ``ends``: nothing
+    at all after this verdict (``audit.record_pair_after``)."""
     for _attempt in range(3):
         device, form = _form_facts(session, form_id, device, ctx, now)
         if owned is not None and (form is None or not owned(form)):
@@ -462,13 +469,14 @@ def _judge(session: Session, device: Principal | auth.UnreadDevice, form_id: str
             outcome = verdict_of(_apply(form, change), device)
             if form.listened:
                 webhooks.read_before_write(session, form.id, change.event, _as_listeners_read(change, device))
+            # A check the verdict opens is written after it.
             if _record(session, device, outcome, form, now, at, queued, change, last=last,
-                       answer=ctx.answer) is not None:
+                       ends=ends and change.check is None, answer=ctx.answer) is not None:
                 _changed(session, form, change, device, now)
                 return outcome
         elif _check_follows_traveller(session, form, device, now, at):
             return _record(session, device, verdict_of(form, device), form, now, at, queued, last=last,
-                           answer=ctx.answer)
+                           ends=ends, answer=ctx.answer)
         session.rollback()  # another device or an officer changed it first: read it again
     raise RuntimeError("form status kept changing during a scan")
 
@@ -531,11 +539,13 @@ _INSERT_SCAN = _SCANS.insert().values({name: bindparam(name) for name in (
 
 def _record(session: Session, device: Principal, outcome: ScanOutcome, form: FormFacts | None,
             now: datetime, at: datetime, queued: bool, change: _Change | None = None, *,
-            last: bool = False, answer: Callable[[ScanOutcome], None] | None = None) -> ScanOutcome | None:
+            last: bool = False, ends: bool = False,
+            answer: Callable[[ScanOutcome], None] | None = None) -> ScanOutcome | None:
     """Record the scan that gave ``outcome``, with its event; with
     ``change``, the form's change too, and only if the form is still in the
     status it was read in (None if another request changed it first).
-    ``answer`` (``ScanContext.answer``) is told ``outcome`` first."""
+    ``answer`` (``ScanContext.answer``) is told ``outcome`` first; ``last``
+    and ``ends`` as for ``audit.record_pair_after``."""
     if answer is not None:
         answer(outcome)
     channel = channel_of(device)
@@ -561,13 +571,13 @@ def _record(session: Session, device: Principal, outcome: ScanOutcome, form: For
     scanned = {"verdict": outcome.verdict, "reason_code": outcome.reason_code, "channel": channel, **offline}
     if change is None:
         audit.record_after(session, _INSERT_SCAN, row, form.id, "form.scanned", device.actor, at=now,
-                           exit_point=device.exit_point_code, last=last, **scanned)
+                           exit_point=device.exit_point_code, last=last, ends=ends, **scanned)
         return outcome
     event = {"form_id": form.id, "actor": device.actor, "at": now, "exit_point": device.exit_point_code}
     if audit.record_pair_after(
             session, change.statement, {"form_id": form.id, "was": form.status, **change.values},
             {**event, "type": change.event, "data": change.data},
-            _INSERT_SCAN, row, {**event, "type": "form.scanned", "data": scanned}, last=last) is None:
+            _INSERT_SCAN, row, {**event, "type": "form.scanned", "data": scanned}, last=last, ends=ends) is None:
         return None
     return outcome
 

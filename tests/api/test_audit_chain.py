@@ -853,6 +853,123 @@ def test_a_write_lets_the_counters_go_with_its_links(app, world, database_url, w
     assert seen == [(True, newest)]
 
 
+def _judged(app, world, form: dict, *, ends: bool, then=None):
+    """``scans.scan`` for the kiosk, as the view calls it but with ``ends``
+    as given, and what another connection sees the moment it returns,
+    before the session commits: the form's status, the chain's newest link
+    and whether the counters are free. ``then(session)`` runs after that,
+    before the commit; the commit's statements are returned too."""
+    from api.auth import Principal
+    from api.models import Device
+
+    engine = app.extensions["db_engine"]
+    with app.app_context():
+        session = database.session()
+        device = session.get(Device, world.ids["kiosk"])
+        principal = Principal(kind="device", id=device.id, role="device", exit_point_id=device.exit_point_id,
+                              exit_point_code=device.exit_point.code, device_kind=device.kind)
+        context = scans.ScanContext(ruleset=app.config["RULESET"], policy=app.config["RISK"],
+                                    keys=app.extensions["keyring"].keyset(session),
+                                    sampling_key=app.config["RISK_SAMPLING_KEY"].encode())
+        outcome = scans.scan(session, principal, form["qr_payload"], context, utcnow(), ends=ends)
+        with engine.connect() as other:
+            status = other.scalar(select(Form.status).where(Form.id == form["id"]))
+            newest = other.scalar(select(func.max(AuditLink.seq)))
+            try:
+                other.execute(text("SELECT name FROM change_counters FOR UPDATE NOWAIT")).all()
+                free = True
+            except DBAPIError:
+                free = False
+            other.rollback()
+        if then is not None:
+            then(session)
+        committing = statements_of(app, session.commit)
+    return outcome.verdict, status, newest, free, committing
+
+
+@pytest.mark.parametrize("database_url", [b for b in BACKENDS if b == "postgresql"], indirect=True)
+def test_a_kiosks_verdict_is_committed_with_its_links_before_the_scan_returns(app, world, database_url, runner):
+    """The view writes nothing after a scan, so the scan's transaction
+    commits with its links as soon as the verdict's statement has taken the
+    chain's head: the bookkeeping every write does comes after, not while
+    every other writer waits for the counters. The view's own commit then
+    sends nothing."""
+    world.issue("shop", traveller=traveller(passport_number="N0000010"))  # the counters' rows exist
+    form = world.issue("shop", traveller=traveller(passport_number="N0000011"))
+    events_before, _, _ = intact(runner)
+
+    verdict, status, newest, free, committing = _judged(app, world, form, ends=True)
+
+    assert (verdict, status, free, committing) == ("validated", "validated", True, [])
+    # Both events (the validation and the scan) linked by then, and the
+    # chain verifies with them.
+    assert intact(runner)[:2] == (events_before + 2, events_before + 2) == (newest, newest)
+    # A re-scan's one event likewise.
+    assert _judged(app, world, form, ends=True) == ("validated", "validated", events_before + 3, True, [])
+    assert intact(runner)[:2] == (events_before + 3, events_before + 3)
+
+
+@pytest.mark.parametrize("database_url", [b for b in BACKENDS if b == "postgresql"], indirect=True)
+def test_a_scan_that_may_be_followed_by_other_writes_leaves_its_transaction_to_the_commit(app, world,
+                                                                                          database_url, runner):
+    """A caller that did not say it writes nothing after the scan (the
+    demo data, a passport's forms) gets the scan in its own transaction,
+    committed when it commits."""
+    world.issue("shop", traveller=traveller(passport_number="N0000012"))
+    form = world.issue("shop", traveller=traveller(passport_number="N0000013"))
+    events_before, _, _ = intact(runner)
+
+    verdict, status, newest, free, committing = _judged(app, world, form, ends=False)
+
+    assert (verdict, status, free, newest) == ("validated", "issued", False, events_before)
+    assert len(committing) == 1 and "link_events" in committing[0]
+    assert intact(runner)[:2] == (events_before + 2, events_before + 2)
+
+
+@pytest.mark.parametrize("database_url", [b for b in BACKENDS if b == "postgresql"], indirect=True)
+def test_a_verdict_that_opens_a_check_commits_with_its_check(app, world, database_url, runner):
+    """A verdict that sends the traveller to the desk writes the check after
+    it: the two commit together, never the verdict alone."""
+    world.issue("shop", traveller=traveller(passport_number="N0000014"))
+    form = world.issue("shop", item(60500, category="watches", description="Diver watch"),
+                       traveller=traveller(passport_number="N0000015"))
+    events_before, _, _ = intact(runner)
+
+    verdict, status, newest, free, committing = _judged(app, world, form, ends=True)
+
+    assert (verdict, status, free, newest) == ("check_required", "issued", False, events_before)
+    assert [s for s in committing if "INSERT INTO checks" in s] and "link_events" in committing[-1]
+    with app.app_context():
+        session = database.session()
+        assert session.scalar(select(Form.status).where(Form.id == form["id"])) == "check_required"
+        assert session.scalar(text("SELECT count(*) FROM checks WHERE form_id = :f AND status = 'pending'"),
+                              {"f": form["id"]}) == 1
+    assert intact(runner)[:2] == (events_before + 2, events_before + 2)
+
+
+@pytest.mark.parametrize("database_url", [b for b in BACKENDS if b == "postgresql"], indirect=True)
+def test_a_write_after_a_scan_committed_with_its_links_is_refused_and_rolled_back(app, world, database_url,
+                                                                                  runner):
+    """A scan told that nothing follows it commits with its links; should a
+    caller write after all, that write would be a transaction of its own:
+    its commit is refused, and the write rolled back, not stored apart from
+    the scan."""
+    world.issue("shop", traveller=traveller(passport_number="N0000016"))
+    form = world.issue("shop", traveller=traveller(passport_number="N0000017"))
+    events_before, _, _ = intact(runner)
+
+    def write_more(session):
+        audit.record(session, form["id"], "form.noted", "test")
+
+    with pytest.raises(RuntimeError, match="written after the transaction's last write committed it"):
+        _judged(app, world, form, ends=True, then=write_more)
+    with app.app_context():
+        session = database.session()
+        assert session.scalar(select(Form.status).where(Form.id == form["id"])) == "validated"
+        assert session.scalar(select(func.count()).select_from(Event).where(Event.type == "form.noted")) == 0
+    assert intact(runner)[:2] == (events_before + 2, events_before + 2)
+
+
 @pytest.mark.parametrize("database_url", [b for b in BACKENDS if b == "postgresql"], indirect=True)
 def test_links_given_in_uneven_lists_are_refused_whole(app, database_url):
     """link_events pairs each number with its event and hash by position: a
