@@ -392,13 +392,13 @@ def _commit_now(session: Session, events: list[tuple[int, dict, tuple[bytes, byt
     ``form_seq``, if it changed the form, and the chain's up to
     ``audit_last`` after ``head``), and nothing written after them: link
     them and commit now. What the commit would have done is done here (the
-    outbox rows of the first event, unless its statement wrote them, before
-    the links), and the commit that follows checks that nothing was written
-    since (``_number_and_link``)."""
+    events' outbox rows before the links, but the first event's where its
+    statement wrote them: ``enqueue`` false), and the commit that follows
+    checks that nothing was written since (``_number_and_link``)."""
     written = [Written(event_id, values["form_id"], values["type"], values["actor"], values["exit_point"],
                        values["data"], values["at"]) for event_id, values, _ in events]
-    if enqueue:
-        _enqueue(session, written[0])
+    for event in written if enqueue else written[1:]:
+        _enqueue(session, event)
     audit_chain.link_and_commit(session, _chain_key(session),
                                 [(event_id, audit_chain.with_id(around_id, event_id))
                                  for event_id, _, around_id in events], audit_last, head)
