@@ -98,7 +98,7 @@ def as_stored(form_id: str | None, type: str, actor: str, exit_point: str | None
 def _as_stored(event) -> bytes:
     """``canonical`` of an event object the ORM just flushed."""
     return with_id(as_stored(event.form_id, event.type, event.actor, event.exit_point, event.data, event.at),
-                    event.id)
+                   event.id)
 
 
 # --- linking, as transactions commit ------------------------------------------
