@@ -94,6 +94,19 @@ def event_at(app, seq: int) -> int:
     return count(app, select(AuditLink.event_id).where(AuditLink.seq == seq))
 
 
+def counters_free(connection) -> bool:
+    """PostgreSQL: whether the counters' rows can be locked at once from
+    ``connection`` (no transaction holds them); its transaction is rolled
+    back."""
+    try:
+        connection.execute(text("SELECT name FROM change_counters FOR UPDATE NOWAIT")).all()
+        return True
+    except DBAPIError:
+        return False
+    finally:
+        connection.rollback()
+
+
 @contextmanager
 def as_superuser(app):
     """One transaction with the append-only triggers out of the way, as a
@@ -828,12 +841,7 @@ def test_a_write_lets_the_counters_go_with_its_links(app, world, database_url, w
             return
         with other.connect() as connection:
             newest = connection.scalar(text("SELECT max(seq) FROM audit_links"))
-            try:
-                connection.execute(text("SELECT name FROM change_counters FOR UPDATE NOWAIT")).all()
-                free = True
-            except DBAPIError:
-                free = False
-            connection.rollback()
+            free = counters_free(connection)
         seen.append((free, newest))
 
     engine = app.extensions["db_engine"]
@@ -875,12 +883,7 @@ def _judged(app, world, form: dict, *, ends: bool, then=None):
         with engine.connect() as other:
             status = other.scalar(select(Form.status).where(Form.id == form["id"]))
             newest = other.scalar(select(func.max(AuditLink.seq)))
-            try:
-                other.execute(text("SELECT name FROM change_counters FOR UPDATE NOWAIT")).all()
-                free = True
-            except DBAPIError:
-                free = False
-            other.rollback()
+            free = counters_free(other)
         if then is not None:
             then(session)
         committing = statements_of(app, session.commit)
