@@ -106,22 +106,31 @@ class World:
         return self.post(device, "/api/v1/scans", {"qr_payload": qr_payload})
 
 
-def scan_at(app, world, device: str, payload: str, now):
-    """POST /scans at another moment: the scan service judged with ``now``,
-    as the view calls it, for ``world``'s ``device``."""
-    from api import database
+def scanning_as(app, world, device: str, session):
+    """The principal and the scan context with which the view calls the scan
+    service for ``world``'s ``device``, in ``app``'s context."""
     from api.auth import Principal
     from api.models import Device
     from api.services import scans
 
+    row = session.get(Device, world.ids[device])
+    principal = Principal(kind="device", id=row.id, role="device", exit_point_id=row.exit_point_id,
+                          exit_point_code=row.exit_point.code, device_kind=row.kind)
+    context = scans.ScanContext(ruleset=app.config["RULESET"], policy=app.config["RISK"],
+                                keys=app.extensions["keyring"].keyset(session),
+                                sampling_key=app.config["RISK_SAMPLING_KEY"].encode())
+    return principal, context
+
+
+def scan_at(app, world, device: str, payload: str, now):
+    """POST /scans at another moment: the scan service judged with ``now``,
+    as the view calls it, for ``world``'s ``device``."""
+    from api import database
+    from api.services import scans
+
     with app.app_context():
         session = database.session()
-        row = session.get(Device, world.ids[device])
-        principal = Principal(kind="device", id=row.id, role="device", exit_point_id=row.exit_point_id,
-                              exit_point_code=row.exit_point.code, device_kind=row.kind)
-        context = scans.ScanContext(ruleset=app.config["RULESET"], policy=app.config["RISK"],
-                                    keys=app.extensions["keyring"].keyset(session),
-                                    sampling_key=app.config["RISK_SAMPLING_KEY"].encode())
+        principal, context = scanning_as(app, world, device, session)
         outcome = scans.scan(session, principal, payload, context, now)
         session.commit()
     return outcome

@@ -30,10 +30,9 @@ def idempotent(body, produce: Callable[..., tuple[object, int]], headers_of=None
     ``produce`` does the write without committing (or commits it with its
     last statement, as a scan does: the commit here then has nothing left
     to do) and returns what it made and the status; ``dump`` turns that
-    into the JSON body. With a
-    key, the response is stored in the same transaction, so a retry replays
-    it; the same key with another body is a 422. Two retries racing each
-    other both get the first one's answer.
+    into the JSON body. With a key, the response is stored in the same
+    transaction, so a retry replays it; the same key with another body is
+    a 422. Two retries racing each other both get the first one's answer.
 
     ``answers_early``: ``produce`` takes a callable (None without a key)
     and calls it with what it will make and the status just before the

@@ -124,14 +124,7 @@ def _record_by(session: Session, statement: HotStatement, params: dict, values: 
         **params, **{f"event_{name}": value for name, value in values.items()}}).fetchone()
     if row is None:
         return None
-    if numbering:
-        _, form_seq, audit_last, head = row
-        if ends and audit_last is not None:
-            return _commit_now(session, [(row[0], values, around_id)], None, audit_last, head)[0]
-    written = _written(session, row[0], values, around_id)
-    if numbering:
-        _taken_early(session, values["form_id"], form_seq, audit_last, head, 1)
-    return written
+    return _statement_wrote(session, [(row[0], values, around_id)], row[1:] if numbering else None, ends)[0]
 
 
 def may_number_early(session: Session) -> bool:
@@ -244,16 +237,8 @@ def record_pair_after(session: Session, write, params: dict, event: dict, then, 
         return None
     ids = sorted(r[0] for r in rows)
     # The events were inserted in this order, so took their ids in it.
-    events = [(ids[0], first, first_around), (ids[1], second, second_around)]
-    if numbering:
-        _, form_seq, audit_last, head = rows[0]
-        if ends and audit_last is not None:
-            return tuple(_commit_now(session, events, form_seq, audit_last, head, enqueue=outbox is None))
-    written = (_written(session, ids[0], first, first_around, enqueue=outbox is None),
-               _written(session, ids[1], second, second_around))
-    if numbering:
-        _taken_early(session, params["form_id"], form_seq, audit_last, head, len(ids))
-    return written
+    return tuple(_statement_wrote(session, [(ids[0], first, first_around), (ids[1], second, second_around)],
+                                  rows[0][1:] if numbering else None, ends, enqueue_first=outbox is None))
 
 
 def _event_values(form_id: str | None, type: str, actor: str, *, exit_point: str | None = None,
@@ -365,13 +350,32 @@ class Written:
     at: datetime
 
 
+def _statement_wrote(session: Session, events: list[tuple[int, dict, tuple[bytes, bytes]]],
+                     numbers: tuple | None, ends: bool, *, enqueue_first: bool = True) -> list[Written]:
+    """``events`` (id, values, ``as_stored`` bytes), just written by one
+    statement, as written; ``numbers`` (the form's, the chain's last and
+    its head) if that statement took the transaction's numbers. With
+    ``ends``, and the chain's numbers taken, linked and committed at once
+    (``_commit_now``); else noted for the commit (``_written``,
+    ``_taken_early``). ``enqueue_first`` false: the statement wrote the
+    first event's outbox rows."""
+    if numbers is not None:
+        form_seq, audit_last, head = numbers
+        if ends and audit_last is not None:
+            return _commit_now(session, events, form_seq, audit_last, head, enqueue_first=enqueue_first)
+    written = [_written(session, event_id, values, around_id, enqueue=enqueue_first or n > 0)
+               for n, (event_id, values, around_id) in enumerate(events)]
+    if numbers is not None:
+        _taken_early(session, written[0].form_id, form_seq, audit_last, head, len(written))
+    return written
+
+
 def _written(session: Session, event_id: int, values: dict, around_id: tuple[bytes, bytes], *,
              enqueue: bool = True) -> Written:
     """An event just written: noted for the chain, the change feed and the
     outbox (unless ``enqueue`` is false: its statement wrote its outbox
     rows)."""
-    event = Written(event_id, values["form_id"], values["type"], values["actor"], values["exit_point"],
-                    values["data"], values["at"])
+    event = Written(event_id, **values)
     audit_chain.note_written(session, event_id, around_id)
     if event.form_id is not None and event.type not in UNCHANGING:
         changes.note(session, event.form_id)
@@ -386,18 +390,17 @@ def _enqueue(session: Session, event: Written) -> None:
 
 
 def _commit_now(session: Session, events: list[tuple[int, dict, tuple[bytes, bytes]]], form_seq: int | None,
-                audit_last: int, head: str | None, *, enqueue: bool = True) -> list[Written]:
+                audit_last: int, head: str | None, *, enqueue_first: bool = True) -> list[Written]:
     """PostgreSQL: ``events`` (id, values, ``as_stored`` bytes), written by
     the statement that took the transaction's numbers (the form's
     ``form_seq``, if it changed the form, and the chain's up to
     ``audit_last`` after ``head``), and nothing written after them: link
     them and commit now. What the commit would have done is done here (the
     events' outbox rows before the links, but the first event's where its
-    statement wrote them: ``enqueue`` false), and the commit that follows
-    checks that nothing was written since (``_number_and_link``)."""
-    written = [Written(event_id, values["form_id"], values["type"], values["actor"], values["exit_point"],
-                       values["data"], values["at"]) for event_id, values, _ in events]
-    for event in written if enqueue else written[1:]:
+    statement wrote them: ``enqueue_first`` false), and the commit that
+    follows checks that nothing was written since (``_number_and_link``)."""
+    written = [Written(event_id, **values) for event_id, values, _ in events]
+    for event in written if enqueue_first else written[1:]:
         _enqueue(session, event)
     audit_chain.link_and_commit(session, _chain_key(session),
                                 [(event_id, audit_chain.with_id(around_id, event_id))

@@ -24,7 +24,7 @@ from api.services import audit, audit_chain, scans
 from shared import formid
 from tests.api.test_concurrency import all_at_once, bearer
 from tests.api.traveller_support import app_world, coat  # noqa: F401 (a fixture)
-from tests.builders import form_body, item, statements_of, traveller
+from tests.builders import form_body, item, scanning_as, statements_of, traveller
 from tests.conftest import BACKENDS
 
 INTACT = re.compile(r"^audit trail intact: (\d+) events, head seq (\d+) hash ([0-9a-f]{64})$", re.M)
@@ -867,18 +867,10 @@ def _judged(app, world, form: dict, *, ends: bool, then=None):
     before the session commits: the form's status, the chain's newest link
     and whether the counters are free. ``then(session)`` runs after that,
     before the commit; the commit's statements are returned too."""
-    from api.auth import Principal
-    from api.models import Device
-
     engine = app.extensions["db_engine"]
     with app.app_context():
         session = database.session()
-        device = session.get(Device, world.ids["kiosk"])
-        principal = Principal(kind="device", id=device.id, role="device", exit_point_id=device.exit_point_id,
-                              exit_point_code=device.exit_point.code, device_kind=device.kind)
-        context = scans.ScanContext(ruleset=app.config["RULESET"], policy=app.config["RISK"],
-                                    keys=app.extensions["keyring"].keyset(session),
-                                    sampling_key=app.config["RISK_SAMPLING_KEY"].encode())
+        principal, context = scanning_as(app, world, "kiosk", session)
         outcome = scans.scan(session, principal, form["qr_payload"], context, utcnow(), ends=ends)
         with engine.connect() as other:
             status = other.scalar(select(Form.status).where(Form.id == form["id"]))
