@@ -340,8 +340,10 @@ def markdown(results: dict) -> str:
                          f"{run['load_average'][1]} at the end; wall time {run['wall_seconds']} s.")
         lines.append("")
     lines += [
-        f"Each figure: median (min-max) of {results['repeats']} runs of {results['cell_seconds']} s; "
-        "ratios are per run, between figures measured side by side.",
+        f"Each figure: median (min-max) of {results['repeats']} runs of {results['cell_seconds']} s"
+        + (f" ({results['target_repeats']} at {results['target_clients']} clients in the API sections, "
+           "where the targets are read)" if results.get("target_repeats", 0) > results["repeats"] else "")
+        + "; ratios are per run, between figures measured side by side.",
         "",
         "## Targets (PostgreSQL; each real endpoint beside its floor, bench/minimal_app.py)",
         "",

@@ -53,7 +53,7 @@ ALIASES = {"scan_to_verdict": "verdict"}
 # plausible scan rate over every run (PayloadFeed flags any shortfall). On
 # PostgreSQL the minimal scan (bench/minimal_app.py) takes its fresh forms
 # from the same feed, several times faster than the API.
-SCAN_POOL = {"postgresql": 100_000, "sqlite": 55_000}
+SCAN_POOL = {"postgresql": 130_000, "sqlite": 70_000}
 
 
 @contextmanager
@@ -108,17 +108,18 @@ def main() -> None:
         parser.error("--clients takes at least one count of 1 or more")
     if only - set(SECTIONS):
         parser.error(f"unknown --only {', '.join(sorted(only - set(SECTIONS)))} (known: {', '.join(SECTIONS)})")
-    seconds, repeats = (1, 1) if args.quick else (2, 3)
+    seconds, repeats, target_repeats = (1, 1, 1) if args.quick else (2, 3, 7)
     if only & {"api", "app", "growth"}:  # the ones that load the API with wrk
         harness.need("wrk")
     harness.WORK.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     results = {"machine": harness.machine(), "gunicorn": gunicorn_settings(), "quick": args.quick,
-               "cell_seconds": seconds, "repeats": repeats}
+               "cell_seconds": seconds, "repeats": repeats,
+               "target_repeats": target_repeats, "target_clients": api_load.TARGET_CLIENTS}
     log(f"gunicorn settings: {results['gunicorn']}")
     instance = Path(tempfile.mkdtemp(prefix="taxfree-bench-instance."))
     try:
-        run_all(args, only, seconds, repeats, instance, results)
+        run_all(args, only, seconds, repeats, target_repeats, instance, results)
     finally:
         shutil.rmtree(instance, ignore_errors=True)
 
@@ -183,7 +184,8 @@ def merge_into(path: Path, results: dict, only: set) -> dict:
     return merged
 
 
-def run_server_benchmarks(args, only: set, seconds: int, repeats: int, instance: Path, results: dict) -> None:
+def run_server_benchmarks(args, only: set, seconds: int, repeats: int, target_repeats: int, instance: Path,
+                          results: dict) -> None:
     """The benchmarks that need the API and a PostgreSQL fixture."""
     with postgres() as (pg_url, pg_pid):
         world = fixture.build_world(pg_url, instance)
@@ -206,10 +208,10 @@ def run_server_benchmarks(args, only: set, seconds: int, repeats: int, instance:
                     harness.gunicorn("minimal_app:app", world.env, "minimal", pythonpath=harness.BENCH) as floor:
                 attempt(results["api"], "postgresql", lambda: api_load.measure_backend(
                     world, pg_feed, bare, "postgresql", clients_list=args.clients, repeats=repeats,
-                    seconds=seconds, db_pid=pg_pid, floor=floor))
+                    target_repeats=target_repeats, seconds=seconds, db_pid=pg_pid, floor=floor))
                 attempt(results["api"], "sqlite", lambda: api_load.measure_backend(
                     *sqlite_world(), bare, "sqlite", clients_list=args.clients, repeats=repeats,
-                    seconds=seconds))
+                    target_repeats=target_repeats, seconds=seconds))
             log("profiling scans (py-spy) and counting SQL statements")
             attempt(results, "profile", lambda: hotspots.run(world, pg_feed, pg_pid, seconds=3 if args.quick else 10))
         if "app" in only:
@@ -231,9 +233,10 @@ def run_server_benchmarks(args, only: set, seconds: int, repeats: int, instance:
                     attempt(results, "bulk", lambda: bulk.run(api.base, world, batches=2 if args.quick else 5))
 
 
-def run_all(args, only: set, seconds: int, repeats: int, instance: Path, results: dict) -> None:
+def run_all(args, only: set, seconds: int, repeats: int, target_repeats: int, instance: Path,
+            results: dict) -> None:
     if only & {"api", "app", "verdict", "bulk"}:
-        run_server_benchmarks(args, only, seconds, repeats, instance, results)
+        run_server_benchmarks(args, only, seconds, repeats, target_repeats, instance, results)
 
     if "growth" in only:
         def grow():
