@@ -341,8 +341,9 @@ def markdown(results: dict) -> str:
         lines.append("")
     lines += [
         f"Each figure: median (min-max) of {results['repeats']} runs of {results['cell_seconds']} s"
-        + (f" ({results['target_repeats']} at {results['target_clients']} clients in the API sections, "
-           "where the targets are read)" if results.get("target_repeats", 0) > results["repeats"] else "")
+        + (f" ({results['target_repeats']} at {results['target_clients']} clients in section 1's "
+           "throughput tables, where the targets are read)"
+           if results.get("target_repeats", 0) > results["repeats"] else "")
         + "; ratios are per run, between figures measured side by side.",
         "",
         "## Targets (PostgreSQL; each real endpoint beside its floor, bench/minimal_app.py)",
