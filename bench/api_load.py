@@ -30,9 +30,8 @@ import fixture
 from harness import log
 
 CLIENTS = (1, 8, 32, 64)
-# The client count the targets are read at. Its cells get more repeats: in
-# back-to-back runs of the same code, the median of 3 put the fresh scan's
-# ratio to its floor anywhere from 0.42 to 0.52.
+# The client count the targets are read at: its cells get more repeats
+# (bench/README.md says why).
 TARGET_CLIENTS = 32
 # Each real endpoint and the floor it is measured against.
 FLOORS = {"scan_fresh": "floor_scan_fresh", "scan_rescan": "floor_scan_rescan",
