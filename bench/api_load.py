@@ -163,7 +163,7 @@ def measure_backend(world: fixture.World, feed: PayloadFeed, bare: harness.Serve
             return harness.wrk(url, "get.lua", clients, seconds, [world.officer_token], cpu_of=cpu_of)
 
         for rep in range(max(repeats, target_repeats)):
-            for clients in clients_list if rep < repeats else [c for c in clients_list if c == TARGET_CLIENTS]:
+            for clients in (c for c in clients_list if rep < repeats or c == TARGET_CLIENTS):
                 for endpoint in endpoints:
                     runs[endpoint][clients].append(one_run(endpoint, clients, rep))
                 log(f"{name} rep {rep + 1} c={clients}: "
