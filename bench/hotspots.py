@@ -45,9 +45,10 @@ FRAME = re.compile(r"^(?P<func>.+?) \((?P<file>[^:()]+):(?P<line>\d+)\)$")
 # application's stages (marshmallow's dump inside a view is marshmallow).
 STAGES = [
     ("audit: hash chain links", "api/services/audit_chain.py", None),
-    ("change feed counter", "api/services/changes.py", None),
-    # PostgreSQL: both counters in one call (take_commit_numbers).
-    ("change feed and audit counters", "api/services/audit.py", {"_number_and_link"}),
+    ("change feed marks", "api/services/changes.py", None),
+    # PostgreSQL: the marks and the chain's counter in one call
+    # (mark_forms_take_chain_numbers).
+    ("change feed marks and audit counter", "api/services/audit.py", {"_number_and_link"}),
     ("webhook outbox enqueue", "api/services/webhooks.py", None),
     ("ORM flush (event and check rows)", "sqlalchemy/orm/session.py", {"flush", "_autoflush"}),
     ("audit: event rows", "api/services/audit.py", {"record", "_written", "_with_event", "_with_events",

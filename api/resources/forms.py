@@ -28,7 +28,7 @@ from ..schemas import (
     RefundRequest,
     page_of,
 )
-from ..services import batch, forms, shop_view
+from ..services import batch, changes, forms, shop_view
 from .common import IDEMPOTENCY_HEADER, check_if_match, idempotent, keyring, with_etag
 
 blp = Blueprint("forms", __name__, url_prefix="/api/v1/forms", description="Tax-free forms")
@@ -79,11 +79,11 @@ class Forms(MethodView):
         Each form is listed at its latest change. ``updated_since`` picks a
         starting point; pass a page's ``next_cursor`` to get the next page,
         and later the ``cursor`` of the last form you handled to get the
-        changes since. Changes are numbered in the order they commit, so
-        following cursors never skips or repeats a change, even while
-        changes commit as you page through.
+        changes since. Changes are numbered as they become visible, in that
+        order, so following cursors never skips or repeats a change, even
+        while changes commit as you page through.
         """
-        query = forms.visible_forms(current_principal()).options(
+        query = forms.visible_forms(current_principal()).where(Form.change_seq > 0).options(
             selectinload(Form.retailer), selectinload(Form.exit_point)
         )
         if "status" in args:
@@ -96,8 +96,12 @@ class Forms(MethodView):
                 raise Problem(400, "invalid_cursor", "The cursor is not one this API gave out.",
                               errors={"cursor": ["Not a valid cursor."]})
             query = query.where(Form.change_seq > after)
+        session = database.session()
+        # The changes committed since the last reading get their numbers
+        # first; one committing after that is listed at the next.
+        changes.number_changed(session)
         limit = args["limit"]
-        rows = database.session().scalars(
+        rows = session.scalars(
             query.order_by(Form.change_seq, Form.id).limit(limit + 1)
         ).all()
         return pagination.page(list(rows), limit, lambda f: pagination.encode(f.change_seq))

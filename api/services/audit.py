@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from flask import current_app, has_app_context
-from sqlalchemy import (BigInteger, String, bindparam, column, exists, func, insert, literal_column, null, select,
+from sqlalchemy import (BigInteger, String, bindparam, column, exists, func, insert, literal_column, select,
                         text, union_all)
 from sqlalchemy import event as sqlalchemy_event
 from sqlalchemy.orm import Session
@@ -138,50 +138,30 @@ def may_number_early(session: Session) -> bool:
 @dataclass(frozen=True)
 class Numbers:
     """PostgreSQL: the CTE that takes, in a write's own statement, the next
-    number of the change feed (``forms_last``; none for a write that leaves
-    the form as it was) and the next ``events`` numbers of the audit chain
-    (``audit_last``, with the chain's head), instead of at the commit. It
-    calls ``take_early_numbers`` (migration 0016), which takes the counters
-    in the order every writer takes them, the ``forms`` counter, then the
-    ``audit`` one. PostgreSQL runs the CTE once, when the write first uses
-    a number, and only once ``after`` (a CTE that locks what the write
-    depends on) has a row: the rows first, the counters last. None comes
-    back for a counter that has no row yet (and, without the ``forms`` one,
-    for both): the commit then numbers as usual."""
+    ``events`` numbers of the audit chain (``audit_last``, with the chain's
+    head), instead of at the commit. It calls ``take_chain_numbers``
+    (migration 0018). PostgreSQL runs the CTE once, when the write first
+    uses a number, and only once ``after`` (a CTE that locks what the write
+    depends on) has a row: the rows first, the counter last. None comes
+    back if the counter has no row yet: the commit then numbers as usual."""
 
     taken: object
-    form: bool  # the write changes the form: it takes the form's number too
 
     @classmethod
-    def after(cls, after, events: int, *, form: bool = True) -> "Numbers":
-        """``form``: the write changes the form, so it also takes the
-        form's number in the change feed."""
-        # The counters' UPDATEs are the function's own statements: a write
-        # that waited for a counter rechecks the counter's row alone, not
+    def after(cls, after, events: int) -> "Numbers":
+        # The counter's UPDATE is the function's own statement: a write
+        # that waited for the counter rechecks the counter's row alone, not
         # the whole statement (migration 0016 says why).
-        taken = func.take_early_numbers(literal_column(str(int(form))), literal_column(str(int(events))))
-        columns = taken.table_valued(column("forms_last", BigInteger), column("audit_last", BigInteger),
-                                     column("audit_head", String))
-        return cls(select(columns).where(exists(select(*after.c))).cte("numbers"), form)
-
-    def form_seq(self):
-        """The form's number, for the write to store."""
-        return select(self.taken.c.forms_last).scalar_subquery()
+        taken = func.take_chain_numbers(literal_column(str(int(events))))
+        columns = taken.table_valued(column("audit_last", BigInteger), column("audit_head", String))
+        return cls(select(columns).where(exists(select(*after.c))).cte("numbers"))
 
     def ctes(self) -> tuple:
         return (self.taken,)
 
     def returned(self) -> tuple:
-        return (self.form_seq() if self.form else null(),
-                select(self.taken.c.audit_last).scalar_subquery(),
+        return (select(self.taken.c.audit_last).scalar_subquery(),
                 select(self.taken.c.audit_head).scalar_subquery())
-
-
-def early_number(session: Session, form_id: str) -> int | None:
-    """The change-feed number the transaction's write took for ``form_id``
-    in its own statement, if it did."""
-    early = session.info.get(_TAKEN_EARLY)
-    return early[1].get(form_id) if early is not None else None
 
 
 def record_pair_after(session: Session, write, params: dict, event: dict, then, row: dict,
@@ -199,15 +179,16 @@ def record_pair_after(session: Session, write, params: dict, event: dict, then, 
     ``last``: the caller's transaction locks no other row before it commits
     (the rows it may still add, an outbox delivery or an idempotency
     record, lock none that another writer holds while it waits for the
-    counters). The counters' locks may then be taken here rather than at the
-    commit, and every writer still takes rows first, counters last.
+    audit chain's counter). The counter's lock may then be taken here
+    rather than at the commit, and every writer still takes rows first,
+    the counter last.
 
     ``ends``: nor does the caller write anything after this, in this
     transaction. Where the statement took the numbers, the events are then
     linked and the transaction committed at once (``_commit_now``): the
     links go to PostgreSQL as soon as the chain's head is known, before the
     bookkeeping every write does, and every other writer waits for the
-    counters until they arrive. The session's commit that follows finds
+    counter until they arrive. The session's commit that follows finds
     nothing left to do."""
     (first, first_around), (second, second_around) = _event_values(**event), _event_values(**then_event)
     session.flush()
@@ -219,10 +200,9 @@ def record_pair_after(session: Session, write, params: dict, event: dict, then, 
         connection.execute(then, row)
         return written, _written(session, _INSERT_EVENT.execute(session, second).fetchone()[0], second,
                                  second_around)
-    # The transaction's only write: the form's number in the change feed and
-    # the events' in the audit chain are taken in the same statement (one
-    # round trip and one version of the form's row less) instead of as the
-    # transaction commits.
+    # The transaction's only write: the events' numbers in the audit chain
+    # are taken in the same statement (one round trip less) instead of as
+    # the transaction commits.
     numbering = last and may_number_early(session)
     # Where who listens was read before the write, the first event's outbox
     # rows go in the same statement too.
@@ -271,7 +251,7 @@ def _with_event(write, numbering: bool = False):
             forms = Form.__table__
             locked = (select(forms.c.id).where(forms.c.id == bindparam("event_form_id", type_=_EVENTS.c.form_id.type))
                       .with_for_update(read=True, key_share=True).cte("locked"))
-            numbers = Numbers.after(locked, events=1, form=False)
+            numbers = Numbers.after(locked, events=1)
             statement = event_for_each(written, locked, *numbers.ctes(), numbers=numbers)
         else:
             statement = event_for_each(written)
@@ -288,28 +268,31 @@ def _with_events(write, then, names: tuple[str, ...], numbering: bool = False, o
     (``webhooks.Outbox``: one per webhook in ``outbox_hooks``, with
     ``outbox_message_id`` and ``outbox_payload``, dated with the event).
 
-    With ``numbering``, the statement also takes the form's number in the
-    change feed (written with the form) and two numbers of the audit chain,
-    returning with each event's id the form's number, the chain's last
-    number and its head (None if a counter has no row yet: the commit takes
-    them then). The locks are taken in the order every writer takes them
-    (api/services/audit._number_and_link): the form's row first (``locked``,
-    on which the counters' updates depend), then the ``forms`` counter, then
-    the ``audit`` one; no counter moves if the form is no longer as read."""
+    The write marks the form changed for the change feed (api/services/
+    changes.py) with its other columns: no second version of its row.
+
+    With ``numbering``, the statement also takes two numbers of the audit
+    chain, returning with each event's id the chain's last number and its
+    head (None if the counter has no row yet: the commit takes them then).
+    The form's row is locked first (``locked``, on which the counter's
+    update depends), then the counter, as every writer takes them; the
+    counter does not move if the form is no longer as read."""
     key = (write, then, names, numbering, outbox)
     statement = _WITH_EVENT.get(key)
     if statement is None:
         ctes = []
         returning = [_EVENTS.c.id]
+        write = write.values(change_seq=changes.MARKING)
         if numbering:
             forms = Form.__table__
             locked = (select(forms.c.id)
                       .where(forms.c.id == bindparam("form_id"), forms.c.status == bindparam("was"))
                       .with_for_update(key_share=True).cte("locked"))
             numbers = Numbers.after(locked, events=2)
-            # Without a counter row the form keeps its number until the
-            # commit numbers it (after the highest number there is: its own).
-            write = write.values(change_seq=func.coalesce(numbers.form_seq(), forms.c.change_seq))
+            # The write waits for the numbers, so that ``locked`` runs
+            # first: run after the write, it would find the form's row
+            # already updated by this statement and skip it.
+            write = write.where(exists(select(*numbers.taken.c)))
             ctes = [locked, *numbers.ctes()]
             returning += numbers.returned()
         written = write.returning(literal_column("1")).cte("written")
@@ -353,20 +336,23 @@ class Written:
 def _statement_wrote(session: Session, events: list[tuple[int, dict, tuple[bytes, bytes]]],
                      numbers: tuple | None, ends: bool, *, enqueue_first: bool = True) -> list[Written]:
     """``events`` (id, values, ``as_stored`` bytes), just written by one
-    statement, as written; ``numbers`` (the form's, the chain's last and
-    its head) if that statement took the transaction's numbers. With
+    statement, as written; ``numbers`` (the chain's last and its head) if
+    that statement took the transaction's numbers, and then also marked the
+    first event's form changed, unless the event leaves it as it was. With
     ``ends``, and the chain's numbers taken, linked and committed at once
     (``_commit_now``); else noted for the commit (``_written``,
     ``_taken_early``). ``enqueue_first`` false: the statement wrote the
     first event's outbox rows."""
     if numbers is not None:
-        form_seq, audit_last, head = numbers
+        audit_last, head = numbers
+        first = events[0][1]
+        marked = [first["form_id"]] if first["form_id"] is not None and first["type"] not in UNCHANGING else []
         if ends and audit_last is not None:
-            return _commit_now(session, events, form_seq, audit_last, head, enqueue_first=enqueue_first)
+            return _commit_now(session, events, marked, audit_last, head, enqueue_first=enqueue_first)
     written = [_written(session, event_id, values, around_id, enqueue=enqueue_first or n > 0)
                for n, (event_id, values, around_id) in enumerate(events)]
     if numbers is not None:
-        _taken_early(session, written[0].form_id, form_seq, audit_last, head, len(written))
+        _taken_early(session, marked, audit_last, head, len(written))
     return written
 
 
@@ -389,12 +375,12 @@ def _enqueue(session: Session, event: Written) -> None:
         webhooks.enqueue(session, event)
 
 
-def _commit_now(session: Session, events: list[tuple[int, dict, tuple[bytes, bytes]]], form_seq: int | None,
+def _commit_now(session: Session, events: list[tuple[int, dict, tuple[bytes, bytes]]], marked: list[str],
                 audit_last: int, head: str | None, *, enqueue_first: bool = True) -> list[Written]:
     """PostgreSQL: ``events`` (id, values, ``as_stored`` bytes), written by
-    the statement that took the transaction's numbers (the form's
-    ``form_seq``, if it changed the form, and the chain's up to
-    ``audit_last`` after ``head``), and nothing written after them: link
+    the statement that took the transaction's numbers (the chain's up to
+    ``audit_last`` after ``head``) and marked the forms ``marked`` changed,
+    and nothing written after them: link
     them and commit now. What the commit would have done is done here (the
     events' outbox rows before the links, but the first event's where its
     statement wrote them: ``enqueue_first`` false), and the commit that
@@ -406,8 +392,7 @@ def _commit_now(session: Session, events: list[tuple[int, dict, tuple[bytes, byt
                                 [(event_id, audit_chain.with_id(around_id, event_id))
                                  for event_id, _, around_id in events], audit_last, head)
     session.info[_COMMITTED] = session.get_transaction()
-    if form_seq is not None:
-        changes.numbered(session, [written[0].form_id], form_seq)
+    changes.marked(session, marked)
     return written
 
 
@@ -435,12 +420,11 @@ def _hand_up_events(session, transaction) -> None:
 
 @sqlalchemy_event.listens_for(Session, "before_commit")
 def _number_and_link(session) -> None:
-    """The last writes before COMMIT, each under a counter's row lock held
-    until the commit: first the change feed's numbers, then the audit
-    chain's links. One listener makes the order of the two locks explicit
-    (the same in every transaction, so writers never deadlock on them).
-    On PostgreSQL the links go with the COMMIT itself: this listener must
-    stay the only ``before_commit`` one, as nothing may write after it."""
+    """The last writes before COMMIT: the changed forms marked for the
+    change feed (api/services/changes.py), then the audit chain's links,
+    under its counter's row lock held until the commit. On PostgreSQL the
+    links go with the COMMIT itself: this listener must stay the only
+    ``before_commit`` one, as nothing may write after it."""
     if session.in_nested_transaction():
         return
     if session.info.pop(_COMMITTED, None) is session.get_transaction():
@@ -454,15 +438,15 @@ def _number_and_link(session) -> None:
     early = session.info.pop(_TAKEN_EARLY, None)
     if early is not None and early[0] is not session.get_transaction():
         early = None  # left by a transaction that rolled back
-    numbered, taken = early[1:] if early is not None else ({}, None)
-    form_ids = [form_id for form_id in changes.noted(session) if form_id not in numbered]
+    marked, taken = early[1:] if early is not None else ((), None)
+    form_ids = [form_id for form_id in changes.noted(session) if form_id not in marked]
     events = audit_chain.noted(session)
     if not form_ids and not events:
         return
     connection = session.connection()
     if connection.dialect.name == "postgresql":
         # The numbers the transaction's first write took (_taken_early) are
-        # the first of its own: it holds the counters' locks since, so the
+        # the first of its own: it holds the counter's lock since, so the
         # rest follow them.
         audit_last, head, more = None, None, len(events)
         if taken is not None:
@@ -471,13 +455,11 @@ def _number_and_link(session) -> None:
             if more < 0:
                 raise RuntimeError("more audit numbers taken than events to link")
         if form_ids or more:
-            # One round trip for both counters, taken in the same order by
-            # the function (migrations 0014 and 0015) as by the two
-            # statements below.
-            forms_last, last, head_now = _TAKE_COMMIT_NUMBERS.execute(
+            # One round trip for the marks and the chain's numbers (the
+            # function of migration 0018).
+            last, head_now = _TAKE_COMMIT_NUMBERS.execute(
                 session, {"form_ids": form_ids, "events": more}).fetchone()
-            if form_ids:
-                changes.numbered(session, form_ids, forms_last)
+            changes.marked(session, form_ids)
             if more:
                 audit_last, head = last, head if taken is not None else head_now
         if events:
@@ -486,7 +468,7 @@ def _number_and_link(session) -> None:
             audit_chain.link_and_commit(session, _chain_key(session), events, audit_last, head)
         return
     if form_ids:
-        changes.assign(session, form_ids)
+        changes.mark(session, form_ids)
     if events:
         audit_chain.append(session, _chain_key(session), events)
 
@@ -495,23 +477,21 @@ _TAKEN_EARLY = "commit_numbers_taken_early"
 _COMMITTED = "committed_with_its_last_write"
 
 
-def _taken_early(session: Session, form_id: str, form_number: int | None, audit_last: int | None,
-                 head: str | None, events: int) -> None:
-    """The transaction's first write took the form's number (``form_number``)
-    and ``events`` numbers of the audit chain up to ``audit_last`` (its
-    head then ``head``): kept for the commit (``_number_and_link``), which
-    links the events and numbers anything written after. None: that
-    counter has no row yet, and the commit takes the numbers as usual."""
-    numbered = {}
-    if form_number is not None:
-        numbered[form_id] = form_number
-        changes.numbered(session, [form_id], form_number)
-    session.info[_TAKEN_EARLY] = (session.get_transaction(), numbered,
+def _taken_early(session: Session, marked: list[str], audit_last: int | None, head: str | None,
+                 events: int) -> None:
+    """The transaction's first write marked the forms ``marked`` changed
+    and took ``events`` numbers of the audit chain up to ``audit_last``
+    (its head then ``head``): kept for the commit (``_number_and_link``),
+    which links the events and marks and numbers anything written after.
+    None: the counter has no row yet, and the commit takes the numbers as
+    usual."""
+    changes.marked(session, marked)
+    session.info[_TAKEN_EARLY] = (session.get_transaction(), frozenset(marked),
                                   None if audit_last is None else (audit_last, head, events))
 
 
 _TAKE_COMMIT_NUMBERS = HotStatement(text(
-    "SELECT forms_last, audit_last, audit_head FROM take_commit_numbers(CAST(:form_ids AS text[]), :events)"))
+    "SELECT audit_last, audit_head FROM mark_forms_take_chain_numbers(CAST(:form_ids AS text[]), :events)"))
 
 
 def _chain_key(session: Session) -> bytes:

@@ -23,9 +23,10 @@ row as the previous writer committed it, where a new statement would be
 needed to see the previous writer's link. (On PostgreSQL a transaction
 whose only write is one form's, a lone verdict, re-scan or issue, takes
 its numbers in that write's own statement instead: ``audit.Numbers``.)
-The hook that numbers changed forms runs first and this one second, in one
-listener (api/services/audit.py): every transaction takes the two counters
-in the same order, so two writers never wait for each other in a cycle.
+It is the one counter a writer takes, the last thing it locks (the hook
+that marks changed forms for the change feed, in the same listener in
+api/services/audit.py, takes none), so two writers never wait for each
+other in a cycle.
 
 What the chain cannot show on its own is a trail cut short at its end
 (the newest links and events removed, the counter set back): a head (seq
@@ -165,8 +166,8 @@ def _take_numbers() -> object:
     """SQLite: ``n`` more numbers of the chain's counter, returning the last
     and the chain's head (the hash of the link before the first of them):
     one statement, built once (every commit with events runs it). On
-    PostgreSQL the function ``take_commit_numbers`` (migrations 0014 and
-    0015) or the write's own statement (``audit.Numbers``) takes them."""
+    PostgreSQL the function ``mark_forms_take_chain_numbers`` (migration
+    0018) or the write's own statement (``audit.Numbers``) takes them."""
     counters, links, n = ChangeCounter.__table__, AuditLink.__table__, bindparam("n", type_=BigInteger)
     # The first number ever (or after the counter row was lost) follows the
     # highest link there is.

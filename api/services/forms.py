@@ -254,7 +254,7 @@ def issue(session: Session, principal: Principal, data: dict, issuer: Issuer, no
             )
     else:
         raise RuntimeError(f"{_ID_DRAWS} form ids drawn, every one of them taken")
-    stored = {**values, **_NOT_YET, "change_seq": audit.early_number(session, form_id)}
+    stored = {**values, **_NOT_YET}
     if last:
         return IssuedForm(**stored, retailer=shop, exit_point=None,
                           lines=[SimpleNamespace(**line, present=None) for line in line_values])
@@ -360,16 +360,17 @@ def _issue_statement(columns: tuple[str, ...], numbering: bool = False):
     """PostgreSQL: the form (unless its invoice has one, or its id is
     another form's) with ``columns``,
     its lines (given as one JSON array of objects) and its event, one
-    statement. With ``numbering``, the statement also takes the form's
-    number in the change feed and its event's in the audit chain
-    (``audit.Numbers``), for an issue that is its transaction's only write.
+    statement. With ``numbering``, the statement also takes its event's
+    number in the audit chain (``audit.Numbers``), for an issue that is its
+    transaction's only write. A new form is marked changed for the change
+    feed as it is (its ``change_seq`` is NULL).
 
     First of all, the statement takes a transaction lock on the invoice
     (``invoice``): a form's insert waits for another transaction's insert
     of the same invoice to end, and this way it waits on the lock instead,
-    before taking anything else. An issue that takes the counters in its
-    statement would otherwise hold them while waiting for, say, a batch
-    holding the invoice that takes them as it commits: a deadlock. Every
+    before taking anything else. An issue that takes the counter in its
+    statement would otherwise hold it while waiting for, say, a batch
+    holding the invoice that takes it as it commits: a deadlock. Every
     insert of a form takes the lock, so none holds an invoice another
     waits for without holding its lock too."""
     invoice = select(func.pg_advisory_xact_lock(
@@ -384,7 +385,6 @@ def _issue_statement(columns: tuple[str, ...], numbering: bool = False):
     numbers = None
     if numbering:
         numbers = audit.Numbers.after(free, events=1)
-        values["change_seq"] = numbers.form_seq()
         ctes = numbers.ctes()
     form = (postgresql.insert(_FORMS).from_select(list(values), select(*values.values()).select_from(free))
             .on_conflict_do_nothing(index_elements=[_FORMS.c.retailer_id, _FORMS.c.invoice_number])

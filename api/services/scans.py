@@ -69,7 +69,7 @@ class ScanContext:
     app: risk.AppFacts | None = None  # a validation from the traveller's app
     # Told the verdict just before the write that records it, in its
     # transaction: the API stores its answer for an Idempotency-Key there,
-    # before that write takes the counters every writer waits for. A write
+    # before that write takes the counter every writer waits for. A write
     # that loses its compare-and-set is rolled back with what this did, and
     # the verdict given instead is told again.
     answer: Callable[[ScanOutcome], None] | None = None

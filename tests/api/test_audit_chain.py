@@ -20,7 +20,7 @@ from api.cli import migrate
 from api.migrations import alembic_config
 from api.models import AuditLink, ChangeCounter, Event, ExitPoint, Form, utcnow
 from api.problems import MEDIA_TYPE as PROBLEM
-from api.services import audit, audit_chain, scans
+from api.services import audit, audit_chain, changes, scans
 from shared import formid
 from tests.api.test_concurrency import all_at_once, bearer
 from tests.api.traveller_support import app_world, coat  # noqa: F401 (a fixture)
@@ -230,8 +230,10 @@ def test_a_rolled_back_transaction_or_savepoint_leaves_no_link_and_no_change_num
     form, other = world.issue("shop"), world.issue("shop")
     with app.app_context():
         session = database.session()
+        changes.number_changed(session)  # as a reading of the change feed does
         numbered = session.get(ChangeCounter, "forms").value
         other_seq = session.get(Form, other["id"]).change_seq
+        assert other_seq is not None
         audit.record(session, form["id"], "form.cancelled", "user:1", at=utcnow())
         session.flush()
         session.rollback()
@@ -503,36 +505,57 @@ def test_upgrading_links_the_events_already_there_in_id_order(app, old_database)
 
 # --- numbers taken with a scan's verdict ------------------------------------------
 
-def _numbering_of(app, runner, act) -> tuple[list[str], int, int, int, tuple[int, int]]:
-    """Run ``act`` (one request): the statements it
-    sent, the change feed's counter before and after, and the chain's
-    events before and (events, head seq) after."""
+def _numbering_of(app, runner, act) -> tuple[list[str], int, tuple[int, int]]:
+    """Run ``act`` (one request): the statements it sent, and the chain's
+    events before and (events, head seq) after. A writer never takes the
+    change feed's counter: checked here."""
     events_before, _, _ = intact(runner)
-    with app.app_context():
-        forms_before = database.session().get(ChangeCounter, "forms").value
+    counters_before = _counters(app)
     statements = statements_of(app, act)
+    assert _counters(app).get("forms") == counters_before.get("forms")
+    return statements, events_before, intact(runner)[:2]
+
+
+def _counters(app) -> dict[str, int]:
     with app.app_context():
-        forms_after = database.session().get(ChangeCounter, "forms").value
-    return statements, forms_before, forms_after, events_before, intact(runner)[:2]
+        return dict(database.session().execute(select(ChangeCounter.name, ChangeCounter.value)).all())
 
 
-def _change_seq(app, form_id: str) -> int:
+def _change_seq(app, form_id: str) -> int | None:
     with app.app_context():
         return database.session().scalar(select(Form.change_seq).where(Form.id == form_id))
 
 
-def test_a_scans_verdict_takes_its_change_number_and_chain_numbers_with_its_write(app, world, runner):
-    form = world.issue("shop", traveller=traveller(passport_number="N0000001"))
-    statements, forms_before, forms_after, events_before, chain = _numbering_of(
-        app, runner, lambda: world.scan("kiosk", form["qr_payload"]))
+def _marked(app, form_id: str) -> bool:
+    """Marked changed, to be numbered at the change feed's next reading:
+    never numbered, or its number negated."""
+    seq = _change_seq(app, form_id)
+    return seq is None or seq < 0
 
-    assert _change_seq(app, form["id"]) == forms_after == forms_before + 1
+
+def _numbered(app) -> int:
+    """Number the forms marked changed, as the next reading of the change
+    feed does; the counter after."""
+    with app.app_context():
+        session = database.session()
+        changes.number_changed(session)
+        return session.get(ChangeCounter, "forms").value
+
+
+def test_a_scans_verdict_marks_its_form_and_takes_its_chain_numbers_with_its_write(app, world, runner):
+    form = world.issue("shop", traveller=traveller(passport_number="N0000001"))
+    forms_before = _numbered(app)
+    statements, events_before, chain = _numbering_of(app, runner, lambda: world.scan("kiosk", form["qr_payload"]))
+
+    # Marked changed; numbered at the change feed's next reading.
+    assert _change_seq(app, form["id"]) == -forms_before  # its number negated
+    assert _numbered(app) == _change_seq(app, form["id"]) == forms_before + 1
     assert chain == (events_before + 2, events_before + 2)
     if app.extensions["db_engine"].dialect.name == "postgresql":
-        # On PostgreSQL the verdict's statement took both numbers; the
-        # commit only links the two events.
-        assert not [s for s in statements if "take_commit_numbers" in s], statements
-        assert [s for s in statements if "FOR NO KEY UPDATE" in s and "take_early_numbers" in s]
+        # On PostgreSQL the verdict's statement marked the form and took
+        # the chain's numbers; the commit only links the two events.
+        assert not [s for s in statements if "mark_forms_take_chain_numbers" in s], statements
+        assert [s for s in statements if "FOR NO KEY UPDATE" in s and "take_chain_numbers" in s]
 
 
 def test_a_re_scan_takes_its_chain_number_with_its_scan_row_and_no_change_number(app, world, runner):
@@ -540,13 +563,13 @@ def test_a_re_scan_takes_its_chain_number_with_its_scan_row_and_no_change_number
     chain, the form keeps its place in the change feed."""
     form = world.issue("shop", traveller=traveller(passport_number="N0000007"))
     assert world.scan("kiosk", form["qr_payload"]).get_json()["verdict"] == "validated"
-    seq_before = _change_seq(app, form["id"])
+    seq_before = _numbered(app)
     answer = {}
-    statements, forms_before, forms_after, events_before, chain = _numbering_of(
+    statements, events_before, chain = _numbering_of(
         app, runner, lambda: answer.update(world.scan("kiosk", form["qr_payload"]).get_json()))
 
     assert answer["verdict"] == "validated"
-    assert forms_after == forms_before and _change_seq(app, form["id"]) == seq_before
+    assert _change_seq(app, form["id"]) == seq_before and _numbered(app) == seq_before
     assert chain == (events_before + 1, events_before + 1)
     with app.app_context():
         session = database.session()
@@ -555,18 +578,19 @@ def test_a_re_scan_takes_its_chain_number_with_its_scan_row_and_no_change_number
     if app.extensions["db_engine"].dialect.name == "postgresql":
         # The scan row's statement took the chain's number, after a share
         # lock on the form's row; the commit only links the event.
-        assert not [s for s in statements if "take_commit_numbers" in s], statements
+        assert not [s for s in statements if "mark_forms_take_chain_numbers" in s], statements
         [write] = [s for s in statements if "INSERT INTO scans" in s]
-        assert "FOR KEY SHARE" in write and "take_early_numbers" in write
-        assert write.index("FOR KEY SHARE") < write.index("take_early_numbers")
+        assert "FOR KEY SHARE" in write and "take_chain_numbers" in write
+        assert write.index("FOR KEY SHARE") < write.index("take_chain_numbers")
         # The device's row with the facts, the scan row, the link.
         assert len(statements) == 3, statements
 
 
 def test_a_travellers_lone_form_takes_its_numbers_with_its_verdict(app, app_world, runner):
-    """The app's validation of one form numbers it as a kiosk's scan does,
-    in the verdict's own statement; of several, as the transaction commits
-    (each form's verdict is not its transaction's last write)."""
+    """The app's validation of one form takes its chain numbers as a
+    kiosk's scan does, in the verdict's own statement; of several, as the
+    transaction commits (each form's verdict is not its transaction's last
+    write). Each form is marked changed by its verdict's write."""
     lone = app_world.issue_for(coat(), passport_number="N0000011")
     pair = [app_world.issue_for(coat(), passport_number="N0000012") for _ in range(2)]
     answers = []
@@ -574,59 +598,61 @@ def test_a_travellers_lone_form_takes_its_numbers_with_its_verdict(app, app_worl
     def validate(phone, forms):
         return lambda: answers.append(phone.verdicts([f["id"] for f in forms]))
 
-    statements, forms_before, forms_after, events_before, chain = _numbering_of(
+    forms_before = _numbered(app)
+    statements, events_before, chain = _numbering_of(
         app, runner, validate(app_world.phone(passport="N0000011").signed_in(), [lone]))
-    pair_statements, _, pair_forms_after, _, pair_chain = _numbering_of(
+    pair_statements, _, pair_chain = _numbering_of(
         app, runner, validate(app_world.phone(passport="N0000012").signed_in(), pair))
 
     assert [i["verdict"] for a in answers for i in a["items"]] == ["validated"] * 3
-    assert _change_seq(app, lone["id"]) == forms_after == forms_before + 1
+    assert all(_marked(app, f["id"]) for f in (lone, *pair))
+    assert _numbered(app) == forms_before + 3
+    assert _change_seq(app, lone["id"]) == forms_before + 1
+    assert sorted(_change_seq(app, f["id"]) for f in pair) == [forms_before + 2, forms_before + 3]
     assert chain == (events_before + 2, events_before + 2)
-    assert [_change_seq(app, f["id"]) for f in pair] == [forms_after + 1, forms_after + 2] == \
-        [pair_forms_after - 1, pair_forms_after]
     assert pair_chain == (events_before + 6, events_before + 6)
     if app.extensions["db_engine"].dialect.name == "postgresql":
-        assert not [s for s in statements if "take_commit_numbers" in s], statements
-        assert [s for s in statements if "FOR NO KEY UPDATE" in s and "take_early_numbers" in s]
+        assert not [s for s in statements if "mark_forms_take_chain_numbers" in s], statements
+        assert [s for s in statements if "FOR NO KEY UPDATE" in s and "take_chain_numbers" in s]
         # Neither of the two verdicts took a counter's lock before the
         # other form's row: both are numbered as the transaction commits.
-        assert not [s for s in pair_statements if "FOR NO KEY UPDATE" in s and "take_early_numbers" in s]
-        assert [s for s in pair_statements if "take_commit_numbers" in s], pair_statements
+        assert not [s for s in pair_statements if "FOR NO KEY UPDATE" in s and "take_chain_numbers" in s]
+        assert [s for s in pair_statements if "mark_forms_take_chain_numbers" in s], pair_statements
         assert len(statements) == len(pair_statements) - 3, (statements, pair_statements)
 
 
-def test_a_passport_scan_numbers_each_form_in_the_order_it_gave_them_verdicts(app, world, runner):
-    """Several forms in one transaction: numbered as it commits, in order,
-    without a gap (the first verdict is not its transaction's last write,
-    so it takes no counter's lock before the second form's row)."""
+def test_a_passport_scan_marks_each_form_it_gave_a_verdict(app, world, runner):
+    """Several forms in one transaction: marked changed by their verdicts,
+    linked as it commits (the first verdict is not its transaction's last
+    write, so it takes no counter's lock before the second form's row),
+    numbered together at the change feed's next reading."""
     first = world.issue("shop", traveller=traveller(passport_number="N0000002"))
     second = world.issue("shop", traveller=traveller(passport_number="N0000002"))
     events_before, _, _ = intact(runner)
-    with app.app_context():
-        forms_before = database.session().get(ChangeCounter, "forms").value
+    forms_before = _numbered(app)
 
     r = world.post("kiosk", "/api/v1/scans/passport", {"passport_number": "N0000002", "passport_country": "CN"})
     assert r.status_code == 200
     assert [v["verdict"] for v in r.get_json()["items"]] == ["validated", "validated"]
 
-    with app.app_context():
-        session = database.session()
-        numbers = dict(session.execute(select(Form.id, Form.change_seq)
-                                       .where(Form.id.in_((first["id"], second["id"])))).all())
-    assert (numbers[first["id"]], numbers[second["id"]]) == (forms_before + 1, forms_before + 2)
+    assert _marked(app, first["id"]) and _marked(app, second["id"])
+    assert _numbered(app) == forms_before + 2
+    assert sorted((_change_seq(app, first["id"]), _change_seq(app, second["id"]))) == \
+        [forms_before + 1, forms_before + 2]
     assert intact(runner)[:2] == (events_before + 4, events_before + 4)
 
 
 def test_writes_after_a_verdict_that_took_the_commits_numbers_are_numbered_after_it(app, world, runner):
-    """A verdict written as its transaction's last write takes the form's
-    number and its events' with it; should the transaction write more
-    after all, the commit numbers that after them, without a gap."""
+    """A verdict written as its transaction's last write marks its form and
+    takes its events' chain numbers with it; should the transaction write
+    more after all, the commit marks and links that after them, without a
+    gap."""
     form = world.issue("shop", traveller=traveller(passport_number="N0000004"))
     other = world.issue("shop", traveller=traveller(passport_number="N0000005"))
     events_before, _, _ = intact(runner)
+    forms_before = _numbered(app)
     with app.app_context():
         session = database.session()
-        forms_before = session.get(ChangeCounter, "forms").value
         ams = session.scalar(select(ExitPoint.id).where(ExitPoint.code == "AMS"))
         now = utcnow()
         event = {"form_id": form["id"], "actor": "device:x", "at": now, "exit_point": "AMS"}
@@ -645,20 +671,22 @@ def test_writes_after_a_verdict_that_took_the_commits_numbers_are_numbered_after
                                        .where(Form.id.in_((form["id"], other["id"])))).all())
         linked = session.scalars(select(AuditLink.event_id).where(AuditLink.seq > events_before)
                                  .order_by(AuditLink.seq)).all()
-    assert (numbers[form["id"]], numbers[other["id"]]) == (forms_before + 1, forms_before + 2)
+    assert numbers[form["id"]] < 0 and numbers[other["id"]] < 0
+    assert _numbered(app) == forms_before + 2
     assert linked == [written[0].id, written[1].id, later.id]
     assert intact(runner)[:2] == (events_before + 3, events_before + 3)
 
 
 def _validated_after_losing(app, world, runner, form, *counters: str) -> tuple[list[str], int]:
     """Delete the rows of ``counters``, validate ``form`` at the kiosk and
-    check that it and its two events were numbered after the highest
-    numbers given; the statements the scan sent and the chain's events
-    before it."""
+    check that its two events were linked after the highest link, and the
+    form numbered after the highest number given at the change feed's next
+    reading; the statements the scan sent and the chain's events before
+    it."""
     events_before, _, _ = intact(runner)
+    highest = _numbered(app)
     with app.app_context():
         session = database.session()
-        highest = session.scalar(select(func.max(Form.change_seq)))
         session.execute(delete(ChangeCounter).where(ChangeCounter.name.in_(counters)))
         session.commit()
 
@@ -666,20 +694,17 @@ def _validated_after_losing(app, world, runner, form, *counters: str) -> tuple[l
     statements = statements_of(app, lambda: answer.update(world.scan("kiosk", form["qr_payload"]).get_json()))
 
     assert answer["verdict"] == "validated"
-    with app.app_context():
-        session = database.session()
-        seq = session.scalar(select(Form.change_seq).where(Form.id == form["id"]))
-        numbers = dict(session.execute(select(ChangeCounter.name, ChangeCounter.value)).all())
-    assert seq == highest + 1 == numbers["forms"]
-    assert numbers["audit"] == events_before + 2
+    assert _counters(app)["audit"] == events_before + 2
+    assert _numbered(app) == _change_seq(app, form["id"]) == highest + 1
     assert intact(runner)[:2] == (events_before + 2, events_before + 2)
     return statements, events_before
 
 
 def test_a_scan_where_no_counter_has_a_row_yet_is_numbered_as_it_commits(app, world, runner):
     """Counter rows lost (restored by hand): the verdict's statement takes
-    no number and the commit starts the counters again after the highest
-    number given."""
+    no number, the commit starts the chain's counter again after the
+    highest link, and the next reading of the change feed its counter
+    after the highest number given."""
     form = world.issue("shop", traveller=traveller(passport_number="N0000003"))
     _, events_before = _validated_after_losing(app, world, runner, form, "forms", "audit")
 
@@ -690,9 +715,7 @@ def test_a_scan_where_no_counter_has_a_row_yet_is_numbered_as_it_commits(app, wo
         session.execute(delete(ChangeCounter))
         session.commit()
     assert world.scan("kiosk", form["qr_payload"]).get_json()["verdict"] == "validated"
-    with app.app_context():
-        counters = dict(database.session().execute(select(ChangeCounter.name, ChangeCounter.value)).all())
-    assert counters["audit"] == events_before + 3
+    assert _counters(app)["audit"] == events_before + 3
     assert intact(runner)[:2] == (events_before + 3, events_before + 3)
 
 
@@ -733,48 +756,43 @@ def test_a_compare_and_set_that_loses_takes_no_number(app, world, runner):
     assert intact(runner)[:2] == (events_before, events_before)
     if app.extensions["db_engine"].dialect.name == "postgresql":
         # The statement that lost is the one that would have taken them.
-        assert [s for s in statements if "take_early_numbers" in s]
+        assert [s for s in statements if "take_chain_numbers" in s]
 
 
-def test_a_scan_where_only_the_form_counter_is_missing_takes_no_chain_number_before_it(app, world, runner):
+def test_a_scan_where_only_the_change_feeds_counter_is_missing_takes_its_chain_numbers_with_its_write(
+        app, world, runner):
     """The change feed's counter row lost, the audit chain's still there:
-    the verdict's statement takes no number at all, since the chain's
-    number taken first would put the two counters' locks in the wrong
-    order at the commit (which takes the change feed's). The commit
-    numbers both."""
+    writers do not take the feed's counter, so the verdict's statement
+    takes the chain's numbers as usual; the feed's next reading starts its
+    counter again after the highest number given."""
     form = world.issue("shop", traveller=traveller(passport_number="N0000012"))
     statements, events_before = _validated_after_losing(app, world, runner, form, "forms")
     if app.extensions["db_engine"].dialect.name == "postgresql":
-        # Both counters taken as the transaction commits, in one call.
-        [commit_numbers] = [s for s in statements if "take_commit_numbers" in s]
-        with app.app_context():
-            session = database.session()
-            session.execute(delete(ChangeCounter).where(ChangeCounter.name == "forms"))
-            # The function alone: nothing taken, the chain's counter left as it was.
-            assert tuple(session.execute(text("SELECT * FROM take_early_numbers(1, 2)")).one()) == (None, None, None)
-            assert session.get(ChangeCounter, "audit").value == events_before + 2
-            session.rollback()
+        assert not [s for s in statements if "mark_forms_take_chain_numbers" in s], statements
+        assert [s for s in statements if "take_chain_numbers" in s]
 
 
 # --- numbers taken with an issue's insert --------------------------------------------
 
-def test_an_issue_takes_its_change_number_and_chain_number_with_its_insert(app, world, runner):
+def test_an_issue_takes_its_chain_number_with_its_insert(app, world, runner):
     world.issue("shop")
+    forms_before = _numbered(app)
     issued = {}
-    statements, forms_before, forms_after, events_before, chain = _numbering_of(
+    statements, events_before, chain = _numbering_of(
         app, runner, lambda: issued.update(world.issue("shop", invoice="EARLY-1")))
 
-    assert _change_seq(app, issued["id"]) == forms_after == forms_before + 1
+    assert _change_seq(app, issued["id"]) is None  # a new form is marked changed
     assert chain == (events_before + 1, events_before + 1)
-    # The change feed lists it at that number.
+    # The change feed's next reading numbers it and lists it last.
     r = world.get("shop", "/api/v1/forms")
     assert [f["id"] for f in r.get_json()["items"]][-1] == issued["id"]
+    assert _change_seq(app, issued["id"]) == _counters(app)["forms"] == forms_before + 1
     if app.extensions["db_engine"].dialect.name == "postgresql":
-        # The insert's statement took both numbers, after the invoice's
-        # lock; the commit only links the event.
-        assert not [s for s in statements if "take_commit_numbers" in s], statements
+        # The insert's statement took the chain's number, after the
+        # invoice's lock; the commit only links the event.
+        assert not [s for s in statements if "mark_forms_take_chain_numbers" in s], statements
         [insert] = [s for s in statements if "INSERT INTO forms" in s]
-        assert insert.index("pg_advisory_xact_lock") < insert.index("take_early_numbers")
+        assert insert.index("pg_advisory_xact_lock") < insert.index("take_chain_numbers")
         assert len(statements) == 3, statements  # the user's row, the insert, the link
 
 
@@ -783,6 +801,7 @@ def test_a_duplicate_invoice_leaves_the_counters_as_they_were(app, world, runner
     its statement moved are put back with the rolled-back transaction, so
     the next form gets the next numbers without a gap."""
     world.issue("shop", invoice="TWICE-1")
+    _numbered(app)
     events_before, _, _ = intact(runner)
     with app.app_context():
         counters_before = dict(database.session().execute(select(ChangeCounter.name, ChangeCounter.value)).all())
@@ -795,32 +814,31 @@ def test_a_duplicate_invoice_leaves_the_counters_as_they_were(app, world, runner
     assert intact(runner)[:2] == (events_before, events_before)
 
     form = world.issue("shop", invoice="TWICE-2")
-    with app.app_context():
-        assert database.session().scalar(select(Form.change_seq).where(Form.id == form["id"])) \
-            == counters_before["forms"] + 1
+    assert _numbered(app) == _change_seq(app, form["id"]) == counters_before["forms"] + 1
     assert intact(runner)[:2] == (events_before + 1, events_before + 1)
 
 
-def test_a_batch_numbers_its_forms_as_it_commits(app, world, runner):
-    """Several forms in one transaction: none takes the counters with its
-    insert (the batch holds them only for its commit), all are numbered in
-    order as it commits."""
+def test_a_batch_links_its_forms_as_it_commits(app, world, runner):
+    """Several forms in one transaction: none takes the chain's counter
+    with its insert (the batch holds it only for its commit); all are
+    numbered together at the change feed's next reading."""
     world.issue("shop")
+    forms_before = _numbered(app)
     answer = {}
-    statements, forms_before, _, events_before, chain = _numbering_of(app, runner, lambda: answer.update(world.post(
+    statements, events_before, chain = _numbering_of(app, runner, lambda: answer.update(world.post(
         "shop", "/api/v1/forms/batch", {"forms": [form_body(invoice=f"BATCH-EARLY-{n}") for n in range(3)]}
     ).get_json()))
     assert [item["status"] for item in answer["items"]] == [201] * 3, answer
     ids = [item["body"]["id"] for item in answer["items"]]
-    with app.app_context():
-        numbers = dict(database.session().execute(select(Form.id, Form.change_seq).where(Form.id.in_(ids))).all())
-    assert [numbers[i] for i in ids] == [forms_before + 1, forms_before + 2, forms_before + 3]
+    assert [_change_seq(app, i) for i in ids] == [None] * 3
+    assert _numbered(app) == forms_before + 3
+    assert sorted(_change_seq(app, i) for i in ids) == [forms_before + 1, forms_before + 2, forms_before + 3]
     assert chain == (events_before + 3, events_before + 3)
     if app.extensions["db_engine"].dialect.name == "postgresql":
         inserts = [s for s in statements if "INSERT INTO forms" in s]
-        assert len(inserts) == 3 and not [s for s in inserts if "take_early_numbers" in s]
+        assert len(inserts) == 3 and not [s for s in inserts if "take_chain_numbers" in s]
         assert all("pg_advisory_xact_lock" in s for s in inserts)
-        assert len([s for s in statements if "take_commit_numbers" in s]) == 1
+        assert len([s for s in statements if "mark_forms_take_chain_numbers" in s]) == 1
 
 
 # --- the last statement before the commit ---------------------------------------------
@@ -1052,15 +1070,14 @@ def test_an_issue_whose_drawn_id_is_taken_draws_another_and_numbers_it_once(app,
     taken = world.issue("shop", invoice="DRAW-1")
     fresh = formid.new_form_id()
     events_before, _, _ = intact(runner)
-    with app.app_context():
-        forms_before = database.session().get(ChangeCounter, "forms").value
+    forms_before = _numbered(app)
     _draws(monkeypatch, taken["id"], fresh)
 
     r = world.post("shop", "/api/v1/forms", form_body(invoice="DRAW-2"))
 
     assert r.status_code == 201, r.get_json()
     assert r.get_json()["id"] == fresh
-    assert _change_seq(app, fresh) == forms_before + 1
+    assert _numbered(app) == _change_seq(app, fresh) == forms_before + 1
     assert intact(runner)[:2] == (events_before + 1, events_before + 1)
     again = world.get("shop", f"/api/v1/forms/{taken['id']}").get_json()
     assert (again["invoice_number"], again["qr_payload"]) == ("DRAW-1", taken["qr_payload"])

@@ -6,16 +6,18 @@ import threading
 import time
 from datetime import date, datetime, timedelta
 
+import pytest
 import requests
 from alembic import command
-from sqlalchemy import create_engine, func, select, text
+from sqlalchemy import create_engine, select, text
 
 from api import database, pagination
 from api.auth import Principal
 from api.migrations import alembic_config
-from api.models import Form, utcnow
-from api.services import forms
+from api.models import ChangeCounter, Form, utcnow
+from api.services import changes, forms
 from tests.builders import form_body, item
+from tests.conftest import BACKENDS
 
 FEED = "/api/v1/forms"
 
@@ -86,18 +88,26 @@ def test_a_form_that_changes_again_comes_again_as_a_new_change_never_twice_per_c
         (b["id"], "issued"), (a["id"], "cancelled"), (c["id"], "validated")]
 
 
-def test_forms_changed_in_one_transaction_are_numbered_in_the_order_they_changed(app, world):
+def test_forms_changed_in_one_transaction_are_marked_and_numbered_at_the_next_reading(app, world):
+    """A writer only marks the forms it changes (their numbers negated);
+    the feed's next reading numbers them after every number given, in the
+    order they were last stamped, and lists them."""
     a, b, c = (world.issue("shop")["id"] for _ in range(3))
+    seen, cursor = walk(world)
+    numbers = {f["id"]: seq(f) for f in seen}
     with app.app_context():
         session = database.session()
-        before = session.scalar(select(func.max(Form.change_seq)))
         for form_id in (c, a, b):
             session.get(Form, form_id).email = f"{form_id.lower()}@example.org"
             session.flush()
         session.commit()
-        numbered = session.execute(select(Form.id, Form.change_seq).where(Form.id.in_((a, b, c)))
-                                   .order_by(Form.change_seq)).all()
-    assert [tuple(row) for row in numbered] == [(c, before + 1), (a, before + 2), (b, before + 3)]
+        marked = dict(session.execute(select(Form.id, Form.change_seq).where(Form.id.in_((a, b, c)))).all())
+        counter = session.get(ChangeCounter, "forms").value
+    assert marked == {form_id: -n for form_id, n in numbers.items()}
+    assert counter == max(numbers.values())  # the writer did not take it
+
+    more, _ = walk(world, cursor=cursor)
+    assert [(f["id"], seq(f)) for f in more] == [(a, counter + 1), (b, counter + 2), (c, counter + 3)]
 
 
 def test_every_kind_of_change_moves_the_form_in_the_feed(app, world):
@@ -122,7 +132,9 @@ def test_every_kind_of_change_moves_the_form_in_the_feed(app, world):
     batch = world.post("refunds", "/api/v1/forms/batch", {"forms": [
         form_body(invoice="BATCH-1", retailer_vat="NL859559001B01"),
         form_body(invoice="BATCH-2", retailer_vat="NL859559001B01")]}).get_json()["items"]
-    assert last_changed(batch[1]["body"]["id"])["invoice_number"] == "BATCH-2"
+    # Issued in one transaction, stamped alike: the last two, in either order.
+    everything, _ = walk(world, who="officer", limit=50)
+    assert sorted(f["invoice_number"] for f in everything[-2:]) == ["BATCH-1", "BATCH-2"]
     issued = world.issue("shop")
     with app.app_context():
         session = database.session()
@@ -214,8 +226,94 @@ def test_pollers_paging_while_writers_commit_see_every_change_once(app, world, l
     assert time.monotonic() - started < 120
 
 
-def test_existing_forms_are_numbered_in_the_order_they_changed_when_migrating(tmp_path):
-    url = f"sqlite:///{tmp_path / 'old.sqlite3'}"
+def _in_time(call, seconds: float = 10):
+    """Run ``call`` in a thread; what it returned, or None if it had not
+    returned within ``seconds`` (it is then left to finish)."""
+    result = {}
+    thread = threading.Thread(target=lambda: result.update(value=call()))
+    thread.start()
+    thread.join(seconds)
+    return result.get("value")
+
+
+@pytest.mark.parametrize("database_url", [b for b in BACKENDS if b == "postgresql"], indirect=True)
+def test_writers_never_wait_for_the_feeds_counter(app, world, live_server):
+    """While another transaction holds the change feed's counter, forms are
+    issued and scanned as usual: writers only mark what they change."""
+    form = world.issue("shop")
+    _, cursor = walk(world)  # the counter's row exists, the form is numbered
+    headers = {"Authorization": f"Bearer {world.tokens['shop']}"}
+    with app.extensions["db_engine"].connect() as holder:
+        holder.execute(text("SELECT value FROM change_counters WHERE name = 'forms' FOR UPDATE"))
+        scanned = _in_time(lambda: requests.post(f"{live_server}/api/v1/scans", json={
+            "qr_payload": form["qr_payload"]}, headers=world.auth("kiosk"), timeout=30))
+        issued = _in_time(lambda: requests.post(f"{live_server}{FEED}", json=form_body(invoice="WAITS-NOT-1"),
+                                                headers=headers, timeout=30))
+        holder.rollback()
+    assert scanned is not None and scanned.json()["verdict"] == "validated", "the scan waited for the counter"
+    assert issued is not None and issued.status_code == 201, "the issue waited for the counter"
+    more, _ = walk(world, cursor=cursor)
+    assert [(f["id"], f["status"]) for f in more][-2:] == [(form["id"], "validated"), (issued.json()["id"], "issued")]
+
+
+@pytest.mark.parametrize("database_url", [b for b in BACKENDS if b == "postgresql"], indirect=True)
+def test_a_reading_leaves_a_form_another_transaction_holds_to_the_next(app, world, live_server):
+    """A reading of the feed does not wait for a form's row another
+    transaction holds (it may be changing it): that form keeps its mark,
+    the rest are numbered and listed, and the next reading after it is let
+    go lists it, after them."""
+    held_form, other = world.issue("shop"), world.issue("shop")
+    headers = {"Authorization": f"Bearer {world.tokens['shop']}"}
+    with app.extensions["db_engine"].connect() as holder:
+        holder.execute(text("SELECT id FROM forms WHERE id = :id FOR UPDATE"), {"id": held_form["id"]})
+        page = _in_time(lambda: requests.get(f"{live_server}{FEED}", headers=headers, timeout=30))
+        holder.rollback()
+    assert page is not None, "the reading waited for the form's row"
+    assert [f["id"] for f in page.json()["items"]] == [other["id"]]
+    cursor = page.json()["items"][-1]["cursor"]
+    more, _ = walk(world, cursor=cursor)
+    assert [f["id"] for f in more] == [held_form["id"]] and seq(more[0]) > seq(page.json()["items"][0])
+
+
+def test_a_reading_numbers_a_bounded_number_of_changes_the_longest_marked_first(app, world):
+    """After a long pause a reading numbers at most so many changes, the
+    oldest first, and lists them; the next numbers the rest, after them."""
+    a, b, c = (world.issue("shop")["id"] for _ in range(3))
+    with app.app_context():
+        session = database.session()
+        assert changes.number_changed(session, at_most=2) == 2
+        numbered = dict(session.execute(select(Form.id, Form.change_seq)).all())
+    assert (numbered[a], numbered[b], numbered[c]) == (1, 2, None)
+    seen, cursor = walk(world)  # a reading as usual numbers the rest
+    assert [(f["id"], seq(f)) for f in seen] == [(a, 1), (b, 2), (c, 3)]
+
+
+def test_downgrading_numbers_the_forms_still_marked(tmp_path):
+    """Before this way of numbering, every form had its number: going back
+    numbers those still marked after the highest number given."""
+    url = f"sqlite:///{tmp_path / 'marked.sqlite3'}"
+    _forms_at_0001(url)
+    command.upgrade(alembic_config(url), "heads")
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        # Changed since numbered: B (1) and A (3), marked by negating.
+        conn.execute(text("UPDATE forms SET change_seq = -change_seq WHERE id IN ('NLBBBBBBBB', 'NLAAAAAAAA')"))
+    engine.dispose()
+
+    command.downgrade(alembic_config(url), "0017")
+
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        numbered = conn.execute(text("SELECT id, change_seq FROM forms ORDER BY change_seq")).all()
+        counter = conn.execute(text("SELECT value FROM change_counters WHERE name = 'forms'")).scalar()
+    engine.dispose()
+    assert [tuple(r) for r in numbered] == [("NLCCCCCCCC", 2), ("NLBBBBBBBB", 4), ("NLAAAAAAAA", 5)]
+    assert counter == 5
+
+
+def _forms_at_0001(url: str) -> None:
+    """A database at the first revision with three forms, changed in the
+    order B, C, A."""
     command.upgrade(alembic_config(url), "0001")
     engine = create_engine(url)
     with engine.begin() as conn:
@@ -231,6 +329,11 @@ def test_existing_forms_are_numbered_in_the_order_they_changed_when_migrating(tm
                 "'E1', 'CN', 'k', 'CN', 'CN', '1988-03-14', 'EUR', 12100, 2100, 0, 2100, '2026-04-30', 'q', "
                 ":at, :at)"), {"id": form_id, "at": updated})
     engine.dispose()
+
+
+def test_existing_forms_are_numbered_in_the_order_they_changed_when_migrating(tmp_path):
+    url = f"sqlite:///{tmp_path / 'old.sqlite3'}"
+    _forms_at_0001(url)
 
     command.upgrade(alembic_config(url), "heads")
 
