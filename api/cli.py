@@ -306,36 +306,47 @@ def reencrypt_personal_data():
                "response(s) encrypted with the newest key.")
 
 
-def _head(value: str | None) -> tuple[int, str] | None:
-    if value is None:
-        return None
-    seq, sep, digest = value.partition(":")
-    if not (sep and seq.isdigit() and len(digest) == 64 and all(c in "0123456789abcdefABCDEF" for c in digest)):
-        raise click.BadParameter("give the head as SEQ:HASH, e.g. 1234:9f86d08...", param_hint="--expect-head")
-    return int(seq), digest.lower()
+def _heads(values: tuple[str, ...]) -> list:
+    from .services.audit_chain import Head
+
+    heads = []
+    for value in values:
+        chain, slash, rest = value.rpartition("/")
+        seq, sep, digest = rest.partition(":")
+        if not (sep and seq.isdigit() and (not slash or chain.isdigit()) and len(digest) == 64
+                and all(c in "0123456789abcdefABCDEF" for c in digest)):
+            raise click.BadParameter("give a head as SEQ:HASH (chain 0) or CHAIN/SEQ:HASH, "
+                                     "e.g. 1234:9f86d08...", param_hint="--expect-head")
+        heads.append(Head(int(chain) if slash else 0, int(seq), digest.lower()))
+    return heads
 
 
 @click.command("verify-audit")
-@click.option("--expect-head", "expect_head", metavar="SEQ:HASH",
-              help="A head printed by an earlier run: fail if that link is gone or different")
+@click.option("--expect-head", "expect_heads", metavar="[CHAIN/]SEQ:HASH", multiple=True,
+              help="A head printed by an earlier run: fail if that link is gone or different (once per chain)")
 @click.option("--batch", default=2000, show_default=True, help="Links read per query")
 @with_appcontext
-def verify_audit(expect_head, batch):
-    """Recompute the audit trail's hash chain and name the first broken link
-    (exit code 1), or print the head to note somewhere else (exit code 0)."""
+def verify_audit(expect_heads, batch):
+    """Recompute the audit trail's hash chains and name the first broken link
+    (exit code 1), or print each chain's head to note somewhere else (exit
+    code 0)."""
     from .services import audit_chain
 
-    expected = _head(expect_head)
+    expected = _heads(expect_heads)
     with job("verify-audit") as line:
         report = audit_chain.verify(database.session(), current_app.config["AUDIT_CHAIN_KEY"].encode(),
-                                    batch=batch, expect_head=expected)
+                                    batch=batch, expect_heads=expected)
         line.update(intact=report.intact, links=report.links, head_seq=report.head_seq)
+    more = [head for head in report.heads[1:] if head.seq]
     if report.intact:
         click.echo(f"audit trail intact: {report.links} events, head seq {report.head_seq} hash {report.head_hash}")
+        for head in more:
+            click.echo(f"chain {head.chain}: head seq {head.seq} hash {head.hash}")
+        click.echo("heads to note: " + " ".join(str(head) for head in (report.heads[0], *more)))
         return
     click.echo(f"audit trail broken at {report.broken}")
     click.echo(f"verified before the break: {report.links} events, up to seq {report.head_seq} "
-               f"hash {report.head_hash}")
+               f"hash {report.head_hash}" + "".join(f"; chain {head.chain} up to seq {head.seq}" for head in more))
     raise click.exceptions.Exit(1)
 
 

@@ -16,6 +16,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    SmallInteger,
     String,
     Text,
     TypeDecorator,
@@ -406,12 +407,15 @@ class Event(Base):
 
 
 class AuditLink(Base):
-    """The audit trail's hash chain: link ``seq`` seals event ``event_id``
-    with an HMAC over the previous link's hash and the event's stored
-    fields, in the order transactions commit (api/services/audit_chain.py).
-    Appended, never updated."""
+    """The audit trail's hash chains: link ``seq`` of chain ``chain`` seals
+    event ``event_id`` with an HMAC over the previous link's hash in that
+    chain and the event's stored fields, in the order transactions commit
+    (api/services/audit_chain.py). Appended, never updated."""
 
     __tablename__ = "audit_links"
+    # Chain 0 only on SQLite, whose primary key is ``seq`` alone.
+    chain: Mapped[int] = mapped_column(SmallInteger, primary_key=True, autoincrement=False, default=0,
+                                       server_default="0")
     seq: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
                                      autoincrement=False)
     event_id: Mapped[int] = mapped_column(BigId, ForeignKey("events.id"), unique=True)

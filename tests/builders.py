@@ -3,6 +3,7 @@
 what a server under test committed."""
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
@@ -151,6 +152,16 @@ def statements_of(app, action) -> list[str]:
     finally:
         event.remove(engine, "before_cursor_execute", seen)
     return sent
+
+
+def in_time(call, seconds: float = 10):
+    """Run ``call`` in a thread; what it returned, or None if it had not
+    returned within ``seconds`` (it is then left to finish)."""
+    result = {}
+    thread = threading.Thread(target=lambda: result.update(value=call()), daemon=True)
+    thread.start()
+    thread.join(seconds)
+    return result.get("value")
 
 
 def rows(database_url: str, sql: str, **params) -> list:

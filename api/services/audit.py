@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from flask import current_app, has_app_context
-from sqlalchemy import (BigInteger, String, bindparam, column, exists, func, insert, literal_column, select,
-                        text, union_all)
+from sqlalchemy import (BigInteger, SmallInteger, String, bindparam, column, exists, func, insert, literal_column,
+                        select, text, union_all)
 from sqlalchemy import event as sqlalchemy_event
 from sqlalchemy.orm import Session
 
@@ -138,12 +138,13 @@ def may_number_early(session: Session) -> bool:
 @dataclass(frozen=True)
 class Numbers:
     """PostgreSQL: the CTE that takes, in a write's own statement, the next
-    ``events`` numbers of the audit chain (``audit_last``, with the chain's
-    head), instead of at the commit. It calls ``take_chain_numbers``
-    (migration 0018). PostgreSQL runs the CTE once, when the write first
-    uses a number, and only once ``after`` (a CTE that locks what the write
-    depends on) has a row: the rows first, the counter last. None comes
-    back if the counter has no row yet: the commit then numbers as usual."""
+    ``events`` numbers of a free audit chain (``audit_last``, with the
+    chain's head and number), instead of at the commit. It calls
+    ``take_chain_numbers`` (migration 0019). PostgreSQL runs the CTE once,
+    when the write first uses a number, and only once ``after`` (a CTE that
+    locks what the write depends on) has a row: the rows first, the counter
+    last. None comes back if no chain is free, or has a counter row: the
+    commit then numbers as usual."""
 
     taken: object
 
@@ -153,15 +154,15 @@ class Numbers:
         # that waited for the counter rechecks the counter's row alone, not
         # the whole statement (migration 0016 says why).
         taken = func.take_chain_numbers(literal_column(str(int(events))))
-        columns = taken.table_valued(column("audit_last", BigInteger), column("audit_head", String))
+        columns = taken.table_valued(column("audit_last", BigInteger), column("audit_head", String),
+                                     column("audit_chain", SmallInteger))
         return cls(select(columns).where(exists(select(*after.c))).cte("numbers"))
 
     def ctes(self) -> tuple:
         return (self.taken,)
 
     def returned(self) -> tuple:
-        return (select(self.taken.c.audit_last).scalar_subquery(),
-                select(self.taken.c.audit_head).scalar_subquery())
+        return tuple(select(taken).scalar_subquery() for taken in self.taken.c)
 
 
 def record_pair_after(session: Session, write, params: dict, event: dict, then, row: dict,
@@ -336,23 +337,24 @@ class Written:
 def _statement_wrote(session: Session, events: list[tuple[int, dict, tuple[bytes, bytes]]],
                      numbers: tuple | None, ends: bool, *, enqueue_first: bool = True) -> list[Written]:
     """``events`` (id, values, ``as_stored`` bytes), just written by one
-    statement, as written; ``numbers`` (the chain's last and its head) if
-    that statement took the transaction's numbers, and then also marked the
-    first event's form changed, unless the event leaves it as it was. With
+    statement, as written; ``numbers`` (a chain's last number, its head and
+    the chain) if that statement took the transaction's numbers, and then
+    also marked the first event's form changed, unless the event leaves it
+    as it was. With
     ``ends``, and the chain's numbers taken, linked and committed at once
     (``_commit_now``); else noted for the commit (``_written``,
     ``_taken_early``). ``enqueue_first`` false: the statement wrote the
     first event's outbox rows."""
     if numbers is not None:
-        audit_last, head = numbers
+        audit_last, head, chain = numbers
         first = events[0][1]
         marked = [first["form_id"]] if first["form_id"] is not None and first["type"] not in UNCHANGING else []
         if ends and audit_last is not None:
-            return _commit_now(session, events, marked, audit_last, head, enqueue_first=enqueue_first)
+            return _commit_now(session, events, marked, audit_last, head, chain, enqueue_first=enqueue_first)
     written = [_written(session, event_id, values, around_id, enqueue=enqueue_first or n > 0)
                for n, (event_id, values, around_id) in enumerate(events)]
     if numbers is not None:
-        _taken_early(session, marked, audit_last, head, len(written))
+        _taken_early(session, marked, audit_last, head, chain, len(written))
     return written
 
 
@@ -376,12 +378,11 @@ def _enqueue(session: Session, event: Written) -> None:
 
 
 def _commit_now(session: Session, events: list[tuple[int, dict, tuple[bytes, bytes]]], marked: list[str],
-                audit_last: int, head: str | None, *, enqueue_first: bool = True) -> list[Written]:
+                audit_last: int, head: str | None, chain: int, *, enqueue_first: bool = True) -> list[Written]:
     """PostgreSQL: ``events`` (id, values, ``as_stored`` bytes), written by
-    the statement that took the transaction's numbers (the chain's up to
-    ``audit_last`` after ``head``) and marked the forms ``marked`` changed,
-    and nothing written after them: link
-    them and commit now. What the commit would have done is done here (the
+    the statement that took the transaction's numbers (chain ``chain``'s up
+    to ``audit_last`` after ``head``) and marked the forms ``marked``
+    changed, and nothing written after them: link them and commit now. What the commit would have done is done here (the
     events' outbox rows before the links, but the first event's where its
     statement wrote them: ``enqueue_first`` false), and the commit that
     follows checks that nothing was written since (``_number_and_link``)."""
@@ -390,7 +391,7 @@ def _commit_now(session: Session, events: list[tuple[int, dict, tuple[bytes, byt
         _enqueue(session, event)
     audit_chain.link_and_commit(session, _chain_key(session),
                                 [(event_id, audit_chain.with_id(around_id, event_id))
-                                 for event_id, _, around_id in events], audit_last, head)
+                                 for event_id, _, around_id in events], audit_last, head, chain)
     session.info[_COMMITTED] = session.get_transaction()
     changes.marked(session, marked)
     return written
@@ -421,10 +422,10 @@ def _hand_up_events(session, transaction) -> None:
 @sqlalchemy_event.listens_for(Session, "before_commit")
 def _number_and_link(session) -> None:
     """The last writes before COMMIT: the changed forms marked for the
-    change feed (api/services/changes.py), then the audit chain's links,
-    under its counter's row lock held until the commit. On PostgreSQL the
-    links go with the COMMIT itself: this listener must stay the only
-    ``before_commit`` one, as nothing may write after it."""
+    change feed (api/services/changes.py), then the events' links in an
+    audit chain, under its counter's row lock held until the commit. On
+    PostgreSQL the links go with the COMMIT itself: this listener must stay
+    the only ``before_commit`` one, as nothing may write after it."""
     if session.in_nested_transaction():
         return
     if session.info.pop(_COMMITTED, None) is session.get_transaction():
@@ -448,24 +449,26 @@ def _number_and_link(session) -> None:
         # The numbers the transaction's first write took (_taken_early) are
         # the first of its own: it holds the counter's lock since, so the
         # rest follow them.
-        audit_last, head, more = None, None, len(events)
+        audit_last, head, chain, more = None, None, None, len(events)
         if taken is not None:
-            audit_last, head, count = taken
+            audit_last, head, chain, count = taken
             more -= count
             if more < 0:
                 raise RuntimeError("more audit numbers taken than events to link")
         if form_ids or more:
             # One round trip for the marks and the chain's numbers (the
-            # function of migration 0018).
-            last, head_now = _TAKE_COMMIT_NUMBERS.execute(
-                session, {"form_ids": form_ids, "events": more}).fetchone()
+            # function of migration 0019): of the chain the transaction
+            # holds, if it took one early.
+            last, head_now, chain_now = _TAKE_COMMIT_NUMBERS.execute(
+                session, {"form_ids": form_ids, "events": more, "chain": chain}).fetchone()
             changes.marked(session, form_ids)
             if more:
-                audit_last, head = last, head if taken is not None else head_now
+                audit_last, chain = last, chain_now
+                head = head if taken is not None else head_now
         if events:
             # The transaction's last statement, with its COMMIT: SQLAlchemy's
             # own COMMIT after this hook finds nothing left to commit.
-            audit_chain.link_and_commit(session, _chain_key(session), events, audit_last, head)
+            audit_chain.link_and_commit(session, _chain_key(session), events, audit_last, head, chain)
         return
     if form_ids:
         changes.mark(session, form_ids)
@@ -478,20 +481,21 @@ _COMMITTED = "committed_with_its_last_write"
 
 
 def _taken_early(session: Session, marked: list[str], audit_last: int | None, head: str | None,
-                 events: int) -> None:
+                 chain: int | None, events: int) -> None:
     """The transaction's first write marked the forms ``marked`` changed
-    and took ``events`` numbers of the audit chain up to ``audit_last``
-    (its head then ``head``): kept for the commit (``_number_and_link``),
-    which links the events and marks and numbers anything written after.
-    None: the counter has no row yet, and the commit takes the numbers as
-    usual."""
+    and took ``events`` numbers of audit chain ``chain`` up to
+    ``audit_last`` (its head then ``head``): kept for the commit
+    (``_number_and_link``), which links the events and marks and numbers
+    anything written after. None: no chain was free or had a counter row,
+    and the commit takes the numbers as usual."""
     changes.marked(session, marked)
     session.info[_TAKEN_EARLY] = (session.get_transaction(), frozenset(marked),
-                                  None if audit_last is None else (audit_last, head, events))
+                                  None if audit_last is None else (audit_last, head, chain, events))
 
 
 _TAKE_COMMIT_NUMBERS = HotStatement(text(
-    "SELECT audit_last, audit_head FROM mark_forms_take_chain_numbers(CAST(:form_ids AS text[]), :events)"))
+    "SELECT audit_last, audit_head, audit_chain FROM "
+    "mark_forms_take_chain_numbers(CAST(:form_ids AS text[]), :events, CAST(:chain AS smallint))"))
 
 
 def _chain_key(session: Session) -> bytes:

@@ -1,37 +1,46 @@
-"""The audit trail's hash chain: tampering with the events shows.
+"""The audit trail's hash chains: tampering with the events shows.
 
-Every event gets a link in ``audit_links``: the next number of the chain
-(1, 2, 3 ... without gaps, in the order transactions commit) and
+Every event gets a link in ``audit_links``, in one chain: the chain's next
+number (1, 2, 3 ... without gaps, in the order transactions commit) and
 
     hash(n) = HMAC-SHA256(AUDIT_CHAIN_KEY, hash(n-1) || canonical(event n))
 
-with hash(0) = 64 zeros. ``canonical`` is JSON (sorted keys, fixed
-separators, ASCII) of the event's stored fields, so the hash is the same
-whether the event is read back from SQLite or PostgreSQL. The key lives
-outside the database: someone who can write to the database can still edit,
-delete or add rows (dropping the append-only triggers first), but cannot
-make a chain that verifies again. ``verify`` walks the chain and names the
-first link that does not hold.
+with hash(0) = 64 zeros, hash(n-1) the chain's link before. ``canonical``
+is JSON (sorted keys, fixed separators, ASCII) of the event's stored
+fields, so the hash is the same whether the event is read back from SQLite
+or PostgreSQL. The key lives outside the database: someone who can write to
+the database can still edit, delete or add rows (dropping the append-only
+triggers first), but cannot make a chain that verifies again. ``verify``
+walks every chain and names the first link that does not hold; an event no
+link seals is named too.
 
-Numbers are taken like the change feed's (api/services/changes.py): from a
-counter row (``change_counters``, name ``audit``) updated as the last thing
-before the transaction commits, whose row lock orders the writers, so link
-n+1 is written by a transaction that saw link n committed. The row also
-holds the chain's head (the newest link's hash), read in the statement that
-takes the numbers: under the lock, PostgreSQL gives that statement the
-row as the previous writer committed it, where a new statement would be
-needed to see the previous writer's link. (On PostgreSQL a transaction
-whose only write is one form's, a lone verdict, re-scan or issue, takes
-its numbers in that write's own statement instead: ``audit.Numbers``.)
-It is the one counter a writer takes, the last thing it locks (the hook
-that marks changed forms for the change feed, in the same listener in
-api/services/audit.py, takes none), so two writers never wait for each
-other in a cycle.
+A chain's numbers are taken from its counter row (``change_counters``,
+``audit`` for chain 0, ``audit.N`` for chain N) updated as the last thing
+before the transaction commits, whose row lock orders that chain's
+writers, so its link n+1 is written by a transaction that saw link n
+committed. The row also holds the chain's head (the newest link's hash),
+read in the statement that takes the numbers: under the lock, PostgreSQL
+gives that statement the row as the previous writer committed it, where a
+new statement would be needed to see the previous writer's link. (On
+PostgreSQL a transaction whose only write is one form's, a lone verdict,
+re-scan or issue, takes its numbers in that write's own statement instead:
+``audit.Numbers``.)
 
-What the chain cannot show on its own is a trail cut short at its end
-(the newest links and events removed, the counter set back): a head (seq
-and hash) noted somewhere else catches that (``verify-audit
---expect-head``).
+Why several chains (PostgreSQL, migration 0019): a writer holds its
+chain's counter until its links commit, one round trip to its worker after
+taking it (the links need the key, which the database never sees), and
+writers of one chain queue for it. So a writer takes the first chain no
+other transaction holds (``FOR UPDATE SKIP LOCKED``), and only with every
+chain held waits, for chain 0. SQLite has one writer at a time and keeps
+to chain 0. A transaction holds one chain at most and takes it as the
+last thing it locks (the hook that marks changed forms for the change
+feed, in the same listener in api/services/audit.py, takes no counter), so
+two writers never wait for each other in a cycle.
+
+What a chain cannot show on its own is a trail cut short at its end (its
+newest links and events removed, its counter set back): each chain's head
+(seq and hash) noted somewhere else catches that (``verify-audit
+--expect-head``, once per chain).
 """
 from __future__ import annotations
 
@@ -179,7 +188,8 @@ def _take_numbers() -> object:
 
 
 _TAKE = _take_numbers()
-_HASH_OF = select(AuditLink.__table__.c.hash).where(AuditLink.__table__.c.seq == bindparam("seq"))
+_HASH_OF = select(AuditLink.__table__.c.hash).where(AuditLink.__table__.c.chain == bindparam("chain"),
+                                                    AuditLink.__table__.c.seq == bindparam("seq"))
 _LINK = insert(AuditLink.__table__)
 _COUNTERS = ChangeCounter.__table__
 _NEW_HEAD = (update(_COUNTERS).where(_COUNTERS.c.name == COUNTER)
@@ -201,15 +211,16 @@ def append(session: Session, key: bytes, events: list[tuple[int, bytes]]) -> int
 
 
 def link_and_commit(session: Session, key: bytes, events: list[tuple[int, bytes]], last: int,
-                    head: str | None) -> None:
-    """PostgreSQL: seal ``events`` with the links numbered up to ``last``,
-    taken (with the counter's row lock) when the chain's head was ``head``,
-    and commit. The links and the new head (``link_events``, migration
-    0017) are the transaction's last statement and go to the server in one
-    message with its COMMIT (``database.execute_then_commit``): every
-    writer waits for the counter's lock, and this lets it go one round trip
-    sooner than a separate COMMIT would."""
-    rows, _ = _sealed(session.connection(), key, events, last, head)
+                    head: str | None, chain: int) -> None:
+    """PostgreSQL: seal ``events`` with the links of chain ``chain``
+    numbered up to ``last``, taken (with its counter's row lock) when the
+    chain's head was ``head``, and commit. The links and the new head
+    (``link_events``, migration 0019) are the transaction's last statement
+    and go to the server in one message with its COMMIT
+    (``database.execute_then_commit``): the chain's next writer waits for
+    the counter's lock, and this lets it go one round trip sooner than a
+    separate COMMIT would."""
+    rows, _ = _sealed(session.connection(), key, events, last, head, chain)
     # Written into the statement: the protocol that carries a COMMIT with
     # it takes no parameters. Numbers and hex digests this function made,
     # checked all the same (the head it started from was read from the
@@ -218,19 +229,20 @@ def link_and_commit(session: Session, key: bytes, events: list[tuple[int, bytes]
     seqs = ",".join(str(int(row["seq"])) for row in rows)
     ids = ",".join(str(int(row["event_id"])) for row in rows)
     hashes = ",".join(_digest(row["hash"]) for row in rows)
-    database.execute_then_commit(session, f"SELECT link_events('{{{seqs}}}', '{{{ids}}}', '{{{hashes}}}')")
+    database.execute_then_commit(
+        session, f"SELECT link_events({int(chain)}::smallint, '{{{seqs}}}', '{{{ids}}}', '{{{hashes}}}')")
 
 
 def _sealed(connection, key: bytes, events: list[tuple[int, bytes]], last: int,
-            head: str | None) -> tuple[list[dict], str]:
-    """The links of ``events``, numbered up to ``last``, after the chain's
-    head ``head`` (read under the counter's lock, so the link it names is
-    committed by now); and the new head."""
+            head: str | None, chain: int = 0) -> tuple[list[dict], str]:
+    """The links of ``events`` in chain ``chain``, numbered up to ``last``,
+    after the chain's head ``head`` (read under its counter's lock, so the
+    link it names is committed by now); and the new head."""
     first = last - len(events) + 1
     previous = ZERO if first == 1 else head
     if previous is None:
         # A counter row without its head (restored by hand): the link before.
-        previous = connection.execute(_HASH_OF, {"seq": first - 1}).scalar()
+        previous = connection.execute(_HASH_OF, {"chain": chain, "seq": first - 1}).scalar()
     if previous is None:
         # The link before is gone (removed by hand): keep recording, from the
         # zero hash; verify-audit reports the gap.
@@ -238,7 +250,7 @@ def _sealed(connection, key: bytes, events: list[tuple[int, bytes]], last: int,
     rows = []
     for seq, (event_id, stored) in enumerate(events, start=first):
         previous = link_hash(key, previous, stored)
-        rows.append({"seq": seq, "event_id": event_id, "hash": previous})
+        rows.append({"chain": chain, "seq": seq, "event_id": event_id, "hash": previous})
     return rows, previous
 
 
@@ -262,34 +274,65 @@ def _canonical_row(row) -> bytes:
 
 @dataclass(frozen=True)
 class Break:
-    """The first place where the chain does not hold."""
+    """The first place where a chain does not hold."""
 
     seq: int
     event_id: int | None
     what: str
+    chain: int = 0
 
     def __str__(self) -> str:
         event = f"event {self.event_id}" if self.event_id is not None else "event unknown"
-        return f"seq {self.seq} ({event}): {self.what}"
+        where = f"seq {self.seq}" if self.chain == 0 else f"chain {self.chain} seq {self.seq}"
+        return f"{where} ({event}): {self.what}"
+
+
+@dataclass(frozen=True)
+class Head:
+    """A chain's newest link, as ``verify-audit --expect-head`` takes it:
+    ``SEQ:HASH`` for chain 0, ``CHAIN/SEQ:HASH`` for the others."""
+
+    chain: int
+    seq: int
+    hash: str
+
+    def __str__(self) -> str:
+        return f"{self.seq}:{self.hash}" if self.chain == 0 else f"{self.chain}/{self.seq}:{self.hash}"
 
 
 @dataclass(frozen=True)
 class Report:
-    links: int  # links that verified, from seq 1 on
-    head_seq: int
-    head_hash: str
+    links: int  # links that verified, in every chain
+    heads: tuple[Head, ...]  # each chain's, as far as it verified; chain 0 first
     broken: Break | None
 
     @property
     def intact(self) -> bool:
         return self.broken is None
 
+    @property
+    def head_seq(self) -> int:
+        return self.heads[0].seq
 
-def _links_after(session: Session, after: int, limit: int):
+    @property
+    def head_hash(self) -> str:
+        return self.heads[0].hash
+
+
+def chain_of(counter: str) -> int | None:
+    """The chain whose counter row is named ``counter`` (``audit`` is chain
+    0, ``audit.N`` chain N; migration 0019), or None."""
+    if counter == COUNTER:
+        return 0
+    prefix, dot, number = counter.partition(".")
+    return int(number) if prefix == COUNTER and dot and number.isdigit() else None
+
+
+def _links_after(session: Session, chain: int, after: int, limit: int):
     return session.execute(
         select(AuditLink.seq, AuditLink.event_id, AuditLink.hash, *EVENT_COLUMNS)
         .join(Event, Event.id == AuditLink.event_id, isouter=True)
-        .where(AuditLink.seq > after).order_by(AuditLink.seq).limit(limit)
+        .where(AuditLink.chain == chain, AuditLink.seq > after).order_by(AuditLink.seq).limit(limit)
     ).all()
 
 
@@ -307,48 +350,63 @@ def _mismatch(key: bytes, row, expected: str, following) -> str:
     return "hash mismatch: the event or its link was changed after it was written"
 
 
-def verify(session: Session, key: bytes, *, batch: int = 2000,
-           expect_head: tuple[int, str] | None = None) -> Report:
-    """Walk the chain from seq 1 in batches of ``batch`` links, recomputing
-    every hash; the first break, if any. Memory stays flat however long the
-    trail is."""
+def verify(session: Session, key: bytes, *, batch: int = 2000, expect_heads: Iterable[Head] = ()) -> Report:
+    """Walk every chain from seq 1 in batches of ``batch`` links,
+    recomputing every hash; the first break, if any. Memory stays flat
+    however long the trail is."""
     # Numbers given out before the walk starts all have committed links.
-    given = session.scalar(select(ChangeCounter.value).where(ChangeCounter.name == COUNTER)) or 0
+    given = {chain: value for chain, value in (
+        (chain_of(name), value) for name, value in session.execute(select(ChangeCounter.name, ChangeCounter.value))
+    ) if chain is not None}
+    chains = sorted({0, *given, *session.scalars(select(AuditLink.chain).distinct())})
+    heads, links, broken = [], 0, None
+    for chain in chains:
+        head, chain_broken = _walk(session, key, chain, batch, given.get(chain) or 0)
+        heads.append(head)
+        links += head.seq
+        broken = broken or chain_broken
+    unlinked = _first_unlinked(session)
+    if unlinked is not None and (broken is None or (unlinked.chain == broken.chain and unlinked.seq < broken.seq)):
+        broken = unlinked
+    for expected in expect_heads if broken is None else ():
+        broken = _check_head(session, expected, {head.chain: head.seq for head in heads})
+        if broken is not None:
+            break
+    return Report(links, tuple(heads), broken)
+
+
+def _walk(session: Session, key: bytes, chain: int, batch: int, given: int) -> tuple[Head, Break | None]:
+    """One chain: its head as far as it verified, and its first break."""
     previous, expected_seq, last_event = ZERO, 1, None
     broken = None
-    rows = _links_after(session, 0, batch)
+    rows = _links_after(session, chain, 0, batch)
     while rows and broken is None:
         for i, row in enumerate(rows):
             if row.seq != expected_seq:
                 around = f"after event {last_event}" if last_event is not None else "at the start"
                 broken = Break(expected_seq, None,
                                f"link missing: the chain jumps from seq {expected_seq - 1} to {row.seq} "
-                               f"({around}); links and events were removed")
+                               f"({around}); links and events were removed", chain)
                 break
             if row.id is None:
-                broken = Break(row.seq, row.event_id, "event deleted: the link's event is gone")
+                broken = Break(row.seq, row.event_id, "event deleted: the link's event is gone", chain)
                 break
             stored = _canonical_row(row)
             expected = link_hash(key, previous, stored)
             if not hmac.compare_digest(expected, row.hash):
                 following = rows[i + 1] if i + 1 < len(rows) else next(
-                    iter(_links_after(session, row.seq, 1)), None)
-                broken = Break(row.seq, row.event_id, _mismatch(key, row, expected, following))
+                    iter(_links_after(session, chain, row.seq, 1)), None)
+                broken = Break(row.seq, row.event_id, _mismatch(key, row, expected, following), chain)
                 break
             previous, expected_seq, last_event = row.hash, row.seq + 1, row.event_id
         else:
-            rows = _links_after(session, rows[-1].seq, batch)
-    head_seq, head_hash = expected_seq - 1, previous
-    if broken is None and head_seq < given:
-        broken = Break(head_seq + 1, None,
-                       f"link missing: {given} links were made but the chain ends at seq {head_seq}; "
-                       f"the newest links were removed")
-    unlinked = _first_unlinked(session)
-    if unlinked is not None and (broken is None or unlinked.seq < broken.seq):
-        broken = unlinked
-    if broken is None and expect_head is not None:
-        broken = _check_head(session, expect_head, head_seq)
-    return Report(head_seq, head_seq, head_hash, broken)
+            rows = _links_after(session, chain, rows[-1].seq, batch)
+    head = Head(chain, expected_seq - 1, previous)
+    if broken is None and head.seq < given:
+        broken = Break(head.seq + 1, None,
+                       f"link missing: {given} links were made but the chain ends at seq {head.seq}; "
+                       f"the newest links were removed", chain)
+    return head, broken
 
 
 def _first_unlinked(session: Session) -> Break | None:
@@ -359,21 +417,26 @@ def _first_unlinked(session: Session) -> Break | None:
         return None
     count = session.scalar(select(func.count()).select_from(Event).where(~linked))
     # Where it sits: after the link of the newest event older than it.
-    after = session.scalar(select(func.max(AuditLink.seq)).where(AuditLink.event_id < event_id)) or 0
+    after = session.execute(select(AuditLink.chain, AuditLink.seq).where(AuditLink.event_id < event_id)
+                            .order_by(AuditLink.event_id.desc()).limit(1)).first()
+    chain, seq = after if after is not None else (0, 0)
     more = f" ({count} such events)" if count > 1 else ""
-    return Break(after + 1, event_id, f"event not linked: no link seals this event{more}; "
-                                      f"it was added past the application")
+    return Break(seq + 1, event_id, f"event not linked: no link seals this event{more}; "
+                                    f"it was added past the application", chain)
 
 
-def _check_head(session: Session, expect_head: tuple[int, str], head_seq: int) -> Break | None:
-    seq, noted = expect_head
-    stored = session.scalar(select(AuditLink.hash).where(AuditLink.seq == seq))
+def _check_head(session: Session, expected: Head, heads: dict[int, int]) -> Break | None:
+    stored = session.scalar(select(AuditLink.hash).where(AuditLink.chain == expected.chain,
+                                                          AuditLink.seq == expected.seq))
     if stored is None:
-        return Break(seq, None, f"the noted head is gone: the chain now ends at seq {head_seq}; "
-                                f"the newest links were removed")
-    if not hmac.compare_digest(stored, noted.lower()):
-        event_id = session.scalar(select(AuditLink.event_id).where(AuditLink.seq == seq))
-        return Break(seq, event_id, f"link {seq} is not the noted head: its hash is {stored}")
+        return Break(expected.seq, None, f"the noted head is gone: the chain now ends at seq "
+                                         f"{heads.get(expected.chain, 0)}; the newest links were removed",
+                     expected.chain)
+    if not hmac.compare_digest(stored, expected.hash.lower()):
+        event_id = session.scalar(select(AuditLink.event_id).where(AuditLink.chain == expected.chain,
+                                                                   AuditLink.seq == expected.seq))
+        return Break(expected.seq, event_id, f"link {expected.seq} is not the noted head: its hash is {stored}",
+                     expected.chain)
     return None
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 import uuid
 from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
@@ -24,7 +25,7 @@ from api.services import audit, audit_chain, changes, scans
 from shared import formid
 from tests.api.test_concurrency import all_at_once, bearer
 from tests.api.traveller_support import app_world, coat  # noqa: F401 (a fixture)
-from tests.builders import form_body, item, scanning_as, statements_of, traveller
+from tests.builders import form_body, in_time, item, scanning_as, statements_of, traveller
 from tests.conftest import BACKENDS
 
 INTACT = re.compile(r"^audit trail intact: (\d+) events, head seq (\d+) hash ([0-9a-f]{64})$", re.M)
@@ -273,7 +274,10 @@ def test_an_event_added_past_audit_record_is_linked_too(app, world, runner):
     assert intact(runner)[0] == before + 2
 
 
-def test_many_concurrent_scans_make_one_chain_without_gaps(app, world, live_server, runner, figures):
+def test_many_concurrent_scans_make_chains_without_gaps(app, world, live_server, runner, figures):
+    """Concurrent writers take whichever chain is free (on PostgreSQL; one
+    on SQLite): every event is in exactly one chain, each chain numbered
+    1, 2, 3 ... without a gap, and all of them verify."""
     forms = [world.issue("shop", traveller=traveller(passport_number=f"C{n:07d}")) for n in range(10)]
     kiosks = [world.devices["kiosk"], world.devices["rtm-kiosk"]]
 
@@ -283,15 +287,17 @@ def test_many_concurrent_scans_make_one_chain_without_gaps(app, world, live_serv
     ])
 
     assert {status for status, *_ in responses} == {200}
-    events, head_seq, _ = intact(runner)
+    events, _, _ = intact(runner)
     with app.app_context():
         session = database.session()
-        seqs = session.scalars(select(AuditLink.seq).order_by(AuditLink.seq)).all()
+        links = session.execute(select(AuditLink.chain, AuditLink.seq).order_by(AuditLink.chain, AuditLink.seq)).all()
         total = session.scalar(select(func.count()).select_from(Event))
         scanned = session.scalar(select(func.count()).select_from(Event).where(Event.type == "form.scanned"))
-    assert seqs == list(range(1, total + 1)) and events == head_seq == total
+    chains = {chain: [seq for c, seq in links if c == chain] for chain, _ in links}
+    assert all(seqs == list(range(1, len(seqs) + 1)) for seqs in chains.values()), chains
+    assert events == len(links) == total
     assert scanned == 40
-    figures(sent=40, events=total, links=len(seqs), gaps=total - len(seqs),
+    figures(sent=40, events=total, links=len(links), chains=len(chains), gaps=total - len(links),
             errors=sum(status != 200 for status, *_ in responses), broken_links_found=0)
 
 
@@ -694,9 +700,10 @@ def _validated_after_losing(app, world, runner, form, *counters: str) -> tuple[l
     statements = statements_of(app, lambda: answer.update(world.scan("kiosk", form["qr_payload"]).get_json()))
 
     assert answer["verdict"] == "validated"
-    assert _counters(app)["audit"] == events_before + 2
     assert _numbered(app) == _change_seq(app, form["id"]) == highest + 1
-    assert intact(runner)[:2] == (events_before + 2, events_before + 2)
+    # Linked after the highest link of its chain (on PostgreSQL another
+    # chain may take them while chain 0's row is missing).
+    assert intact(runner)[0] == events_before + 2
     return statements, events_before
 
 
@@ -715,8 +722,14 @@ def test_a_scan_where_no_counter_has_a_row_yet_is_numbered_as_it_commits(app, wo
         session.execute(delete(ChangeCounter))
         session.commit()
     assert world.scan("kiosk", form["qr_payload"]).get_json()["verdict"] == "validated"
-    assert _counters(app)["audit"] == events_before + 3
-    assert intact(runner)[:2] == (events_before + 3, events_before + 3)
+    assert intact(runner)[0] == events_before + 3
+    # Every chain's counter made again after its highest link.
+    with app.app_context():
+        session = database.session()
+        highest = dict(session.execute(
+            select(AuditLink.chain, func.max(AuditLink.seq)).group_by(AuditLink.chain)).all())
+        counters = _counters(app)
+    assert {chain: counters["audit" if chain == 0 else f"audit.{chain}"] for chain in highest} == highest
 
 
 def test_a_compare_and_set_that_loses_takes_no_number(app, world, runner):
@@ -996,8 +1009,9 @@ def test_links_given_in_uneven_lists_are_refused_whole(app, database_url):
             for seqs, ids, hashes in (("{900001,900002}", "{1}", f"{{{'a' * 64},{'b' * 64}}}"),
                                       ("{900001}", "{1}", "{}"), ("{}", "{}", "{}")):
                 with pytest.raises(DBAPIError, match="as many seqs"):
-                    connection.execute(text("SELECT link_events(CAST(:s AS bigint[]), CAST(:i AS bigint[]), "
-                                            "CAST(:h AS text[]))"), {"s": seqs, "i": ids, "h": hashes})
+                    connection.execute(text("SELECT link_events(CAST(0 AS smallint), CAST(:s AS bigint[]), "
+                                            "CAST(:i AS bigint[]), CAST(:h AS text[]))"),
+                                       {"s": seqs, "i": ids, "h": hashes})
                 connection.rollback()
             assert connection.scalar(text("SELECT count(*) FROM audit_links")) == links
             assert connection.scalar(text("SELECT head_hash FROM change_counters WHERE name = 'audit'")) == head
@@ -1051,6 +1065,93 @@ def test_a_scan_whose_links_fail_writes_nothing_and_goes_through_when_sent_again
 
     assert world.scan("kiosk", form["qr_payload"]).get_json()["verdict"] == "validated"
     assert intact(runner)[:2] == (events_before + 2, events_before + 2)
+
+
+# --- several chains (PostgreSQL) ------------------------------------------------------
+
+HEAD_OF_CHAIN = re.compile(r"^chain (\d+): head seq (\d+) hash ([0-9a-f]{64})$", re.M)
+
+
+def _printed(output: str) -> list[str]:
+    """verify-audit's lines, without its log line."""
+    return [line for line in output.splitlines() if not line.startswith("{")]
+
+
+def _chains_of(app, form_id: str) -> set[int]:
+    with app.app_context():
+        return set(database.session().scalars(
+            select(AuditLink.chain).join(Event, Event.id == AuditLink.event_id).where(Event.form_id == form_id)))
+
+
+@pytest.mark.parametrize("database_url", [b for b in BACKENDS if b == "postgresql"], indirect=True)
+def test_a_writer_takes_a_free_chain_while_another_transaction_holds_chain_0(app, world, database_url, runner):
+    """Writers do not queue for one chain: with chain 0's counter held, a
+    scan takes chain 1 and commits at once. Every chain verifies, each with
+    its head to note, and tampering in chain 1 is found there."""
+    form = world.issue("shop", traveller=traveller(passport_number="C0000001"))
+    events_before, head, head_hash = intact(runner)
+    with app.extensions["db_engine"].connect() as holder:
+        holder.execute(text("SELECT value FROM change_counters WHERE name = 'audit' FOR UPDATE"))
+        answer = in_time(lambda: world.scan("kiosk", form["qr_payload"]).get_json())
+        holder.rollback()
+    assert answer is not None and answer["verdict"] == "validated", "the scan waited for chain 0"
+    assert _chains_of(app, form["id"]) == {0, 1}  # issued in chain 0, scanned in chain 1
+
+    code, output = verify(runner)
+    assert code == 0 and INTACT.search(output).groups()[:2] == (str(events_before + 2), str(head))
+    [(chain, seq, digest)] = HEAD_OF_CHAIN.findall(output)
+    assert (chain, seq) == ("1", "2")
+    noted = (f"{head}:{head_hash}", f"1/2:{digest}")
+    assert f"heads to note: {' '.join(noted)}" in output
+    code_noted, output_noted = verify(runner, "--expect-head", noted[0], "--expect-head", noted[1])
+    assert (code_noted, _printed(output_noted)) == (code, _printed(output))
+
+    # Chain 1's newest link and event cut off, its counter set back: only
+    # its noted head tells.
+    with as_superuser(app) as conn:
+        event_id = conn.scalar(select(AuditLink.event_id).where(AuditLink.chain == 1, AuditLink.seq == 2))
+        conn.execute(delete(AuditLink.__table__).where(AuditLink.chain == 1, AuditLink.seq == 2))
+        conn.execute(delete(Event.__table__).where(Event.id == event_id))
+        conn.execute(update(ChangeCounter.__table__).where(ChangeCounter.name == "audit.1").values(value=1))
+    assert verify(runner)[0] == 0
+    code, output = verify(runner, "--expect-head", noted[0], "--expect-head", noted[1])
+    assert code == 1 and "audit trail broken at chain 1 seq 2 (event unknown): the noted head is gone" in output
+
+    # Chain 1's first event changed: found at its link.
+    with as_superuser(app) as conn:
+        event_id = conn.scalar(select(AuditLink.event_id).where(AuditLink.chain == 1, AuditLink.seq == 1))
+        conn.execute(update(Event.__table__).where(Event.id == event_id).values(actor="device:someone-else"))
+    code, output = verify(runner)
+    assert code == 1 and f"audit trail broken at chain 1 seq 1 (event {event_id}): " in output
+
+
+@pytest.mark.parametrize("database_url", [b for b in BACKENDS if b == "postgresql"], indirect=True)
+def test_with_every_chain_held_a_writer_waits_for_chain_0(app, world, database_url, runner):
+    """Every chain held by other transactions: the scan's statement takes
+    none, and its commit waits for chain 0, then links there."""
+    first, form = (world.issue("shop", traveller=traveller(passport_number="C0000002")) for _ in range(2))
+    with app.extensions["db_engine"].connect() as holder:
+        # Chain 0 held: the first scan's commit makes the other chains'
+        # counter rows (emptied with the tables before this test) and takes one.
+        holder.execute(text("SELECT value FROM change_counters WHERE name = 'audit' FOR UPDATE"))
+        assert in_time(lambda: world.scan("kiosk", first["qr_payload"]).get_json())["verdict"] == "validated"
+        holder.rollback()
+    assert _chains_of(app, first["id"]) == {0, 1}
+    events_before, head, _ = intact(runner)
+    with app.extensions["db_engine"].connect() as holder:
+        held = holder.execute(text("SELECT name FROM change_counters WHERE name = 'audit' OR name LIKE 'audit.%' "
+                                   "FOR UPDATE")).all()
+        assert len(held) == 8
+        answer = {}
+        waiting = threading.Thread(target=lambda: answer.update(world.scan("kiosk", form["qr_payload"]).get_json()))
+        waiting.start()
+        waiting.join(1)
+        assert waiting.is_alive() and not answer
+        holder.rollback()
+        waiting.join(30)
+    assert answer["verdict"] == "validated"
+    assert _chains_of(app, form["id"]) == {0}
+    assert intact(runner)[:2] == (events_before + 2, head + 2)
 
 
 # --- an id drawn twice ----------------------------------------------------------------

@@ -16,7 +16,7 @@ from api.auth import Principal
 from api.migrations import alembic_config
 from api.models import ChangeCounter, Form, utcnow
 from api.services import changes, forms
-from tests.builders import form_body, item
+from tests.builders import form_body, in_time, item
 from tests.conftest import BACKENDS
 
 FEED = "/api/v1/forms"
@@ -226,16 +226,6 @@ def test_pollers_paging_while_writers_commit_see_every_change_once(app, world, l
     assert time.monotonic() - started < 120
 
 
-def _in_time(call, seconds: float = 10):
-    """Run ``call`` in a thread; what it returned, or None if it had not
-    returned within ``seconds`` (it is then left to finish)."""
-    result = {}
-    thread = threading.Thread(target=lambda: result.update(value=call()))
-    thread.start()
-    thread.join(seconds)
-    return result.get("value")
-
-
 @pytest.mark.parametrize("database_url", [b for b in BACKENDS if b == "postgresql"], indirect=True)
 def test_writers_never_wait_for_the_feeds_counter(app, world, live_server):
     """While another transaction holds the change feed's counter, forms are
@@ -245,9 +235,9 @@ def test_writers_never_wait_for_the_feeds_counter(app, world, live_server):
     headers = {"Authorization": f"Bearer {world.tokens['shop']}"}
     with app.extensions["db_engine"].connect() as holder:
         holder.execute(text("SELECT value FROM change_counters WHERE name = 'forms' FOR UPDATE"))
-        scanned = _in_time(lambda: requests.post(f"{live_server}/api/v1/scans", json={
+        scanned = in_time(lambda: requests.post(f"{live_server}/api/v1/scans", json={
             "qr_payload": form["qr_payload"]}, headers=world.auth("kiosk"), timeout=30))
-        issued = _in_time(lambda: requests.post(f"{live_server}{FEED}", json=form_body(invoice="WAITS-NOT-1"),
+        issued = in_time(lambda: requests.post(f"{live_server}{FEED}", json=form_body(invoice="WAITS-NOT-1"),
                                                 headers=headers, timeout=30))
         holder.rollback()
     assert scanned is not None and scanned.json()["verdict"] == "validated", "the scan waited for the counter"
@@ -266,7 +256,7 @@ def test_a_reading_leaves_a_form_another_transaction_holds_to_the_next(app, worl
     headers = {"Authorization": f"Bearer {world.tokens['shop']}"}
     with app.extensions["db_engine"].connect() as holder:
         holder.execute(text("SELECT id FROM forms WHERE id = :id FOR UPDATE"), {"id": held_form["id"]})
-        page = _in_time(lambda: requests.get(f"{live_server}{FEED}", headers=headers, timeout=30))
+        page = in_time(lambda: requests.get(f"{live_server}{FEED}", headers=headers, timeout=30))
         holder.rollback()
     assert page is not None, "the reading waited for the form's row"
     assert [f["id"] for f in page.json()["items"]] == [other["id"]]
