@@ -54,9 +54,10 @@ What the floor does NOT do, and the real endpoints must (the room they have
 above the floor):
 
 - the audit trail: an ``events`` row per scan and status change, each
-  linked into the HMAC hash chain (``audit_links``) under the ``audit``
+  linked into an HMAC hash chain (``audit_links``) under that chain's
   counter's row lock, as the transaction commits;
-- the change feed: the form numbered under the ``forms`` counter's row lock;
+- the change feed: the form marked changed (numbered when the feed is
+  read);
 - the webhook outbox: a delivery row per subscribed webhook for a status
   change;
 - idempotency: ``Idempotency-Key`` stored responses (encrypted);
