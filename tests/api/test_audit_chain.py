@@ -1154,6 +1154,30 @@ def test_with_every_chain_held_a_writer_waits_for_chain_0(app, world, database_u
     assert intact(runner)[:2] == (events_before + 2, head + 2)
 
 
+def test_going_back_to_one_chain_is_refused_while_links_are_in_others(tmp_path):
+    """Migration 0019's downgrade would leave the links of chains 1 to 7
+    where no verification walks them: it refuses, and changes nothing."""
+    url = f"sqlite:///{tmp_path / 'chains.sqlite3'}"
+    command.upgrade(alembic_config(url), "heads")
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        # An event and its link in chain 1, as PostgreSQL's writers make them.
+        event_id = conn.execute(insert(Event.__table__).values(
+            form_id=None, type="test", actor="test", exit_point=None, data={},
+            at=datetime(2026, 12, 5, 10, 0, tzinfo=timezone.utc))).inserted_primary_key[0]
+        conn.execute(insert(AuditLink.__table__).values(chain=1, seq=1, event_id=event_id, hash="a" * 64))
+    engine.dispose()
+
+    with pytest.raises(RuntimeError, match="chains other than 0"):
+        command.downgrade(alembic_config(url), "0018")
+
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        assert conn.scalar(text("SELECT version_num FROM alembic_version")) == "0019"
+        assert conn.execute(select(AuditLink.chain, AuditLink.seq)).all() == [(1, 1)]
+    engine.dispose()
+
+
 # --- an id drawn twice ----------------------------------------------------------------
 
 def _draws(monkeypatch, *ids):
