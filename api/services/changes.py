@@ -141,10 +141,9 @@ def _make_counter(insert):
 
 def _number_marked():
     """The ``at_most`` longest-marked forms numbered after ``start``, in
-    the order they changed; on PostgreSQL only those no other transaction
-    holds. (Nested
-    subqueries, not a WITH clause: SQLite's driver counts the rows of a
-    statement only if it starts with UPDATE.)"""
+    the order they were stamped; on PostgreSQL only those no other
+    transaction holds. (Nested subqueries, not a WITH clause: SQLite's
+    driver counts the rows of a statement only if it starts with UPDATE.)"""
     marked = (select(_FORMS.c.id, _FORMS.c.updated_at).where(MARKED)
               .order_by(_FORMS.c.updated_at, _FORMS.c.id).limit(bindparam("at_most", type_=BigInteger))
               .with_for_update(skip_locked=True, key_share=True).subquery("marked"))
